@@ -1,0 +1,189 @@
+"""The `schemactl` command line: click only.
+
+Each command parses its arguments, calls one engine function (`schemactl.api`),
+renders the result and exits. Errors are mapped to exit codes in one place
+(`SchemactlGroup.invoke`). This module never imports sqlalchemy, alembic, git
+or subprocess.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from schemactl import output
+from schemactl.errors import SchemactlError
+from schemactl.results import error_json
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Options:
+    """Global options, settable before or after the command name."""
+
+    repo: str | None = None
+    database_url: str | None = None
+    actor: str | None = None
+    json: bool = False
+
+
+def _opts() -> Options:
+    ctx = click.get_current_context()
+    obj = ctx.find_object(Options)
+    if obj is None:
+        obj = ctx.ensure_object(Options)
+    return obj
+
+
+def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value not in (None, False):
+            setattr(ctx.ensure_object(Options), name, value)
+        return value
+
+    return callback
+
+
+def global_options(fn: F) -> F:
+    """--repo, --database-url, --actor and --json, accepted on every command."""
+    opts = [
+        click.option("--repo", "repo", type=click.Path(file_okay=False), expose_value=False,
+                     callback=_store("repo"), is_eager=True,
+                     help="Schema repository (default: the current directory)."),
+        click.option("--database-url", "database_url", expose_value=False,
+                     callback=_store("database_url"), is_eager=True,
+                     help="PostgreSQL URL (default: $SCHEMACTL_DATABASE_URL, $DATABASE_URL, "
+                          "then the embedded server)."),
+        click.option("--actor", "actor", expose_value=False, callback=_store("actor"),
+                     is_eager=True, help="Who acts, for audit entries and commits."),
+        click.option("--json", "json_", is_flag=True, expose_value=False,
+                     callback=_store("json"), is_eager=True,
+                     help="Print one JSON object on stdout."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def emit(result: Any) -> None:
+    """Print a result (JSON or human) and exit 0, or 1 when it is not ok."""
+    data = result.to_json()
+    if _opts().json:
+        output.print_json(data)
+    else:
+        output.print_human(data)
+    sys.exit(0 if data.get("ok", True) else result.exit_code)
+
+
+class SchemactlGroup(click.Group):
+    """Maps every expected error to its exit code and a one-line message (or JSON)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        wants_json = "--json" in sys.argv[1:]
+        try:
+            return super().invoke(ctx)
+        except SchemactlError as exc:
+            command = " ".join(ctx.invoked_subcommand and [ctx.invoked_subcommand] or [])
+            sub = ctx.protected_args[1:2] if ctx.protected_args else []
+            name = " ".join([command, *[s for s in sub if not s.startswith("-")]]).strip()
+            if wants_json or (ctx.obj and ctx.obj.json):
+                output.print_json(error_json(name or "schemactl", exc,
+                                             getattr(exc, "violations", None),
+                                             getattr(exc, "result", None)))
+            else:
+                if getattr(exc, "violations", None):
+                    output.violations_table([v.to_json() if hasattr(v, "to_json") else v
+                                             for v in exc.violations])  # type: ignore[attr-defined]
+                output.print_error(exc.message, exc.hint)
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            if wants_json:
+                output.print_json({"ok": False, "command": ctx.invoked_subcommand or "schemactl",
+                                   "violations": [], "error": {"code": "usage",
+                                                               "message": exc.format_message()}})
+                sys.exit(2)
+            raise
+        except KeyboardInterrupt:
+            output.print_error("interrupted")
+            sys.exit(130)
+
+
+@click.group(cls=SchemactlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@global_options
+@click.version_option(package_name="schemactl")
+def main() -> None:
+    """GitOps schema evolution for PostgreSQL: safe dynamic tables for AI agents.
+
+    Exit codes: 0 success, 1 rejected, 2 bad input, 3 database/environment, 4 conflict.
+    """
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@global_options
+def init(directory: str) -> None:
+    """Scaffold a schema repository in DIRECTORY (new or empty)."""
+    from schemactl import api
+
+    emit(api.init(directory, actor=_opts().actor))
+
+
+@main.group()
+def db() -> None:
+    """Manage the repository's embedded PostgreSQL (data in .schemactl/)."""
+
+
+@db.command("start")
+@global_options
+def db_start() -> None:
+    """Start the embedded server (initialising it on first use)."""
+    from schemactl import api
+
+    emit(api.db_start(_opts().repo))
+
+
+@db.command("stop")
+@global_options
+def db_stop() -> None:
+    """Stop the embedded server."""
+    from schemactl import api
+
+    emit(api.db_stop(_opts().repo))
+
+
+@db.command("status")
+@global_options
+def db_status() -> None:
+    """Whether the embedded server runs, and its URL (no password)."""
+    from schemactl import api
+
+    emit(api.db_status(_opts().repo))
+
+
+@main.command()
+@global_options
+def apply() -> None:
+    """Apply pending migrations to the database."""
+    from schemactl import api
+
+    o = _opts()
+    emit(api.apply(o.repo, database_url=o.database_url, actor=o.actor))
+
+
+@main.command()
+@global_options
+def status() -> None:
+    """Git head, database revision, pending migrations, and database health."""
+    from schemactl import api
+
+    o = _opts()
+    emit(api.status(o.repo, database_url=o.database_url))
+
+
+if __name__ == "__main__":
+    main()

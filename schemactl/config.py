@@ -1,0 +1,161 @@
+"""`schemactl.toml`: the repository's policy, with defaults for every key.
+
+The defaults here are the contract; `schemactl init` writes them out so that a
+reader of a schema repository sees every setting in one file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from schemactl.errors import BadInputError
+
+CONFIG_FILE = "schemactl.toml"
+
+
+@dataclass(frozen=True)
+class BaseField:
+    """A column every dynamic table must have (DESIGN.md, Base fields)."""
+
+    name: str
+    type: str
+    nullable: bool = True
+    default: str | None = None
+    primary_key: bool = False
+    accept_types: tuple[str, ...] = ()
+
+    def as_column(self) -> dict[str, Any]:
+        col: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.primary_key:
+            col["primary_key"] = True
+        if not self.nullable and not self.primary_key:
+            col["nullable"] = False
+        if self.default is not None:
+            col["default"] = self.default
+        return col
+
+
+DEFAULT_BASE_FIELDS: tuple[BaseField, ...] = (
+    BaseField("id", "uuid", nullable=False, default="gen_random_uuid()", primary_key=True),
+    BaseField("created_at", "timestamptz", nullable=False, default="now()",
+              accept_types=("timestamp",)),
+    BaseField("updated_at", "timestamptz", nullable=False, default="now()",
+              accept_types=("timestamp",)),
+    BaseField("is_deleted", "boolean", nullable=False, default="false"),
+    BaseField("created_by", "bigint", nullable=True),
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_columns: int = 100
+    max_indexes: int = 20
+    max_definition_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Waiver:
+    rule: str
+    reason: str
+    table: str | None = None
+    column: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The parsed `schemactl.toml` of one repository."""
+
+    base_fields: tuple[BaseField, ...] = DEFAULT_BASE_FIELDS
+    severities: dict[str, str] = field(default_factory=dict)
+    limits: Limits = Limits()
+    waivers: tuple[Waiver, ...] = ()
+    agent_apply: str = "safe"
+    backup_dir: str = ".schemactl/backups"
+    keep_last: int = 20
+    lock_timeout_ms: int = 2000
+    statement_timeout_ms: int = 600_000
+    lock_retries: int = 5
+    retry_backoff_ms: int = 500
+    dynamic_schema: str = "public"
+    archive_schema: str = "schemactl_archive"
+
+    @property
+    def base_field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.base_fields)
+
+
+def _base_fields(raw: list[dict[str, Any]]) -> tuple[BaseField, ...]:
+    fields = []
+    for item in raw:
+        if not isinstance(item, dict) or "name" not in item or "type" not in item:
+            raise BadInputError(f"{CONFIG_FILE}: each [[base_fields]] needs a name and a type")
+        fields.append(BaseField(
+            name=str(item["name"]), type=str(item["type"]),
+            nullable=bool(item.get("nullable", True)),
+            default=None if item.get("default") is None else str(item["default"]),
+            primary_key=bool(item.get("primary_key", False)),
+            accept_types=tuple(item.get("accept_types", ())),
+        ))
+    return tuple(fields)
+
+
+def load_config(repo_root: Path) -> Config:
+    """Read `schemactl.toml` at the repository root; a missing file means all defaults.
+
+    Raises:
+        BadInputError: the file is not valid TOML or holds a value of the wrong kind.
+    """
+    path = repo_root / CONFIG_FILE
+    if not path.exists():
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path.name}: {exc}", hint="fix the TOML syntax") from exc
+    try:
+        rules = data.get("rules", {})
+        severities = {code.upper(): str(sev) for code, sev in rules.get("severity", {}).items()}
+        for code, sev in severities.items():
+            if sev not in ("error", "warning", "off"):
+                raise BadInputError(f"{CONFIG_FILE}: rules.severity.{code} must be "
+                                    f"error, warning or off, not {sev!r}")
+        waivers = []
+        for w in rules.get("waivers", []):
+            reason = str(w.get("reason", "")).strip()
+            if not reason:
+                raise BadInputError(f"{CONFIG_FILE}: waiver for {w.get('rule')} has no reason",
+                                    hint="every waiver needs a written reason")
+            waivers.append(Waiver(rule=str(w["rule"]).upper(), reason=reason,
+                                  table=w.get("table"), column=w.get("column")))
+        lim = data.get("limits", {})
+        policy = data.get("policy", {})
+        backup = data.get("backup", {})
+        apply_ = data.get("apply", {})
+        agent_apply = str(policy.get("agent_apply", "safe"))
+        if agent_apply not in ("safe", "never"):
+            raise BadInputError(f"{CONFIG_FILE}: policy.agent_apply must be 'safe' or 'never'")
+        base = data.get("base_fields")
+        return Config(
+            base_fields=_base_fields(base) if base is not None else DEFAULT_BASE_FIELDS,
+            severities=severities,
+            limits=Limits(
+                max_columns=int(lim.get("max_columns", Limits.max_columns)),
+                max_indexes=int(lim.get("max_indexes", Limits.max_indexes)),
+                max_definition_bytes=int(lim.get("max_definition_bytes",
+                                                 Limits.max_definition_bytes)),
+            ),
+            waivers=tuple(waivers),
+            agent_apply=agent_apply,
+            backup_dir=str(backup.get("dir", Config.backup_dir)),
+            keep_last=int(backup.get("keep_last", Config.keep_last)),
+            lock_timeout_ms=int(apply_.get("lock_timeout_ms", Config.lock_timeout_ms)),
+            statement_timeout_ms=int(apply_.get("statement_timeout_ms",
+                                                Config.statement_timeout_ms)),
+            lock_retries=int(apply_.get("lock_retries", Config.lock_retries)),
+            retry_backoff_ms=int(apply_.get("retry_backoff_ms", Config.retry_backoff_ms)),
+        )
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BadInputError(f"{CONFIG_FILE}: invalid value ({exc})") from exc

@@ -1,0 +1,236 @@
+"""Git, through GitPython: the only module that imports it.
+
+Commits made by schemactl carry a readable subject and machine trailers
+(`Schemactl-Action:`, `Schemactl-Revision:`, `Schemactl-Backup:`,
+`Schemactl-Actor:`) so the history can be read back by people and tools.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from schemactl.errors import BadInputError, EnvironmentError_
+
+if TYPE_CHECKING:
+    import git
+
+# Used only when neither the repository nor the user configured an identity (fresh CI machines).
+FALLBACK_NAME = "schemactl"
+FALLBACK_EMAIL = "schemactl@localhost"
+
+
+def _repo(root: Path) -> git.Repo:
+    import git
+
+    try:
+        return git.Repo(root)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+        raise BadInputError(f"{root} is not a git repository",
+                            hint="run `schemactl init DIR` to make a schema repository") from exc
+
+
+def _identity_env(repo: git.Repo) -> dict[str, str]:
+    env: dict[str, str] = {}
+    reader = repo.config_reader()
+    if not (os.environ.get("GIT_AUTHOR_NAME") or reader.has_option("user", "name")):
+        env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = FALLBACK_NAME
+    if not (os.environ.get("GIT_AUTHOR_EMAIL") or reader.has_option("user", "email")):
+        env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = FALLBACK_EMAIL
+    return env
+
+
+def init(root: Path) -> None:
+    """`git init` with `main` as the first branch."""
+    import git
+
+    try:
+        git.Repo.init(root, initial_branch="main")
+    except git.GitCommandError as exc:
+        raise EnvironmentError_(f"git init failed: {exc.stderr.strip()}") from exc
+
+
+def format_message(subject: str, trailers: Mapping[str, str | None], body: str = "") -> str:
+    lines = [subject.strip()]
+    if body.strip():
+        lines += ["", body.strip()]
+    trailer_lines = [f"{k}: {v}" for k, v in trailers.items() if v]
+    if trailer_lines:
+        lines += ["", *trailer_lines]
+    return "\n".join(lines) + "\n"
+
+
+def commit(root: Path, paths: Iterable[str | Path], subject: str,
+           trailers: Mapping[str, str | None] | None = None, body: str = "") -> str:
+    """Stage ``paths`` (additions, edits and deletions) and commit only them.
+
+    Other staged or unstaged work in the repository is left as it was.
+
+    Returns:
+        The new commit's sha.
+
+    Raises:
+        EnvironmentError_: git refused (hook failure, nothing to commit, ...).
+    """
+    import git
+
+    repo = _repo(root)
+    rel = [str(Path(p).resolve().relative_to(root.resolve())) if Path(p).is_absolute() else str(p)
+           for p in paths]
+    message = format_message(subject, trailers or {}, body)
+    env = _identity_env(repo)
+    try:
+        with repo.git.custom_environment(**env):
+            repo.git.add("-A", "--", *rel)
+            if repo.head.is_valid():
+                repo.git.commit("-q", "--no-verify", "-m", message, "--only", "--", *rel)
+            else:
+                repo.git.commit("-q", "--no-verify", "-m", message)
+    except git.GitCommandError as exc:
+        raise EnvironmentError_(f"git commit failed: {exc.stderr.strip() or exc}",
+                                hint="check the repository state with `git status`") from exc
+    return repo.head.commit.hexsha
+
+
+def head_sha(root: Path) -> str | None:
+    repo = _repo(root)
+    return repo.head.commit.hexsha if repo.head.is_valid() else None
+
+
+def current_branch(root: Path) -> str | None:
+    repo = _repo(root)
+    try:
+        return repo.active_branch.name
+    except TypeError:  # detached HEAD
+        return None
+
+
+def user_name(root: Path) -> str | None:
+    try:
+        reader = _repo(root).config_reader()
+        if reader.has_option("user", "name"):
+            return str(reader.get_value("user", "name"))
+    except BadInputError:
+        return None
+    return None
+
+
+@dataclass(frozen=True)
+class TreeFile:
+    path: str
+    data: bytes
+
+
+def _git(root: Path, *args: str, input: bytes | None = None) -> bytes:
+    """Run plain git (no GitPython): the read paths of validate must start fast."""
+    import subprocess
+
+    proc = subprocess.run(["git", "-C", str(root), *args], input=input, capture_output=True)
+    if proc.returncode != 0:
+        raise BadInputError(f"git {args[0]}: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+def files_at(root: Path, rev: str, folder: str) -> list[TreeFile]:
+    """Every file directly under ``folder`` in the tree of ``rev`` (empty if none).
+
+    Raises:
+        BadInputError: ``rev`` does not name a commit.
+    """
+    import subprocess
+
+    probe = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "-q",
+                            f"{rev}^{{commit}}"], capture_output=True)
+    if probe.returncode != 0:
+        if rev == "HEAD":
+            return []  # a repository without commits has no definitions yet
+        raise BadInputError(f"unknown git revision {rev!r}")
+    sha = probe.stdout.decode().strip()
+    listing = _git(root, "ls-tree", "-z", f"{sha}:{folder}") if _has_path(root, sha, folder) \
+        else b""
+    entries = []
+    for item in listing.split(b"\0"):
+        if not item:
+            continue
+        meta, name = item.split(b"\t", 1)
+        _mode, kind, obj = meta.split()
+        if kind == b"blob":
+            entries.append((name.decode(), obj.decode()))
+    if not entries:
+        return []
+    batch = _git(root, "cat-file", "--batch", input="".join(f"{o}\n" for _, o in entries).encode())
+    out: list[TreeFile] = []
+    pos = 0
+    for name, _obj in entries:
+        header_end = batch.index(b"\n", pos)
+        size = int(batch[pos:header_end].split()[2])
+        data = batch[header_end + 1: header_end + 1 + size]
+        pos = header_end + 1 + size + 1
+        out.append(TreeFile(path=f"{folder}/{name}", data=data))
+    return out
+
+
+def _has_path(root: Path, sha: str, folder: str) -> bool:
+    import subprocess
+
+    return subprocess.run(["git", "-C", str(root), "cat-file", "-e", f"{sha}:{folder}"],
+                          capture_output=True).returncode == 0
+
+
+def read_at(root: Path, rev: str, path: str) -> bytes | None:
+    """One file's bytes at ``rev``, or None when it does not exist there."""
+    import git
+
+    repo = _repo(root)
+    try:
+        return bytes(repo.commit(rev).tree[path].data_stream.read())
+    except (KeyError, git.BadName, ValueError):
+        return None
+
+
+def merge_base(root: Path, a: str, b: str = "HEAD") -> str:
+    import git
+
+    repo = _repo(root)
+    try:
+        bases = repo.merge_base(a, b)
+    except git.GitCommandError as exc:
+        raise BadInputError(f"unknown git revision {a!r}") from exc
+    if not bases:
+        raise BadInputError(f"{a} and {b} have no common ancestor")
+    return bases[0].hexsha
+
+
+def log(root: Path, max_count: int = 50, paths: Iterable[str] = ()) -> list[dict[str, str]]:
+    """Recent commits (sha, subject, trailers) newest first."""
+    repo = _repo(root)
+    if not repo.head.is_valid():
+        return []
+    out = []
+    for c in repo.iter_commits(max_count=max_count, paths=list(paths) or None):
+        message = str(c.message)
+        trailers = {}
+        for line in message.splitlines():
+            if line.startswith("Schemactl-") and ": " in line:
+                key, value = line.split(": ", 1)
+                trailers[key] = value
+        out.append({"sha": c.hexsha, "subject": message.splitlines()[0] if message else "",
+                    **trailers})
+    return out
+
+
+def commit_adding(root: Path, path: str) -> str | None:
+    """The sha of the commit that first added ``path`` (None if never committed)."""
+    repo = _repo(root)
+    if not repo.head.is_valid():
+        return None
+    out = repo.git.log("--diff-filter=A", "--format=%H", "--", path).split()
+    return out[-1] if out else None
+
+
+def is_dirty(root: Path, paths: Iterable[str]) -> bool:
+    repo = _repo(root)
+    return bool(repo.git.status("--porcelain", "--", *paths).strip())
