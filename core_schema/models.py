@@ -53,8 +53,10 @@ class Conversation(Base):
     id: Mapped[uuid.UUID] = _uuid_pk()
     user_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     chat_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    messages: Mapped[Any] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
-    metadata_: Mapped[Any] = mapped_column("metadata", JSONB, server_default=text("'{}'::jsonb"))
+    messages: Mapped[Any] = mapped_column(JSONB, nullable=True,
+                                                server_default=text("'[]'::jsonb"))
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB, nullable=True,
+                                                 server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime | None] = _created_at()
     updated_at: Mapped[datetime | None] = _created_at()
 
@@ -69,7 +71,7 @@ class LanggraphCheckpoint(Base):
     checkpoint_id: Mapped[str] = mapped_column(Text, nullable=False)
     parent_id: Mapped[str | None] = mapped_column(Text)
     checkpoint: Mapped[Any] = mapped_column(JSONB, nullable=False)
-    metadata_: Mapped[Any] = mapped_column("metadata", JSONB)
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB, nullable=True)
     created_at: Mapped[datetime | None] = _created_at()
 
 
@@ -94,7 +96,7 @@ class Tool(Base):
     name: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
     description: Mapped[str | None] = mapped_column(Text)
     module_path: Mapped[str] = mapped_column(Text, nullable=False)
-    schema: Mapped[Any] = mapped_column(JSONB)
+    schema: Mapped[Any] = mapped_column(JSONB, nullable=True)
     agent_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True),
                                                       ForeignKey("agents.id"))
     is_active: Mapped[bool | None] = mapped_column(Boolean, server_default=text("true"))
@@ -108,7 +110,7 @@ class AuditLog(Base):
     id: Mapped[uuid.UUID] = _uuid_pk()
     action: Mapped[str] = mapped_column(String(50), nullable=False)
     actor: Mapped[str] = mapped_column(String(100), nullable=False)
-    details: Mapped[Any] = mapped_column(JSONB)
+    details: Mapped[Any] = mapped_column(JSONB, nullable=True)
     git_commit: Mapped[str | None] = mapped_column(String(40))
     git_branch: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str | None] = mapped_column(String(20), server_default=text("'success'"))

@@ -80,6 +80,20 @@ def emit(result: Any) -> None:
     sys.exit(0 if data.get("ok", True) else result.exit_code)
 
 
+def _command_name(group: click.Group, argv: list[str]) -> str:
+    """The command path named on the command line ("apply", "db status"), for JSON errors."""
+    words: list[str] = []
+    current: click.Command = group
+    for token in argv:
+        if not isinstance(current, click.Group):
+            break
+        sub = current.commands.get(token)
+        if sub is not None:
+            words.append(token)
+            current = sub
+    return " ".join(words)
+
+
 class SchemactlGroup(click.Group):
     """Maps every expected error to its exit code and a one-line message (or JSON)."""
 
@@ -88,9 +102,7 @@ class SchemactlGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SchemactlError as exc:
-            command = " ".join(ctx.invoked_subcommand and [ctx.invoked_subcommand] or [])
-            sub = ctx.protected_args[1:2] if ctx.protected_args else []
-            name = " ".join([command, *[s for s in sub if not s.startswith("-")]]).strip()
+            name = _command_name(self, sys.argv[1:])
             if wants_json or (ctx.obj and ctx.obj.json):
                 output.print_json(error_json(name or "schemactl", exc,
                                              getattr(exc, "violations", None),
