@@ -1,0 +1,203 @@
+"""The main job: the whole schemactl loop on the embedded PostgreSQL.
+
+In a temporary schema repository: init, propose two tables (one with a pgvector
+column), apply, insert rows, evolve a table (new column + index), apply, show
+status and history, roll back, and show the archive. Each step runs the real
+`schemactl` command line and prints what it did; any failing step stops the run
+with a non-zero exit.
+
+    bash scripts/demo.sh            # keeps nothing: the repository is removed at the end
+    bash scripts/demo.sh --keep     # leaves the repository (and its stopped server) behind
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+PROJECTS = """\
+table: projects
+comment: Writing projects
+columns:
+  - {name: id,         type: uuid,        primary_key: true, default: gen_random_uuid()}
+  - {name: created_at, type: timestamptz, nullable: false,   default: now()}
+  - {name: updated_at, type: timestamptz, nullable: false,   default: now()}
+  - {name: is_deleted, type: boolean,     nullable: false,   default: false}
+  - {name: created_by, type: bigint}
+  - {name: title,      type: varchar(200), nullable: false}
+  - {name: embedding,  type: vector(3)}
+indexes:
+  - {columns: [embedding], using: hnsw, opclass: vector_cosine_ops}
+"""
+
+CHARACTERS = """\
+table: characters
+comment: Story characters
+columns:
+  - {name: id,         type: uuid,        primary_key: true, default: gen_random_uuid()}
+  - {name: created_at, type: timestamptz, nullable: false,   default: now()}
+  - {name: updated_at, type: timestamptz, nullable: false,   default: now()}
+  - {name: is_deleted, type: boolean,     nullable: false,   default: false}
+  - {name: created_by, type: bigint}
+  - {name: name,       type: varchar(200), nullable: false}
+  - {name: project_id, type: uuid, references: projects.id}
+"""
+
+# The evolution: one new constant-defaulted column and one new index.
+CHARACTERS_V2 = CHARACTERS + """\
+  - {name: mood,       type: text, nullable: false, default: 'calm'}
+indexes:
+  - {columns: [name]}
+"""
+
+GREEN, RED, BOLD, DIM, RESET = "\033[32m", "\033[31m", "\033[1m", "\033[2m", "\033[0m"
+if not sys.stdout.isatty() or os.environ.get("NO_COLOR"):
+    GREEN = RED = BOLD = DIM = RESET = ""
+
+
+class StepFailed(Exception):
+    pass
+
+
+def schemactl(repo: Path, *args: str, stdin: str | None = None) -> dict:  # type: ignore[type-arg]
+    """Run one schemactl command with --json and return its object."""
+    cmd = [sys.executable, "-m", "schemactl.cli", "--repo", str(repo), "--actor", "user:demo",
+           *args, "--json"]
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",
+                                                             "SCHEMACTL_DATABASE_URL")}
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env)
+    try:
+        data = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    except json.JSONDecodeError:
+        data = {}
+    if proc.returncode != 0:
+        err = (data.get("error") or {}).get("message") or proc.stderr.strip()[-500:]
+        raise StepFailed(f"`schemactl {' '.join(args)}` exited {proc.returncode}: {err}")
+    return data
+
+
+def step(title: str) -> float:
+    print(f"\n{BOLD}▶ {title}{RESET}")
+    return time.monotonic()
+
+
+def done(started: float, detail: str = "") -> None:
+    print(f"  {GREEN}✓{RESET} {detail} {DIM}({time.monotonic() - started:.1f} s){RESET}")
+
+
+def show(text: str) -> None:
+    print(textwrap.indent(text.rstrip(), "    "))
+
+
+def sql(repo: Path, statement: str) -> list[tuple]:  # type: ignore[type-arg]
+    """Run SQL on the repository's embedded server (the application's side of the story)."""
+    import psycopg
+
+    from schemactl.embedded import EmbeddedServer
+
+    with psycopg.connect(EmbeddedServer(repo / ".schemactl").secret_url(),
+                         autocommit=True) as conn:
+        cur = conn.execute(statement)
+        return cur.fetchall() if cur.description else []
+
+
+def main(argv: list[str]) -> int:
+    keep = "--keep" in argv
+    base = Path(tempfile.mkdtemp(prefix="schemactl-demo-"))
+    repo = base / "app-schema"
+    try:
+        t = step("init: scaffold a schema repository (git, core schema, migrations)")
+        res = schemactl(base, "init", str(repo))
+        done(t, f"{res['path']} (commit {res['commit'][:8]})")
+
+        t = step("apply: create the core schema on the embedded PostgreSQL")
+        res = schemactl(repo, "apply")
+        done(t, f"applied {', '.join(res['applied'])}")
+
+        for name, text in (("projects", PROJECTS), ("characters", CHARACTERS)):
+            t = step(f"propose: new table {name}")
+            res = schemactl(repo, "propose", "-", stdin=text)
+            mig = res["migration"]
+            done(t, f"migration {mig['revision']} committed as {res['commit'][:8]}")
+
+        t = step("apply: lock, drift check, backup, upgrade, verify, audit, commit")
+        res = schemactl(repo, "apply")
+        done(t, f"applied {', '.join(res['applied'])}; backup {res['backup']['id']}")
+
+        t = step("the application writes rows (and asks pgvector for a nearest neighbour)")
+        sql(repo, "insert into projects (title, embedding) values "
+                  "('Saga', '[1,0,0]'), ('Atlas', '[0,1,0]')")
+        sql(repo, "insert into characters (name, project_id) "
+                  "select 'hero-' || g, (select id from projects where title = 'Saga') "
+                  "from generate_series(1, 50) g")
+        nearest = sql(repo, "select title from projects order by embedding <=> '[0.9,0.1,0]' "
+                            "limit 1")
+        done(t, f"50 characters; nearest project to [0.9,0.1,0] is {nearest[0][0]!r}")
+
+        t = step("propose: evolve characters (new column with a default + an index)")
+        res = schemactl(repo, "propose", "-", stdin=CHARACTERS_V2)
+        done(t, f"migration {res['migration']['revision']}")
+        show(res["migration"]["sql"])
+
+        t = step("validate: an unsafe change is refused (dropping a column)")
+        unsafe = CHARACTERS_V2.replace("  - {name: project_id, type: uuid, "
+                                       "references: projects.id}\n", "")
+        proc = subprocess.run([sys.executable, "-m", "schemactl.cli", "--repo", str(repo),
+                               "validate", "-", "--json"], input=unsafe, capture_output=True,
+                              text=True)
+        rules = sorted({v["rule"] for v in json.loads(proc.stdout)["violations"]})
+        if proc.returncode != 1:
+            raise StepFailed(f"validate should refuse a dropped column (exit {proc.returncode})")
+        done(t, f"exit 1, rules {', '.join(rules)}")
+
+        t = step("apply: the evolution, with CREATE INDEX CONCURRENTLY outside the transaction")
+        res = schemactl(repo, "apply")
+        moods = sql(repo, "select count(*) from characters where mood = 'calm'")[0][0]
+        done(t, f"applied {', '.join(res['applied'])}; {moods} existing rows got mood='calm'")
+
+        t = step("status and history")
+        st = schemactl(repo, "status")
+        show(f"git head {st['git_head'][:8]}, database at {st['db_revision']}, "
+             f"pending {st['pending'] or 'none'}, drift {st['drift'] or 'none'}")
+        hist = schemactl(repo, "history")
+        for e in hist["entries"][:6]:
+            show(f"{e['created_at']}  {e['action']:<8} {e['actor']:<10} "
+                 f"{e.get('revision') or '':<22} {e['status']}")
+        done(t)
+
+        t = step("rollback: undo the evolution without losing a value")
+        res = schemactl(repo, "rollback")
+        archived = ", ".join(f"{a['from']} → {a['to']}" for a in res["archived"]) or "nothing"
+        done(t, f"rolled back {res['rolled_back']}; archived {archived}")
+
+        t = step("archive: what the archive schema holds")
+        arch = schemactl(repo, "archive", "list")
+        for item in arch.get("entries", []):
+            show(f"{item}")
+        kept = sql(repo, "select count(*) from characters")[0][0]
+        done(t, f"characters still has {kept} rows")
+
+        print(f"\n{GREEN}{BOLD}main job finished: propose → apply → rollback on the "
+              f"embedded database{RESET}")
+        return 0
+    except StepFailed as exc:
+        print(f"  {RED}✗ {exc}{RESET}", file=sys.stderr)
+        return 1
+    finally:
+        subprocess.run([sys.executable, "-m", "schemactl.cli", "--repo", str(repo), "db",
+                        "stop"], capture_output=True)
+        if keep:
+            print(f"\nrepository kept at {repo}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
