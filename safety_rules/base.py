@@ -1,0 +1,194 @@
+"""What every safety rule builds on: the rule base class and the contexts rules read.
+
+A rule is pure: it reads a :class:`RuleContext` (current state → proposed state)
+or an :class:`OpsContext` (an Alembic ``UpgradeOps`` tree), and yields
+:class:`~schemactl.validation.Violation` objects. No I/O, no database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+from schemactl.config import Config
+from schemactl.definitions import Column, TableDef
+from schemactl.validation import Violation
+
+from .core_tables import CORE_TABLES, CoreTable
+
+
+@dataclass(frozen=True)
+class TableChange:
+    """One table's change: ``before`` is None for a new table, ``after`` None for a removed one."""
+
+    name: str
+    before: TableDef | None
+    after: TableDef | None
+
+    @property
+    def is_new(self) -> bool:
+        return self.before is None
+
+    @property
+    def is_removed(self) -> bool:
+        return self.after is None
+
+    def added_columns(self) -> list[Column]:
+        """Columns of ``after`` that ``before`` lacks (all of them for a new table)."""
+        if self.after is None:
+            return []
+        if self.before is None:
+            return list(self.after.columns)
+        old = set(self.before.column_names)
+        return [c for c in self.after.columns if c.name not in old]
+
+    def removed_columns(self) -> list[Column]:
+        """Columns of ``before`` that ``after`` lacks (deprecating is not removing)."""
+        if self.before is None or self.after is None:
+            return []
+        new = set(self.after.column_names)
+        return [c for c in self.before.columns if c.name not in new]
+
+    def kept_columns(self) -> list[tuple[Column, Column]]:
+        """(before, after) pairs of the columns both states have."""
+        if self.before is None or self.after is None:
+            return []
+        return [(c, a) for c in self.before.columns if (a := self.after.column(c.name))]
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a definition rule sees: the current and proposed states and the configuration."""
+
+    current: Mapping[str, TableDef]
+    proposed: Mapping[str, TableDef]
+    config: Config
+    changed: frozenset[str] | None = None
+    core: Mapping[str, CoreTable] = field(default_factory=lambda: CORE_TABLES)
+
+    @cached_property
+    def changes(self) -> list[TableChange]:
+        """The tables that differ between the two states (or the ``changed`` ones), sorted."""
+        names = sorted(set(self.current) | set(self.proposed))
+        out = []
+        for name in names:
+            before, after = self.current.get(name), self.proposed.get(name)
+            if self.changed is not None:
+                if name not in self.changed:
+                    continue
+            elif before is not None and after is not None and before.same_state(after):
+                continue
+            out.append(TableChange(name, before, after))
+        return out
+
+    @property
+    def proposed_changes(self) -> Iterator[TableChange]:
+        """Changed tables that exist in the proposed state."""
+        return (c for c in self.changes if c.after is not None)
+
+    def table_exists(self, name: str) -> bool:
+        return name in self.proposed or name in self.core
+
+
+@dataclass(frozen=True)
+class OpItem:
+    """One Alembic operation with the table it acts on (flattened from ``ModifyTableOps``)."""
+
+    op: Any
+    table: str | None
+    schema: str | None
+
+    @property
+    def kind(self) -> str:
+        return type(self.op).__name__
+
+
+@dataclass(frozen=True)
+class OpsContext:
+    """What an operation rule sees: the flattened ``UpgradeOps`` tree plus both states."""
+
+    upgrade_ops: Any
+    current: Mapping[str, TableDef]
+    proposed: Mapping[str, TableDef]
+    config: Config
+    core: Mapping[str, CoreTable] = field(default_factory=lambda: CORE_TABLES)
+
+    @cached_property
+    def items(self) -> list[OpItem]:
+        return list(flatten_ops(self.upgrade_ops))
+
+    @cached_property
+    def created_tables(self) -> frozenset[str]:
+        """Tables this very migration creates (changes to them lock nothing that exists)."""
+        return frozenset(i.table for i in self.items
+                         if i.kind == "CreateTableOp" and i.table is not None)
+
+    def is_existing(self, table: str | None) -> bool:
+        """A table that exists before the migration runs (HEAD definitions or core)."""
+        if table is None or table in self.created_tables:
+            return False
+        return table in self.current or table in self.core
+
+    def of_kind(self, *kinds: str) -> Iterator[OpItem]:
+        return (i for i in self.items if i.kind in kinds)
+
+
+def _op_table(op: Any) -> str | None:
+    for attr in ("table_name", "source_table"):
+        value = getattr(op, attr, None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def flatten_ops(ops: Any, table: str | None = None, schema: str | None = None
+                ) -> Iterator[OpItem]:
+    """Every leaf operation of an ``UpgradeOps``/``ModifyTableOps`` tree (or a list of ops)."""
+    children = ops if isinstance(ops, (list, tuple)) else getattr(ops, "ops", None)
+    if children is not None and type(ops).__name__ in ("UpgradeOps", "DowngradeOps",
+                                                      "ModifyTableOps", "list", "tuple"):
+        inner_table = getattr(ops, "table_name", None) or table
+        inner_schema = getattr(ops, "schema", None) or schema
+        for child in children:
+            yield from flatten_ops(child, inner_table, inner_schema)
+        return
+    yield OpItem(ops, _op_table(ops) or table, getattr(ops, "schema", None) or schema)
+
+
+class Rule:
+    """Base of every safety rule. Subclasses set ``code``, ``name``, ``severity`` and a docstring.
+
+    ``check(ctx)`` runs over definitions; rules that also apply to Alembic
+    operations override ``check_ops(ctx)``.
+    """
+
+    code: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    severity: ClassVar[str] = "error"
+    hint: ClassVar[str] = ""
+
+    @classmethod
+    def summary(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0].strip() if cls.__doc__ else ""
+
+    @classmethod
+    def has_ops(cls) -> bool:
+        return cls.check_ops is not Rule.check_ops
+
+    def check(self, ctx: RuleContext) -> Iterator[Violation]:
+        return iter(())
+
+    def check_ops(self, ctx: OpsContext) -> Iterator[Violation]:
+        return iter(())
+
+    def violation(self, message: str, *, table: str | None = None, column: str | None = None,
+                  hint: str | None = None, tdef: TableDef | None = None) -> Violation:
+        """A violation of this rule; ``tdef`` gives the source file and line."""
+        return Violation(
+            rule=self.code, name=self.name, severity=self.severity, message=message,
+            hint=hint or self.hint, table=table, column=column,
+            source=tdef.source if tdef is not None else None,
+            line=tdef.line_of(column) if tdef is not None else None,
+        )

@@ -1,0 +1,117 @@
+"""SC103 no-rename."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from schemactl.definitions import TableDef, normalise_type
+from schemactl.validation import Violation
+
+from .base import OpsContext, Rule, RuleContext
+from .core_tables import sa_type_name
+
+
+def _signature(tdef: TableDef) -> tuple[str, ...]:
+    return tuple(normalise_type(c.type) for c in tdef.columns)
+
+
+class NoRename(Rule):
+    """A table or column renamed in one step breaks every reader and writer at once.
+
+    A rename shows up as one column (or table) removed and another of the same
+    type added. Autogenerate turns it into a drop and an add, losing the data;
+    even a real ``RENAME`` breaks every running client. Add the new name, copy
+    the values, and deprecate the old name.
+
+    **Anti-pattern**
+
+    ```yaml
+    # before: {name: title, type: text}; after: the same column called headline
+    table: notes
+    columns:
+      - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
+      - {name: headline, type: text}
+    ```
+
+    **Best practice**
+
+    ```yaml
+    # expand: add the new column next to the old one, copy, then deprecate the old one
+    table: notes
+    columns:
+      - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
+      - {name: title, type: text, deprecated: true}
+      - {name: headline, type: text}
+    ```
+    """
+
+    code = "SC103"
+    name = "no-rename"
+    hint = ("add the new name alongside the old one, copy the values over, move readers, then "
+            "set `deprecated: true` on the old name (expand/contract)")
+
+    def check(self, ctx: RuleContext) -> Iterator[Violation]:
+        removed_tables, new_tables = [], []
+        for ch in ctx.changes:
+            if ch.is_removed and ch.before is not None:
+                removed_tables.append(ch.before)
+            elif ch.is_new and ch.after is not None:
+                new_tables.append(ch.after)
+            for old, new in _pairs(ch.removed_columns(), ch.added_columns()):
+                yield self.violation(
+                    f"column {ch.name}.{old.name} looks renamed to {new.name} (one {old.type} "
+                    "column removed, one added)", table=ch.name, column=old.name, tdef=ch.after)
+        for old_t, new_t in _pairs(removed_tables, new_tables, key=_signature):
+            yield self.violation(f"table {old_t.table} looks renamed to {new_t.table} (removed, "
+                                 "and a table of the same columns added)", table=old_t.table,
+                                 tdef=new_t)
+
+    def check_ops(self, ctx: OpsContext) -> Iterator[Violation]:
+        for item in ctx.of_kind("RenameTableOp"):
+            yield self.violation(f"the migration renames table {item.table} to "
+                                 f"{item.op.new_table_name}", table=item.table)
+        for item in ctx.of_kind("AlterColumnOp"):
+            new = getattr(item.op, "modify_name", None)
+            if new:
+                yield self.violation(f"the migration renames column {item.table}."
+                                     f"{item.op.column_name} to {new}", table=item.table,
+                                     column=item.op.column_name)
+        by_table: dict[str | None, tuple[list[object], list[object]]] = {}
+        for item in ctx.of_kind("DropColumnOp", "AddColumnOp"):
+            drops, adds = by_table.setdefault(item.table, ([], []))
+            (drops if item.kind == "DropColumnOp" else adds).append(item.op)
+        for table, (drops, adds) in by_table.items():
+            for old, new in _pairs(drops, adds, key=_op_col_type):
+                yield self.violation(
+                    f"the migration drops {table}.{_op_col_name(old)} and adds "
+                    f"{_op_col_name(new)} of the same type (a rename)", table=table,
+                    column=_op_col_name(old))
+
+
+def _op_col_name(op: object) -> str:
+    col = getattr(op, "column", None)
+    return str(col.name) if col is not None else str(getattr(op, "column_name", "?"))
+
+
+def _op_col_type(op: object) -> str:
+    col = getattr(op, "column", None)
+    if col is not None:
+        return sa_type_name(col.type)
+    # DropColumnOp keeps the dropped column for its reverse() when autogenerate made it.
+    reverse = getattr(op, "_reverse", None)
+    col = getattr(reverse, "column", None)
+    return sa_type_name(col.type) if col is not None else "?"
+
+
+def _pairs(removed, added, key=lambda c: normalise_type(c.type)):  # type: ignore[no-untyped-def]
+    """Greedily pair removed with added items of the same key (type or column types)."""
+    pool = list(added)
+    for old in removed:
+        k = key(old)
+        if k == "?":
+            continue
+        for i, new in enumerate(pool):
+            if key(new) == k:
+                yield old, new
+                del pool[i]
+                break

@@ -1,0 +1,62 @@
+"""SC104 no-type-narrowing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from schemactl.validation import Violation
+
+from .base import OpsContext, Rule, RuleContext
+from .typing_rules import classify_change
+from .typing_rules_ops import altered_types
+
+
+class NoTypeNarrowing(Rule):
+    """A column type change that can lose data or fail on existing rows.
+
+    ``varchar(200)`` → ``varchar(100)``, ``bigint`` → ``integer`` or
+    ``text`` → ``integer`` truncate, overflow or fail half-way on the rows
+    already stored. Widening is fine: ``varchar(n)`` → ``varchar(m > n)``,
+    ``varchar`` → ``text``.
+
+    **Anti-pattern**
+
+    ```yaml
+    # before: {name: name, type: varchar(200)}
+    table: characters
+    columns:
+      - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
+      - {name: name, type: varchar(100)}
+    ```
+
+    **Best practice**
+
+    ```yaml
+    # widen, never narrow; for a different type add a new column and copy
+    table: characters
+    columns:
+      - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
+      - {name: name, type: varchar(400)}
+    ```
+    """
+
+    code = "SC104"
+    name = "no-type-narrowing"
+    hint = ("keep the type (or widen it: varchar(n)→varchar(m>n), varchar→text); to change the "
+            "kind of data add a new column, copy the values and deprecate the old one")
+
+    def check(self, ctx: RuleContext) -> Iterator[Violation]:
+        for ch in ctx.changes:
+            for old, new in ch.kept_columns():
+                if classify_change(old.type, new.type) == "narrowing":
+                    yield self.violation(
+                        f"column {ch.name}.{new.name} changes type {old.type} → {new.type}, "
+                        "which can lose data or fail on existing rows",
+                        table=ch.name, column=new.name, tdef=ch.after)
+
+    def check_ops(self, ctx: OpsContext) -> Iterator[Violation]:
+        for item, old, new in altered_types(ctx):
+            if classify_change(old, new) == "narrowing":
+                yield self.violation(f"the migration changes {item.table}.{item.op.column_name} "
+                                     f"from {old} to {new}", table=item.table,
+                                     column=item.op.column_name)

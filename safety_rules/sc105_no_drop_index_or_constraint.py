@@ -1,0 +1,80 @@
+"""SC105 no-drop-index-or-constraint."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from schemactl.definitions import Index
+from schemactl.validation import Violation
+
+from .base import OpsContext, Rule, RuleContext
+
+
+class NoDropIndexOrConstraint(Rule):
+    """Removing an index, a unique constraint or a foreign key from an existing table.
+
+    Dropping an index can turn fast queries into full scans in production;
+    dropping a unique or foreign key constraint lets bad rows in that cannot be
+    taken back out. Keep them; add new ones beside them.
+
+    **Anti-pattern**
+
+    ```yaml
+    # before: indexes: [{columns: [name], unique: true}] and project_id references projects.id
+    table: characters
+    columns:
+      - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
+      - {name: name, type: varchar(200)}
+      - {name: project_id, type: uuid}
+    ```
+
+    **Best practice**
+
+    ```yaml
+    table: characters
+    columns:
+      - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
+      - {name: name, type: varchar(200)}
+      - {name: project_id, type: uuid, references: projects.id}
+    indexes:
+      - {columns: [name], unique: true}
+    ```
+    """
+
+    code = "SC105"
+    name = "no-drop-index-or-constraint"
+    hint = ("keep the index or constraint in the definition; if it must go, have a person "
+            "drop it in a reviewed migration (waive with a reason)")
+
+    def check(self, ctx: RuleContext) -> Iterator[Violation]:
+        for ch in ctx.changes:
+            if ch.before is None or ch.after is None:
+                continue
+            after = {_key(ch.name, i) for i in ch.after.indexes}
+            for idx in ch.before.indexes:
+                key = _key(ch.name, idx)
+                if key not in after:
+                    yield self.violation(f"index {key[0]} on {ch.name}({', '.join(idx.columns)}) "
+                                         "is removed or changed", table=ch.name, tdef=ch.after)
+            for old, new in ch.kept_columns():
+                if old.unique and not new.unique and not new.primary_key:
+                    yield self.violation(f"the unique constraint on {ch.name}.{old.name} is "
+                                         "removed", table=ch.name, column=old.name, tdef=ch.after)
+                if old.references and old.references != new.references:
+                    yield self.violation(f"the foreign key {ch.name}.{old.name} → "
+                                         f"{old.references} is removed or changed",
+                                         table=ch.name, column=old.name, tdef=ch.after)
+
+    def check_ops(self, ctx: OpsContext) -> Iterator[Violation]:
+        for item in ctx.of_kind("DropIndexOp"):
+            yield self.violation(f"the migration drops index {item.op.index_name}",
+                                 table=item.table)
+        for item in ctx.of_kind("DropConstraintOp"):
+            if item.op.constraint_type != "primary":
+                yield self.violation(f"the migration drops constraint {item.op.constraint_name} "
+                                     f"on {item.table}", table=item.table)
+
+
+def _key(table: str, idx: Index) -> tuple[str, str]:
+    return idx.index_name(table), json.dumps(idx.to_dict(), sort_keys=True)

@@ -1,0 +1,74 @@
+"""SC401 identifier-format."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from schemactl.validation import Violation
+
+from .base import Rule, RuleContext
+from .names import names_of, reference_parts
+
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+MAX_BYTES = 63
+
+
+def identifier_problem(name: str) -> str | None:
+    """Why ``name`` is not a plain identifier, or None."""
+    if len(name.encode("utf-8")) > MAX_BYTES:
+        return f"is longer than {MAX_BYTES} bytes"
+    if not IDENTIFIER.match(name):
+        return "does not match ^[a-z_][a-z0-9_]*$"
+    return None
+
+
+class IdentifierFormat(Rule):
+    """A table, column, index or referenced name that is not a plain lower-case identifier.
+
+    Names are used as identifiers in generated SQL and in application code.
+    Only ``^[a-z_][a-z0-9_]*$`` up to 63 bytes is accepted: no quoting games,
+    no upper case that PostgreSQL would fold, no silent truncation, and no
+    room for injected SQL.
+
+    **Anti-pattern**
+
+    ```yaml
+    table: "notes; DROP TABLE audit_log; --"
+    columns:
+      - {name: Title, type: text}
+    ```
+
+    **Best practice**
+
+    ```yaml
+    table: notes
+    columns:
+      - {name: title, type: text}
+    ```
+    """
+
+    code = "SC401"
+    name = "identifier-format"
+    hint = "use lower-case letters, digits and underscores, starting with a letter or underscore"
+
+    def check(self, ctx: RuleContext) -> Iterator[Violation]:
+        for ch in ctx.proposed_changes:
+            tdef = ch.after
+            assert tdef is not None
+            seen: set[tuple[str, str]] = set()
+            for kind, name, column in names_of(tdef):
+                problem = identifier_problem(name)
+                if problem and (kind, name) not in seen:
+                    seen.add((kind, name))
+                    yield self.violation(f"{kind} name {name!r} {problem}", table=ch.name,
+                                         column=column, tdef=tdef)
+            for column, part in reference_parts(tdef):
+                problem = identifier_problem(part)
+                if problem:
+                    yield self.violation(f"reference part {part!r} of {ch.name}.{column} "
+                                         f"{problem}", table=ch.name, column=column, tdef=tdef)
+            for idx in tdef.indexes:
+                if idx.opclass is not None and identifier_problem(idx.opclass):
+                    yield self.violation(f"operator class {idx.opclass!r} is not an identifier",
+                                         table=ch.name, tdef=tdef)

@@ -1,0 +1,147 @@
+"""SC405 valid-references."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from schemactl.definitions import Column, TableDef, parse_type
+from schemactl.validation import Violation
+
+from .base import Rule, RuleContext
+from .typing_rules import STRING_TYPES
+
+
+def _same_type(a: str, b: str) -> bool:
+    sa, sb = parse_type(a), parse_type(b)
+    if sa is None or sb is None:
+        return a.strip() == b.strip()
+    if sa.array != sb.array:
+        return False
+    if sa.base in STRING_TYPES and sb.base in STRING_TYPES:
+        return True
+    return sa.base == sb.base
+
+
+class ValidReferences(Rule):
+    """A reference to a missing table or column or of another type; a duplicated name.
+
+    ``references: table.column`` must name a column of a dynamic table in the
+    proposal or of a core table, with the same type, and that column must be
+    a primary key or unique. Column names are unique within a table, index
+    names within the schema, and every indexed column exists.
+
+    **Anti-pattern**
+
+    ```yaml
+    table: characters
+    columns:
+      - {name: project_id, type: bigint, references: project.id}
+      - {name: name, type: text}
+      - {name: name, type: text}
+    indexes:
+      - {columns: [nickname]}
+    ```
+
+    **Best practice**
+
+    ```yaml
+    table: characters
+    columns:
+      - {name: project_id, type: uuid, references: projects.id}
+      - {name: name, type: text}
+    indexes:
+      - {columns: [name]}
+    ```
+    """
+
+    code = "SC405"
+    name = "valid-references"
+    hint = ("reference an existing table.column of the same type that is a primary key or "
+            "unique; give every column and index its own name")
+
+    def check(self, ctx: RuleContext) -> Iterator[Violation]:
+        changed = [ch.after for ch in ctx.proposed_changes if ch.after is not None]
+        if not changed:
+            return
+        owners = self._relation_names(ctx)
+        for tdef in changed:
+            yield from self._duplicates(tdef, owners)
+            for col in tdef.columns:
+                if col.references:
+                    yield from self._reference(ctx, tdef, col)
+
+    @staticmethod
+    def _relation_names(ctx: RuleContext) -> dict[str, set[str]]:
+        """Relation name (table or index) → tables owning it, across the proposed state."""
+        owners: dict[str, set[str]] = {}
+        for name in (*ctx.proposed, *ctx.core):
+            owners.setdefault(name, set()).add(name)
+        for tname, tdef in ctx.proposed.items():
+            for idx in tdef.indexes:
+                owners.setdefault(idx.index_name(tname), set()).add(tname)
+        return owners
+
+    def _duplicates(self, tdef: TableDef, owners: dict[str, set[str]]) -> Iterator[Violation]:
+        t = tdef.table
+        seen: set[str] = set()
+        for col in tdef.columns:
+            if col.name in seen:
+                yield self.violation(f"column {t}.{col.name} is defined twice", table=t,
+                                     column=col.name, tdef=tdef)
+            seen.add(col.name)
+        index_names: set[str] = set()
+        for idx in tdef.indexes:
+            iname = idx.index_name(t)
+            if iname in index_names:
+                yield self.violation(f"index name {iname} is used twice in {t}", table=t,
+                                     tdef=tdef, hint="give each index its own name (or columns)")
+            index_names.add(iname)
+            others = owners.get(iname, set()) - {t}
+            if others or iname == t:
+                yield self.violation(f"index name {iname} is already taken by "
+                                     f"{', '.join(sorted(others)) or 'the table itself'}",
+                                     table=t, tdef=tdef, hint="give the index another `name`")
+            if not idx.columns:
+                yield self.violation(f"an index of {t} lists no columns", table=t, tdef=tdef)
+            for c in idx.columns:
+                if c not in seen:
+                    yield self.violation(f"index of {t} names the unknown column {c}", table=t,
+                                         tdef=tdef, hint="index only columns the table defines")
+
+    def _reference(self, ctx: RuleContext, tdef: TableDef, col: Column) -> Iterator[Violation]:
+        t, ref = tdef.table, col.references or ""
+        parts = ref.split(".")
+        if len(parts) > 2:
+            return  # schema-qualified: core-protected (SC501) reports it
+        if len(parts) != 2 or not all(parts):
+            yield self.violation(f"{t}.{col.name} references {ref!r}, not table.column",
+                                 table=t, column=col.name, tdef=tdef)
+            return
+        rtable, rcol = parts
+        target_type: str | None = None
+        keyed = False
+        if rtable in ctx.proposed:
+            target = ctx.proposed[rtable].column(rcol)
+            if target is not None:
+                target_type, keyed = target.type, target.primary_key or target.unique or any(
+                    i.unique and i.columns == (rcol,) for i in ctx.proposed[rtable].indexes)
+        elif rtable in ctx.core:
+            core_col = ctx.core[rtable].get(rcol)
+            if core_col is not None:
+                target_type, keyed = core_col.type, core_col.primary_key or core_col.unique
+        else:
+            yield self.violation(f"{t}.{col.name} references the unknown table {rtable}",
+                                 table=t, column=col.name, tdef=tdef)
+            return
+        if target_type is None:
+            yield self.violation(f"{t}.{col.name} references the unknown column {ref}",
+                                 table=t, column=col.name, tdef=tdef)
+            return
+        if not _same_type(col.type, target_type):
+            yield self.violation(f"{t}.{col.name} is {col.type} but references {ref} of type "
+                                 f"{target_type}", table=t, column=col.name, tdef=tdef,
+                                 hint=f"declare {col.name} as {target_type}")
+        if not keyed:
+            yield self.violation(f"{t}.{col.name} references {ref}, which is neither a primary "
+                                 "key nor unique", table=t, column=col.name, tdef=tdef,
+                                 hint="reference the primary key (usually id) of the table")

@@ -1,0 +1,253 @@
+"""Type and default knowledge shared by the rules: the whitelists and change classes."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import date, datetime
+
+from schemactl.definitions import Column, TypeSpec, parse_type
+
+ALLOWED_BASES = frozenset({
+    "uuid", "text", "varchar", "smallint", "integer", "bigint", "numeric", "real",
+    "double precision", "boolean", "date", "timestamptz", "timestamp", "interval", "jsonb",
+    "bytea", "vector",
+})
+INDEX_METHODS = frozenset({"btree", "hash", "gin", "gist", "brin", "hnsw", "ivfflat"})
+OPCLASSES = frozenset({
+    "vector_cosine_ops", "vector_l2_ops", "vector_ip_ops", "vector_l1_ops",
+    "jsonb_ops", "jsonb_path_ops", "text_pattern_ops", "varchar_pattern_ops",
+    "array_ops",
+})
+MAX_VARCHAR = 10_485_760
+MAX_VECTOR = 16_000
+INTEGER_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1),
+                  "bigint": (-(2**63), 2**63 - 1)}
+STRING_TYPES = frozenset({"text", "varchar"})
+TIME_TYPES = frozenset({"timestamptz", "timestamp", "date"})
+NUMBER_TYPES = frozenset({"smallint", "integer", "bigint", "numeric", "real", "double precision"})
+
+# Default functions allowed, by the column types they fit.
+DEFAULT_FUNCTIONS = {"now()": TIME_TYPES, "current_timestamp": TIME_TYPES,
+                     "gen_random_uuid()": frozenset({"uuid"})}
+# Volatile: evaluated per row, so adding such a column rewrites the whole table.
+VOLATILE_DEFAULTS = frozenset({"gen_random_uuid()"})
+
+
+def type_problem(text: str) -> str | None:
+    """Why a type is not allowed, or None when it is on the whitelist and well-formed."""
+    spec = parse_type(text)
+    if spec is None:
+        return f"type {text!r} is malformed"
+    base, args = spec.base, spec.args
+    if base not in ALLOWED_BASES:
+        return f"type {text!r} is not on the whitelist"
+    if base == "varchar":
+        if len(args) > 1 or (args and not 1 <= args[0] <= MAX_VARCHAR):
+            return f"type {text!r}: varchar(n) needs 1 <= n <= {MAX_VARCHAR}"
+    elif base == "numeric":
+        if len(args) > 2 or (args and not 1 <= args[0] <= 1000) or (
+                len(args) == 2 and not 0 <= args[1] <= args[0]):
+            return f"type {text!r}: numeric(p,s) needs 1 <= p <= 1000 and 0 <= s <= p"
+    elif base == "vector":
+        if len(args) != 1 or not 1 <= args[0] <= MAX_VECTOR:
+            return f"type {text!r}: vector(n) needs 1 <= n <= {MAX_VECTOR}"
+    elif args:
+        return f"type {text!r}: {base} takes no parameters"
+    return None
+
+
+def _num_fits(old: TypeSpec, new: TypeSpec) -> bool:
+    """numeric(p,s) → numeric(p2,s2) keeps every value and needs no rewrite."""
+    if not new.args:
+        return True
+    if not old.args:
+        return False
+    p, s = old.args[0], (old.args[1] if len(old.args) > 1 else 0)
+    p2, s2 = new.args[0], (new.args[1] if len(new.args) > 1 else 0)
+    return s2 == s and p2 >= p
+
+
+# Lossless conversions that PostgreSQL performs by rewriting the table.
+_REWRITE_WIDENINGS = {
+    "smallint": {"integer", "bigint", "numeric", "real", "double precision"},
+    "integer": {"bigint", "numeric", "double precision"},
+    "bigint": {"numeric"},
+    "real": {"double precision"},
+    "date": {"timestamp", "timestamptz"},
+    "timestamp": {"timestamptz"},
+}
+
+
+def classify_change(old_text: str, new_text: str) -> str:
+    """How a column type change behaves.
+
+    Returns:
+        "same", "safe" (no rewrite, no loss: varchar(n)→varchar(m>n), varchar→text),
+        "rewrite" (lossless but rewrites the table: integer→bigint) or "narrowing"
+        (can lose data or fail: bigint→integer, text→integer, varchar(200)→varchar(100)).
+    """
+    old, new = parse_type(old_text), parse_type(new_text)
+    if old is None or new is None:
+        return "same" if old_text.strip() == new_text.strip() else "narrowing"
+    if str(old) == str(new):
+        return "same"
+    if old.array != new.array:
+        return "narrowing"
+    if old.base == "varchar" and new.base == "varchar":
+        if not new.args or (old.args and new.args[0] >= old.args[0]):
+            return "safe"
+        return "narrowing"
+    if old.base == "varchar" and new.base == "text":
+        return "safe"
+    if old.base == "text" and new.base == "varchar" and not new.args:
+        return "safe"
+    if old.base == "numeric" and new.base == "numeric":
+        if _num_fits(old, new):
+            return "safe"
+        if old.args and new.args:
+            p, s = old.args[0], (old.args[1] if len(old.args) > 1 else 0)
+            p2, s2 = new.args[0], (new.args[1] if len(new.args) > 1 else 0)
+            if s2 >= s and p2 - s2 >= p - s:
+                return "rewrite"
+        return "narrowing"
+    if new.base in _REWRITE_WIDENINGS.get(old.base, ()):
+        if new.base == "numeric" and new.args:
+            return "narrowing"
+        return "rewrite"
+    if new.base == "text" and old.base != "bytea":
+        return "rewrite"  # every value has a text form; the table is rewritten
+    return "narrowing"
+
+
+# -- defaults ------------------------------------------------------------------------
+
+_FUNC_CALL = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_.$]*\s*\(")
+_SQL_WORDS = frozenset({"current_date", "current_time", "current_user", "session_user",
+                        "localtime", "localtimestamp", "current_role", "current_catalog",
+                        "current_schema", "user", "default", "null", "current_timestamp"})
+_INTERVAL = re.compile(r"^\s*(\d+\s+(microsecond|millisecond|second|minute|hour|day|week|month|"
+                       r"year)s?\s*)+$", re.IGNORECASE)
+
+
+def looks_like_sql(text: str) -> bool:
+    """True for text that reads as an SQL expression rather than a literal value."""
+    low = text.strip().lower()
+    return (bool(_FUNC_CALL.match(low)) or ";" in low or "--" in low or "/*" in low
+            or "::" in low or low in _SQL_WORDS or low.startswith("select ")
+            or low.startswith("("))
+
+
+def default_function(col: Column) -> str | None:
+    """The whitelisted function a default names (normalised), if it names one."""
+    if isinstance(col.default, str):
+        low = " ".join(col.default.lower().split()).replace("( )", "()").replace(" (", "(")
+        if low in DEFAULT_FUNCTIONS:
+            return low
+    return None
+
+
+def canonical_default(value: object) -> str | None:
+    """A default as comparable text: booleans lowercased, now() == current_timestamp."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = " ".join(str(value).strip().lower().split())
+    return "now()" if text == "current_timestamp" else text
+
+
+def default_problem(col: Column) -> str | None:
+    """Why a column's default is not allowed, or None."""
+    if not col.has_default or col.default is None:
+        return None
+    spec = parse_type(col.type)
+    if spec is None:
+        return None  # the type rule reports it
+    base = "array" if spec.array else spec.base
+    value = col.default
+    func = default_function(col)
+    if func is not None:
+        fits = DEFAULT_FUNCTIONS[func]
+        if base not in fits:
+            return f"default {func} does not fit type {col.type}"
+        return None
+    if base == "jsonb":
+        if isinstance(value, str):
+            try:
+                json.loads(value)
+            except ValueError:
+                return f"default {value!r} is not valid JSON for a jsonb column"
+        return None
+    if isinstance(value, bool):
+        return None if base == "boolean" else f"boolean default on a {col.type} column"
+    if isinstance(value, (int, float)):
+        return _number_problem(col, spec, value)
+    text = str(value)
+    if base in STRING_TYPES:
+        if looks_like_sql(text):
+            return f"default {text!r} looks like SQL; only literals and {_funcs()} are allowed"
+        if base == "varchar" and spec.args and len(text) > spec.args[0]:
+            return f"default {text!r} is longer than {col.type}"
+        return None
+    if looks_like_sql(text):
+        return f"default {text!r} looks like SQL; only literals and {_funcs()} are allowed"
+    return _string_literal_problem(col, spec, base, text)
+
+
+def _funcs() -> str:
+    return ", ".join(DEFAULT_FUNCTIONS)
+
+
+def _number_problem(col: Column, spec: TypeSpec, value: float) -> str | None:
+    if spec.array or spec.base not in NUMBER_TYPES:
+        return f"numeric default {value!r} on a {col.type} column"
+    if spec.base in INTEGER_RANGES:
+        if isinstance(value, float) and not value.is_integer():
+            return f"default {value!r} is not an integer ({col.type})"
+        lo, hi = INTEGER_RANGES[spec.base]
+        if not lo <= value <= hi:
+            return f"default {value!r} is out of range for {col.type}"
+    return None
+
+
+def _string_literal_problem(col: Column, spec: TypeSpec, base: str, text: str) -> str | None:
+    bad = f"default {text!r} is not a valid {col.type} literal"
+    if base == "boolean":
+        return None if text.strip().lower() in ("true", "false") else bad
+    if base in NUMBER_TYPES:
+        try:
+            number = float(text) if base not in INTEGER_RANGES else int(text)
+        except ValueError:
+            return bad
+        return _number_problem(col, spec, number)
+    if base == "uuid":
+        try:
+            uuid.UUID(text)
+        except ValueError:
+            return bad
+        return None
+    if base in TIME_TYPES:
+        try:
+            (date.fromisoformat if base == "date" else datetime.fromisoformat)(text)
+        except ValueError:
+            return bad
+        return None
+    if base == "interval":
+        return None if _INTERVAL.match(text) else bad
+    if base == "bytea":
+        return None if re.fullmatch(r"\\x(?:[0-9a-fA-F]{2})*", text) else bad
+    if base == "vector":
+        try:
+            values = json.loads(text)
+        except ValueError:
+            return bad
+        ok = isinstance(values, list) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if not ok or (spec.args and len(values) != spec.args[0]):
+            return bad
+        return None
+    if base == "array":
+        return None if re.fullmatch(r"\{[A-Za-z0-9_ ,.\-]*\}", text) else bad
+    return bad
