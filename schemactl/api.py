@@ -7,12 +7,18 @@ functions. They never print; they return frozen result objects (see
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from schemactl.actor import resolve_actor
 from schemactl.repo import SchemaRepo
 from schemactl.results import Result
+
+if TYPE_CHECKING:
+    from schemactl.applier import ApplyResult
+    from schemactl.database import Target
 
 PathLike = str | Path
 
@@ -76,18 +82,86 @@ def db_status(repo: PathLike | None = None) -> DbStatusResult:
     return _db_result("db status", SchemaRepo.open(repo), None)
 
 
+# -- validate ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValidateResult(Result):
+    tables: list[str]
+    rules_run: list[str]
+    waived: list[dict[str, object]] = field(default_factory=list)
+
+
+def validate(repo: PathLike | None = None, files: list[str] | None = None,
+             stdin: bytes | str | object | None = None, *, allow_waivers: bool = True,
+             base: str = "HEAD", actor: str | None = None) -> ValidateResult:
+    """Format and safety rules over a proposal, offline (no database).
+
+    Args:
+        repo: the schema repository (default: the current directory).
+        files: definition files, each a proposal against ``base``; with neither
+            ``files`` nor ``stdin`` the work tree's dynamic_schema/ is checked.
+        stdin: one definition (YAML or JSON) as bytes, text or a binary stream.
+        allow_waivers: False for agents, who never get waivers.
+        base: the git revision holding the current state.
+        actor: who asks (or $SCHEMACTL_ACTOR); an agent (``agent:...``) gets no waivers.
+
+    Returns:
+        Not ok (exit 1) when a rule reports an error; warnings and waived findings pass.
+
+    Raises:
+        DefinitionError: a definition cannot be parsed (exit 2).
+        BadInputError: not a schema repository, a missing file (exit 2).
+    """
+    import os
+
+    from schemactl import validation
+    from schemactl.actor import is_agent
+
+    if is_agent(actor or os.environ.get("SCHEMACTL_ACTOR") or ""):
+        allow_waivers = False
+    sr = SchemaRepo.open(repo)
+    proposal = validation.build_proposal(sr.root, sr.config, files=files, stdin=stdin,
+                                         base=base)
+    report = validation.validate_proposal(proposal, sr.config, allow_waivers=allow_waivers)
+    return ValidateResult(command="validate", ok=report.ok, exit_code=1,
+                          violations=list(report.violations),
+                          tables=validation.changed_tables(proposal),
+                          rules_run=list(report.rules_run), waived=list(report.waived))
+
+
+def definition_schema() -> dict[str, object]:
+    """The published JSON Schema of a dynamic table definition."""
+    import json
+
+    path = Path(__file__).parent / "schemas" / "definition.schema.json"
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
 # -- apply / status ------------------------------------------------------------
 
 
 def apply(repo: PathLike | None = None, database_url: str | None = None,
-          actor: str | None = None):  # type: ignore[no-untyped-def]
-    """Apply pending migrations to the database (see `schemactl.applier`)."""
+          actor: str | None = None, wait: float | None = None,
+          progress: Callable[[str, int, int | None], None] | None = None,
+          ) -> ApplyResult:
+    """Apply pending migrations: lock, drift check, backup, upgrade, verify, audit, commit.
+
+    Args:
+        repo: the schema repository (default: the current directory).
+        database_url: the database (default: environment, then the embedded server).
+        actor: who applies (default: $SCHEMACTL_ACTOR, then the git user).
+        wait: None to fail at once (exit 4) when another apply runs; seconds to wait for it
+            (0 or less: no limit).
+        progress: called with (step, done, total) as the apply advances.
+    """
     from schemactl import applier
     from schemactl.database import resolve_target
 
     sr = SchemaRepo.open(repo)
     who = resolve_actor(actor, sr.root)
-    return applier.apply(sr, resolve_target(sr, database_url), who)
+    return applier.apply(sr, resolve_target(sr, database_url), who, wait=wait,
+                         progress=progress)
 
 
 @dataclass(frozen=True)
@@ -102,6 +176,7 @@ class StatusResult(Result):
     drift: list[dict[str, str]] = field(default_factory=list)
     last_backup: dict[str, object] | None = None
     message: str = ""
+    interrupted: str | None = None
 
 
 def status(repo: PathLike | None = None, database_url: str | None = None) -> StatusResult:
@@ -125,6 +200,94 @@ def status(repo: PathLike | None = None, database_url: str | None = None) -> Sta
                             exit_code=exc.exit_code, error=exc.to_json())
     todo = migrator.pending(sr, db_rev)
     msg = "up to date" if not todo else f"{len(todo)} migration(s) pending"
+    drift_found, last_backup, interrupted = _apply_state(sr, target, db_rev)
+    if interrupted:
+        msg = f"{interrupted}; {msg}"
     return StatusResult(command="status", git_head=git_head, head_revision=head_rev,
                         db_revision=db_rev, pending=todo, database=target.display,
-                        database_ok=True, server_version=version, message=msg)
+                        database_ok=True, server_version=version, message=msg,
+                        drift=drift_found, last_backup=last_backup, interrupted=interrupted)
+
+
+def _apply_state(sr: SchemaRepo, target: Target, db_rev: str | None,
+                 ) -> tuple[list[dict[str, str]], dict[str, object] | None, str | None]:
+    """Drift, the newest complete backup, and what an interrupted apply left."""
+    from schemactl import applier, backup, drift
+    from schemactl.errors import SchemactlError
+
+    try:
+        found = drift.detect_drift(sr, target, db_rev)
+    except SchemactlError as exc:  # status still answers when the drift check cannot run
+        found = [{"kind": "unchecked", "table": "", "message": f"drift not checked: {exc}"}]
+    backups = backup.list_backups(sr)
+    last = backups[0].to_json() if backups else None
+    return found, last, applier.pipeline_state(sr, target)
+
+
+# -- history / backups -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryResult(Result):
+    entries: list[dict[str, object]]
+    database: str
+
+
+def history(repo: PathLike | None = None, database_url: str | None = None,
+            limit: int = 50) -> HistoryResult:
+    """Audit entries of the database, newest first (audit_log rows plus the audit file).
+
+    When the database does not answer, the repository's audit file alone is read.
+    """
+    from schemactl import audit
+    from schemactl.database import connect, resolve_target
+    from schemactl.errors import DatabaseError
+
+    sr = SchemaRepo.open(repo)
+    target = resolve_target(sr, database_url)
+    try:
+        with connect(target) as conn:
+            entries = audit.history(sr, conn, target.display, limit)
+    except DatabaseError:
+        entries = audit.history(sr, None, target.display, limit)
+    return HistoryResult(command="history", entries=entries, database=target.display)
+
+
+@dataclass(frozen=True)
+class BackupsResult(Result):
+    backups: list[dict[str, object]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    verify: dict[str, object] | None = None
+
+
+def backups_list(repo: PathLike | None = None) -> BackupsResult:
+    """Complete backups, newest first, with their manifests."""
+    from schemactl import backup
+
+    sr = SchemaRepo.open(repo)
+    return BackupsResult(command="backups list",
+                         backups=[b.to_json() for b in backup.list_backups(sr)])
+
+
+def backups_verify(backup_id: str, repo: PathLike | None = None) -> BackupsResult:
+    """Re-hash a backup and read it with pg_restore --list; not ok (exit 3) when damaged."""
+    from schemactl import backup
+    from schemactl.errors import EnvironmentError_
+
+    sr = SchemaRepo.open(repo)
+    report = backup.verify_backup(sr, backup_id)
+    ok = bool(report["ok"])
+    err = None if ok else {"code": "backup_damaged",
+                           "message": f"backup {backup_id}: {'; '.join(report['problems'])}"}
+    return BackupsResult(command="backups verify", verify=report, ok=ok,
+                         exit_code=EnvironmentError_.exit_code, error=err)
+
+
+def backups_prune(repo: PathLike | None = None, keep_last: int | None = None) -> BackupsResult:
+    """Keep the newest ``keep_last`` backups (default: schemactl.toml [backup] keep_last)."""
+    from schemactl import backup
+
+    sr = SchemaRepo.open(repo)
+    done = backup.prune(sr, keep_last)
+    return BackupsResult(command="backups prune", removed=done["removed"], kept=done["kept"])

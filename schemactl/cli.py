@@ -178,13 +178,67 @@ def db_status() -> None:
 
 
 @main.command()
+@click.option("--wait", "wait", type=float, is_flag=False, flag_value=0.0, default=None,
+              metavar="[SECONDS]",
+              help="Wait for another apply to finish (without SECONDS: no limit) "
+                   "instead of failing with exit 4.")
 @global_options
-def apply() -> None:
-    """Apply pending migrations to the database."""
+def apply(wait: float | None) -> None:
+    """Apply pending migrations: lock, drift check, backup, upgrade, verify, audit, commit."""
     from schemactl import api
 
     o = _opts()
-    emit(api.apply(o.repo, database_url=o.database_url, actor=o.actor))
+    with output.progress_reporter(enabled=not o.json) as progress:
+        result = api.apply(o.repo, database_url=o.database_url, actor=o.actor, wait=wait,
+                           progress=progress)
+    emit(result)
+
+
+@main.command()
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True,
+              help="How many entries, newest first.")
+@global_options
+def history(limit: int) -> None:
+    """Audit entries: who applied what, when, from which commit."""
+    from schemactl import api
+
+    o = _opts()
+    emit(api.history(o.repo, database_url=o.database_url, limit=limit))
+
+
+@main.group()
+def backups() -> None:
+    """Backups taken before each apply (pg_dump custom format + manifest)."""
+
+
+@backups.command("list")
+@global_options
+def backups_list() -> None:
+    """Complete backups, newest first."""
+    from schemactl import api
+
+    emit(api.backups_list(_opts().repo))
+
+
+@backups.command("verify")
+@click.argument("backup_id")
+@global_options
+def backups_verify(backup_id: str) -> None:
+    """Re-hash a backup and read it with pg_restore --list."""
+    from schemactl import api
+
+    emit(api.backups_verify(backup_id, _opts().repo))
+
+
+@backups.command("prune")
+@click.option("--keep-last", type=click.IntRange(1, None), default=None,
+              help="How many to keep (default: [backup] keep_last in schemactl.toml).")
+@global_options
+def backups_prune(keep_last: int | None) -> None:
+    """Remove all but the newest backups, and any half-written one."""
+    from schemactl import api
+
+    emit(api.backups_prune(_opts().repo, keep_last=keep_last))
 
 
 @main.command()

@@ -124,6 +124,8 @@ def _apply(data: dict[str, Any]) -> None:
         out().print(f"  backup {backup['id']} ({backup.get('path')})")
     if data.get("commit"):
         out().print(f"  commit {data['commit'][:10]}")
+    if data.get("recovered"):
+        out().print(f"  [yellow]{data['recovered']}[/]")
     out().print(f"  database {data.get('database')} is now at [bold]{data.get('revision')}[/]")
 
 
@@ -138,8 +140,117 @@ def _status(data: dict[str, Any]) -> None:
     pending = data.get("pending") or []
     out().print(f"pending:      {', '.join(pending) if pending else 'none'}")
     for d in data.get("drift") or []:
-        out().print(f"[yellow]drift:[/] {d}")
+        out().print(f"[yellow]drift:[/] {d.get('message', d) if isinstance(d, dict) else d}")
     if data.get("last_backup"):
         out().print(f"last backup:  {data['last_backup'].get('id')}")
     if data.get("message"):
         out().print(f"state:        {data['message']}")
+
+
+# -- apply pipeline: progress, history, backups ----------------------------------------
+
+
+class progress_reporter:  # noqa: N801 - used as a context manager, reads as a function
+    """A `(step, done, total)` callback drawing progress on stderr (None when disabled)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled and err().is_terminal
+        self._progress: Any = None
+        self._task: Any = None
+        self._step = ""
+
+    def __enter__(self) -> Callable[[str, int, int | None], None] | None:
+        if not self.enabled:
+            return None
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                  BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+                                  console=err(), transient=True)
+        self._progress.start()
+        self._task = self._progress.add_task("starting", total=None)
+        return self._update
+
+    def _update(self, step: str, done: int, total: int | None) -> None:
+        if step != self._step:
+            self._step = step
+            self._progress.update(self._task, description=step, completed=0, total=None)
+        if done or total:
+            self._progress.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+@renderer("history")
+def _history(data: dict[str, Any]) -> None:
+    entries = data.get("entries") or []
+    if not entries:
+        out().print("no audit entries")
+        return
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for col in ("when", "action", "actor", "revision", "status", "git commit", "backup"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        colour = "green" if e.get("status") == "success" else "red"
+        table.add_row(str(e.get("created_at") or ""), str(e.get("action") or ""),
+                      str(e.get("actor") or ""), str(e.get("revision") or "-"),
+                      f"[{colour}]{e.get('status')}[/]", (e.get("git_commit") or "-")[:10],
+                      str(e.get("backup_id") or "-"))
+    out().print(table)
+
+
+@renderer("backups list")
+def _backups_list(data: dict[str, Any]) -> None:
+    items = data.get("backups") or []
+    if not items:
+        out().print("no backups")
+        return
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for col in ("id", "created", "revision before", "size", "pg_dump", "database"):
+        table.add_column(col, overflow="fold")
+    for b in items:
+        table.add_row(b["id"], b.get("created_at", ""), str(b.get("revision_before") or "-"),
+                      _size(int(b.get("size") or 0)), b.get("pg_dump_version", ""),
+                      b.get("database", ""))
+    out().print(table)
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@renderer("backups verify")
+def _backups_verify(data: dict[str, Any]) -> None:
+    v = data.get("verify") or {}
+    if v.get("ok"):
+        out().print(f"[green]✓[/] backup {v.get('id')}: sha256 matches, pg_restore reads "
+                    f"{v.get('entries')} entries")
+    else:
+        for problem in v.get("problems") or []:
+            err().print(f"[red]✗[/] {problem}")
+
+
+@renderer("backups prune")
+def _backups_prune(data: dict[str, Any]) -> None:
+    removed = data.get("removed") or []
+    out().print(f"removed {len(removed)} backup(s), kept {len(data.get('kept') or [])}")
+    for bid in removed:
+        out().print(f"  - {bid}")
