@@ -145,6 +145,34 @@ def init(directory: str) -> None:
     emit(api.init(directory, actor=_opts().actor))
 
 
+@main.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--base", default="HEAD", show_default=True,
+              help="Git revision holding the current state.")
+@global_options
+def validate(files: tuple[str, ...], base: str) -> None:
+    """Check definitions against the safety rules, offline (no database).
+
+    Without FILES: the work tree's dynamic_schema/ against git HEAD (deleted files
+    count). FILE...: each file is a proposal against HEAD. -: one definition on stdin.
+    """
+    from schemactl import api
+
+    o = _opts()
+    stdin = sys.stdin.buffer if "-" in files else None
+    emit(api.validate(o.repo, files=[f for f in files if f != "-"] or None, stdin=stdin,
+                      base=base, actor=o.actor))
+
+
+@main.command()
+@global_options
+def schema() -> None:
+    """Print the JSON Schema of a dynamic table definition."""
+    from schemactl import api
+
+    output.print_json(api.definition_schema())
+
+
 @main.group()
 def db() -> None:
     """Manage the repository's embedded PostgreSQL (data in .schemactl/)."""

@@ -349,7 +349,10 @@ def from_dict(obj: Any, source: str = "<definition>", text: str = "", size: int 
             deprecated=bool(rc.get("deprecated", False)),
         ))
     indexes = []
-    for i, ri in enumerate(_need(list, obj.get("indexes") or [], "indexes", source)):
+    raw_indexes = obj.get("indexes")
+    # null means no indexes; any other non-list (false, "", 0) is refused like the schema does
+    raw_indexes = [] if raw_indexes is None else raw_indexes
+    for i, ri in enumerate(_need(list, raw_indexes, "indexes", source)):
         where = f"indexes[{i}]"
         _need(dict, ri, where, source)
         _unknown(ri.keys(), INDEX_KEYS, where, source)

@@ -88,6 +88,30 @@ def violations_table(violations: list[dict[str, Any]]) -> None:
     out().print(table)
 
 
+# -- validate ------------------------------------------------------------------------
+
+
+@renderer("validate")
+def _validate(data: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    violations = data.get("violations") or []
+    violations_table(violations)
+    for w in data.get("waived") or []:
+        where = ".".join(x for x in (w.get("table"), w.get("column")) if x) or "-"
+        reason = escape(str(w.get("reason", "")))
+        out().print(f"[dim]waived[/] {w.get('rule')} {escape(where)}: {reason}")
+    errors = sum(1 for v in violations if v.get("severity") == "error")
+    warnings = len(violations) - errors
+    tables = data.get("tables") or []
+    checked = f"{len(tables)} table(s) checked, {len(data.get('rules_run') or [])} rules"
+    if errors:
+        out().print(f"[red]✗[/] {errors} error(s), {warnings} warning(s); {checked}")
+    else:
+        extra = f", {warnings} warning(s)" if warnings else ""
+        out().print(f"[green]✓[/] no errors{extra}; {checked}")
+
+
 # -- renderers of the foundation's commands ------------------------------------
 
 
