@@ -234,3 +234,17 @@ def commit_adding(root: Path, path: str) -> str | None:
 def is_dirty(root: Path, paths: Iterable[str]) -> bool:
     repo = _repo(root)
     return bool(repo.git.status("--porcelain", "--", *paths).strip())
+
+
+def unstage(root: Path, paths: Iterable[str]) -> None:
+    """Reset the index entries of ``paths`` to HEAD (undo a `git add` of a failed commit)."""
+    wanted = [p for p in paths]
+    if not wanted:
+        return
+    import subprocess
+
+    has_head = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "-q", "HEAD"],
+                              capture_output=True).returncode == 0
+    args = ["reset", "-q", "--", *wanted] if has_head else ["rm", "-q", "--cached",
+                                                             "--ignore-unmatch", "--", *wanted]
+    subprocess.run(["git", "-C", str(root), *args], capture_output=True)
