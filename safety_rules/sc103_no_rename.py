@@ -81,7 +81,16 @@ class NoRename(Rule):
             drops, adds = by_table.setdefault(item.table, ([], []))
             (drops if item.kind == "DropColumnOp" else adds).append(item.op)
         for table, (drops, adds) in by_table.items():
-            for old, new in _pairs(drops, adds, key=_op_col_type):
+            tdef = ctx.current.get(table) if table else None
+
+            def col_type(op: object, tdef: TableDef | None = tdef) -> str:
+                found = _op_col_type(op)
+                if found == "?" and tdef is not None:
+                    col = tdef.column(_op_col_name(op))
+                    found = normalise_type(col.type) if col is not None else "?"
+                return found
+
+            for old, new in _pairs(drops, adds, key=col_type):
                 yield self.violation(
                     f"the migration drops {table}.{_op_col_name(old)} and adds "
                     f"{_op_col_name(new)} of the same type (a rename)", table=table,

@@ -52,7 +52,7 @@ class NoSetNotNull(Rule):
     def check_ops(self, ctx: OpsContext) -> Iterator[Violation]:
         for item in ctx.of_kind("AlterColumnOp"):
             op = item.op
-            if op.nullable is False and op.existing_nullable is not False \
+            if op.modify_nullable is False and op.existing_nullable is not False \
                     and ctx.is_existing(item.table):
                 yield self.violation(f"the migration sets {item.table}.{op.column_name} NOT NULL",
                                      table=item.table, column=op.column_name)

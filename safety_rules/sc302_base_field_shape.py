@@ -45,6 +45,7 @@ class BaseFieldShape(Rule):
 
     code = "SC302"
     name = "base-field-shape"
+    hint = "declare the base field exactly as schemactl.toml [[base_fields]] describes it"
 
     def check(self, ctx: RuleContext) -> Iterator[Violation]:
         for ch in ctx.proposed_changes:
