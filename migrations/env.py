@@ -13,6 +13,7 @@ from pathlib import Path
 
 from alembic import context
 from sqlalchemy import MetaData, create_engine, pool
+from sqlalchemy.engine import Engine
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -78,6 +79,12 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
+    if isinstance(connection, Engine):  # an engine (pytest-alembic passes one): connect here
+        with connection.connect() as conn:
+            _configure(connection=conn)
+            with context.begin_transaction():
+                context.run_migrations()
+        return
     if connection is not None:
         _configure(connection=connection)
         with context.begin_transaction():
