@@ -138,6 +138,90 @@ def definition_schema() -> dict[str, object]:
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
+# -- propose / plan --------------------------------------------------------------
+
+
+def propose(repo: PathLike | None = None, file: PathLike | None = None,
+            stdin: bytes | str | None = None, definition: dict[str, object] | None = None,
+            dry_run: bool = False, actor: str | None = None):  # type: ignore[no-untyped-def]
+    """Validate one definition, write it with its migration and commit both.
+
+    Exactly one of ``file`` (a path; ``"-"`` reads standard input), ``stdin`` (YAML or
+    JSON text) or ``definition`` (a dict, as agents send it) gives the definition.
+
+    Returns:
+        A `schemactl.proposer.ProposeResult`: ``migration`` {revision, path, sql},
+        ``commit``, ``changes``, ``violations``; not ok (exit 1) when a rule rejected it.
+        A definition identical to HEAD is ok with no migration and no commit.
+
+    Raises:
+        BadInputError: no or several inputs, a missing file, a malformed definition.
+        ConflictError: the definition or migrations/versions/ has uncommitted changes.
+    """
+    import sys
+
+    from schemactl import proposer
+    from schemactl.actor import is_agent
+    from schemactl.definitions import from_dict, parse_definition
+    from schemactl.errors import BadInputError
+
+    sr = SchemaRepo.open(repo)
+    who = resolve_actor(actor, sr.root)
+    given = [x for x in (file, stdin, definition) if x is not None]
+    if len(given) != 1:
+        raise BadInputError("propose needs exactly one definition (a file, - or a definition)",
+                            hint="schemactl propose dynamic_schema/notes.yaml")
+    if definition is not None:
+        tdef = from_dict(definition, source="<definition>")
+    elif stdin is not None:
+        tdef = parse_definition(stdin, "<stdin>")
+    elif str(file) == "-":
+        tdef = parse_definition(sys.stdin.buffer.read(), "<stdin>")
+    else:
+        path = Path(str(file))
+        if not path.is_file():
+            raise BadInputError(f"{file}: no such file", hint="pass a definition file or -")
+        tdef = parse_definition(path.read_bytes(), str(file))
+    return proposer.propose(sr, tdef, actor=who, dry_run=dry_run,
+                            allow_waivers=not is_agent(who))
+
+
+@dataclass(frozen=True)
+class PlanResult(Result):
+    pending: list[str]
+    sql: str
+    database: str
+    db_revision: str | None = None
+    head_revision: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def plan(repo: PathLike | None = None, database_url: str | None = None) -> PlanResult:
+    """The SQL `apply` would run against the database: pending revisions, rendered offline.
+
+    Raises:
+        DatabaseError: the database cannot be reached (exit 3).
+        ConflictError: the database is at a revision git does not have (exit 4).
+    """
+    from schemactl import migrator
+    from schemactl.database import connect, resolve_target
+
+    sr = SchemaRepo.open(repo)
+    target = resolve_target(sr, database_url)
+    with connect(target) as conn:
+        db_rev = migrator.current_revision(conn)
+        has_vector = conn.execute(
+            "select 1 from pg_available_extensions where name = 'vector'").fetchone()
+    todo = migrator.pending(sr, db_rev)
+    sql = migrator.upgrade_sql(sr, db_rev, "head") if todo else ""
+    warnings = []
+    if "CREATE EXTENSION IF NOT EXISTS vector" in sql and not has_vector:
+        warnings.append("the server has no pgvector: apply will fail at CREATE EXTENSION vector "
+                        "(install pgvector or use the embedded server)")
+    return PlanResult(command="plan", pending=todo, sql=sql, database=target.display,
+                      db_revision=db_rev, head_revision=migrator.head(sr), warnings=warnings)
+
+
 # -- apply / status ------------------------------------------------------------
 
 

@@ -279,5 +279,29 @@ def status() -> None:
     emit(api.status(o.repo, database_url=o.database_url))
 
 
+@main.command()
+@click.argument("file", metavar="FILE|-")
+@click.option("--dry-run", is_flag=True, help="Show the plan and its SQL; write nothing.")
+@global_options
+def propose(file: str, dry_run: bool) -> None:
+    """Validate a definition, write it with its migration, and commit the proposal."""
+    from schemactl import api
+
+    o = _opts()
+    if not o.json:
+        output.err().print(f"[dim]proposing {file}{' (dry run)' if dry_run else ''}...[/]")
+    emit(api.propose(o.repo, file=file, dry_run=dry_run, actor=o.actor))
+
+
+@main.command()
+@global_options
+def plan() -> None:
+    """The SQL that `apply` would run against this database."""
+    from schemactl import api
+
+    o = _opts()
+    emit(api.plan(o.repo, database_url=o.database_url))
+
+
 if __name__ == "__main__":
     main()

@@ -278,3 +278,63 @@ def _backups_prune(data: dict[str, Any]) -> None:
     out().print(f"removed {len(removed)} backup(s), kept {len(data.get('kept') or [])}")
     for bid in removed:
         out().print(f"  - {bid}")
+
+
+# -- propose / plan ---------------------------------------------------------------------
+
+
+def sql_view(sql: str, title: str = "SQL") -> None:
+    """Show SQL highlighted (rich Syntax) under a title rule; long lines wrap."""
+    from rich.syntax import Syntax
+
+    out().rule(f"[bold]{title}[/]", align="left")
+    out().print(Syntax(sql.strip() or "-- nothing", "sql", theme="ansi_dark",
+                       background_color="default"))
+    out().rule()
+
+
+_CHANGE_STYLE = {"create_table": ("+", "green"), "add_column": ("+", "green"),
+                 "add_index": ("+", "green"), "add_foreign_key": ("+", "green"),
+                 "add_unique": ("+", "green"), "deprecate_table": ("~", "yellow"),
+                 "deprecate_column": ("~", "yellow")}
+
+
+@renderer("propose")
+def _propose(data: dict[str, Any]) -> None:
+    if not data.get("ok"):
+        violations_table(data.get("violations") or [])
+        err().print(f"[bold red]rejected:[/] {data.get('message', '')}")
+        return
+    mig = data.get("migration")
+    if not mig:
+        out().print(f"[green]✓[/] {data.get('message') or 'nothing to propose'}")
+        return
+    verb = "would add" if data.get("dry_run") else "added"
+    out().print(f"[bold]{data.get('message')}[/]")
+    for ch in data.get("changes") or []:
+        mark, colour = _CHANGE_STYLE.get(ch["action"], ("~", "yellow"))
+        what = ch.get("column") or ch.get("index") or ch["table"]
+        detail = f" [dim]{ch['detail']}[/]" if ch.get("detail") else ""
+        out().print(f"  [{colour}]{mark} {ch['action'].replace('_', ' ')} {what}[/]{detail}")
+    sql_view(mig.get("sql") or "", f"SQL of {mig['revision']}")
+    for a in mig.get("archives") or []:
+        out().print(f"  [dim]downgrade archives {a['from']} → {a['to']}[/]")
+    out().print(f"[green]✓[/] {verb} migration [bold]{mig['revision']}[/] ({mig['path']})")
+    if data.get("commit"):
+        out().print(f"  commit {data['commit'][:10]}")
+    if data.get("violations"):
+        violations_table(data["violations"])
+
+
+@renderer("plan")
+def _plan(data: dict[str, Any]) -> None:
+    pending = data.get("pending") or []
+    if not pending:
+        out().print(f"[green]✓[/] nothing pending: {data.get('database')} is at "
+                    f"[bold]{data.get('db_revision')}[/]")
+        return
+    out().print(f"{len(pending)} migration(s) pending on {data.get('database')}: "
+                f"[bold]{', '.join(pending)}[/]")
+    sql_view(data.get("sql") or "", "SQL that apply would run")
+    for w in data.get("warnings") or []:
+        err().print(f"[yellow]warning:[/] {w}")
