@@ -1,0 +1,106 @@
+"""add table projects
+
+Revision ID: 0002_fdc722fb
+Revises: 0001_core
+
+Made by `schemactl propose` from dynamic_schema/projects.yaml.
+
+- create table projects (9 columns, 1 indexes)
+
+Upgrade is lock-safe: new tables are created plainly; on existing tables, indexes are
+built CONCURRENTLY outside the transaction and foreign keys are added NOT VALID, then
+validated. Downgrade never drops a table or a value: a table made here moves to the
+schema schemactl_archive, a column's values are copied there (keyed by row) before
+the column goes; see ARCHIVES.
+"""
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision = '0002_fdc722fb'
+down_revision = '0001_core'
+branch_labels = None
+depends_on = None
+
+ARCHIVE_SCHEMA = 'schemactl_archive'
+# What downgrade() moves into the archive schema. A counter is appended to the name when
+# an earlier round trip already used it; schemactl_archive.archive_registry records
+# the exact name, the row count and the time of every move.
+ARCHIVES = [
+    {"kind": 'table', "from": 'public.projects', "to": 'schemactl_archive.projects__0002_fdc722fb'},
+]
+
+
+def upgrade() -> None:
+    # New table projects: created plainly (nobody uses it yet).
+    op.create_table(
+        'projects',
+        sa.Column('id', postgresql.UUID(as_uuid=True), server_default=sa.text('gen_random_uuid()'), nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+        sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+        sa.Column('is_deleted', sa.Boolean(), server_default=sa.text('false'), nullable=False),
+        sa.Column('created_by', sa.BigInteger(), nullable=True),
+        sa.Column('name', sa.String(length=200), nullable=False),
+        sa.Column('description', sa.Text(), nullable=True),
+        sa.Column('status', sa.String(length=20), server_default=sa.text("'active'"), nullable=False),
+        sa.Column('metadata', postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.PrimaryKeyConstraint('id', name='pk_projects'),
+        comment='Story projects the characters, ideas and notes belong to',
+    )
+    op.create_index('uq_projects_name', 'projects', ['name'], unique=True)
+
+
+def downgrade() -> None:
+    _archive_table('projects', 'projects__0002_fdc722fb')
+
+
+def _lit(value: str) -> str:
+    """A SQL string literal (the names here passed the identifier rule; quotes doubled anyway)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _archive_table(table: str, target: str) -> None:
+    """Move public.<table> into the archive schema with its rows, indexes and constraints.
+
+    Never DROP. Index names are per schema, so the table's indexes are renamed first (an
+    earlier archived copy cannot collide); the registry records where the table went.
+    """
+    op.execute(f"""
+DO $$
+DECLARE
+  base text := {_lit(target)};
+  target text := base;
+  n int := 1;
+  moved bigint;
+  idx text;
+BEGIN
+  CREATE SCHEMA IF NOT EXISTS schemactl_archive;
+  CREATE TABLE IF NOT EXISTS schemactl_archive.archive_registry (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    revision text NOT NULL,
+    kind text NOT NULL,
+    source_schema text NOT NULL DEFAULT 'public',
+    source_table text NOT NULL,
+    source_column text,
+    archive_schema text NOT NULL DEFAULT 'schemactl_archive',
+    archive_table text NOT NULL,
+    row_count bigint,
+    archived_at timestamptz NOT NULL DEFAULT now()
+  );
+  WHILE to_regclass(format('%I.%I', {_lit(ARCHIVE_SCHEMA)}, target)) IS NOT NULL
+        OR to_regclass(format('public.%I', target)) IS NOT NULL LOOP
+    target := left(base, 63 - length('_' || n)) || '_' || n;
+    n := n + 1;
+  END LOOP;
+  EXECUTE format('SELECT count(*) FROM public.%I', {_lit(table)}) INTO moved;
+  FOR idx IN SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE i.indrelid = format('public.%I', {_lit(table)})::regclass LOOP
+    EXECUTE format('ALTER INDEX public.%I RENAME TO %I', idx,
+                   left(idx, 50) || '_' || substr(md5(target || '.' || idx), 1, 12));
+  END LOOP;
+  EXECUTE format('ALTER TABLE public.%I RENAME TO %I', {_lit(table)}, target);
+  EXECUTE format('ALTER TABLE public.%I SET SCHEMA %I', target, {_lit(ARCHIVE_SCHEMA)});
+  INSERT INTO schemactl_archive.archive_registry
+    (revision, kind, source_table, archive_table, row_count)
+    VALUES ({_lit(revision)}, 'table', {_lit(table)}, target, moved);
+END $$""")
