@@ -81,6 +81,9 @@ class Operation:
         verify_git_rev: the git revision whose definitions the result must match ("HEAD"),
             or None for the definitions of the commit that added ``revision_target``.
         details: extra audit details (e.g. archived tables of a rollback).
+        commit_paths: repository paths (relative) that ``migrate`` changes and the run's
+            commit must carry besides the audit file (a rollback removes its migration file
+            and restores definitions, so git follows the database).
     """
 
     action: str
@@ -89,6 +92,7 @@ class Operation:
     migrate: Callable[[Connection], None]
     verify_git_rev: str | None = "HEAD"
     details: dict[str, Any] = field(default_factory=dict)
+    commit_paths: list[str] = field(default_factory=list)
 
 
 # plan(current_revision) -> Operation, or None when there is nothing to do.
@@ -148,24 +152,35 @@ def _managed_tables(repo: SchemaRepo) -> set[str]:
 
 
 def drop_new_invalid_indexes(repo: SchemaRepo, conn: psycopg.Connection[Any],
-                             before: list[str]) -> list[str]:
+                             before: list[str]) -> tuple[list[str], list[str]]:
     """Drop invalid indexes a failed CONCURRENTLY build left on managed tables.
 
     Only indexes that were not already invalid before the run are dropped (``before``):
-    an object schemactl did not make is never touched.
+    an object schemactl did not make is never touched. ``DROP INDEX CONCURRENTLY`` waits
+    for the transactions using the table, so it gets a bounded lock_timeout; an index it
+    could not drop is returned as left for the next run.
+
+    Returns:
+        (dropped, left) index names.
     """
+    import psycopg
     from psycopg import sql
 
     schema = repo.config.dynamic_schema
-    dropped = []
+    wait_ms = max(2000, repo.config.lock_timeout_ms)
+    dropped: list[str] = []
+    left: list[str] = []
     for name in _invalid_indexes(conn, _managed_tables(repo), schema):
         if name in before:
             continue
-        conn.execute("set lock_timeout = '10s'")
-        conn.execute(sql.SQL("drop index concurrently if exists {}.{}").format(
-            sql.Identifier(schema), sql.Identifier(name)))
-        dropped.append(name)
-    return dropped
+        try:
+            conn.execute(f"set lock_timeout = '{int(wait_ms)}ms'")
+            conn.execute(sql.SQL("drop index concurrently if exists {}.{}").format(
+                sql.Identifier(schema), sql.Identifier(name)))
+            dropped.append(name)
+        except psycopg.Error:
+            left.append(name)
+    return dropped, left
 
 
 def _commit_with_retry(repo: SchemaRepo, paths: list[Path], subject: str,
@@ -269,8 +284,17 @@ def _migrate_with_retries(repo: SchemaRepo, target: Target, actor: str, op: Oper
                 op.migrate(conn)
             return attempt
         except Exception as exc:
-            dropped = drop_new_invalid_indexes(repo, lock_conn, j.invalid_indexes_before)
+            dropped, left = drop_new_invalid_indexes(repo, lock_conn, j.invalid_indexes_before)
             state = _sqlstate(exc)
+            if left:
+                # A retry would find the invalid index "already there" (IF NOT EXISTS): stop.
+                raise DatabaseError(
+                    f"{op.action} failed and the invalid index(es) {', '.join(left)} left by a "
+                    f"failed concurrent build could not be dropped yet",
+                    hint="a long transaction uses the table; the next apply drops them first",
+                    code="invalid_index_left",
+                    details={"sqlstate": state, "invalid_indexes_left": left,
+                             "dropped_invalid_indexes": dropped}) from exc
             if state == LOCK_NOT_AVAILABLE:
                 if attempt < tries:
                     delay = cfg.retry_backoff_ms / 1000 * 2 ** (attempt - 1)
@@ -325,8 +349,12 @@ def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any]
     audit.append_line(repo, entry)
     j = journal.write(repo, j.at("audited"))
     _say(progress, "commit")
+    # Paths already committed (a recovered run) are gone from disk and from HEAD: skip them.
+    extra = [repo.root / p for p in j.commit_paths
+             if (repo.root / p).exists() or gitops.read_at(repo.root, "HEAD", p) is not None]
     sha = _commit_with_retry(
-        repo, [repo.audit_file], _subject(j.action, j.revisions, target, bool(verify_error)),
+        repo, [repo.audit_file, *extra],
+        _subject(j.action, j.revisions, target, bool(verify_error)),
         {"Schemactl-Action": j.action, "Schemactl-Revision": entry.revision,
          "Schemactl-Backup": entry.backup_id, "Schemactl-Actor": entry.actor,
          "Schemactl-Audit": entry.id, "Schemactl-Database": target.display,
@@ -350,7 +378,12 @@ def _recover(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any
             and current != j.revision_target:
         # The database is where the run started, or part-way: committed migrations stay,
         # a half-built concurrent index goes, and this run redoes the rest.
-        drop_new_invalid_indexes(repo, lock_conn, j.invalid_indexes_before)
+        _dropped, left = drop_new_invalid_indexes(repo, lock_conn, j.invalid_indexes_before)
+        if left:
+            raise DatabaseError(
+                f"the interrupted {j.action} left invalid index(es) {', '.join(left)} that "
+                "cannot be dropped yet", code="invalid_index_left",
+                hint="a long transaction uses the table; retry when it ends")
         journal.clear(repo, target.display)
         return None
     if current != j.revision_target:
@@ -426,7 +459,7 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
                         revision_before=before, revision_target=op.revision_target,
                         revisions=list(op.revisions), git_commit=gitops.head_sha(repo.root),
                         git_branch=gitops.current_branch(repo.root),
-                        verify_git_rev=op.verify_git_rev)
+                        verify_git_rev=op.verify_git_rev, commit_paths=list(op.commit_paths))
         details = {**op.details, **({"recovered_from": previous.id} if previous else {})}
 
         def failed(exc: SchemactlError, changed: bool) -> None:
@@ -451,7 +484,11 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
                          "Schemactl-Status": "failed"})
                 except SchemactlError:
                     pass
-            journal.clear(repo, target.display)
+            if exc.details.get("invalid_indexes_left"):
+                # Keep the journal: the next run drops what this one could not.
+                journal.write(repo, j.at("upgrade", failed=exc.message))
+            else:
+                journal.clear(repo, target.display)
             exc.message = target.scrub(exc.message)
 
         # 1. drift: the live schema must be what git says for this revision.
@@ -537,11 +574,16 @@ def apply(repo: SchemaRepo, target: Target, actor: str, *, wait: float | None = 
             revision git does not know, or migrations/ has several heads (exit 4).
         EnvironmentError_: the database cannot be reached, no usable pg_dump, lock timeouts
             on every try, a failed migration or verification (exit 3).
+        PolicyError: an agent refused by ``[policy] agent_apply`` (exit 1, nothing changed).
     """
+    from schemactl import policy
+
+    # Agents: "never" refuses before the lock; "safe" re-checks under the lock (policy.py).
+    policy.require_agent_may_change(repo, actor, "apply")
     waivers = [{"rule": w.rule, "reason": w.reason, "table": w.table, "column": w.column}
                for w in repo.config.waivers]
-    return run_pipeline(repo, target, actor, apply_plan(repo), action="apply", wait=wait,
-                        progress=progress, waivers=waivers)
+    return run_pipeline(repo, target, actor, policy.guard_plan(repo, actor, apply_plan(repo)),
+                        action="apply", wait=wait, progress=progress, waivers=waivers)
 
 
 def pipeline_state(repo: SchemaRepo, target: Target) -> str | None:

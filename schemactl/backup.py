@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from schemactl.database import Target, connect
-from schemactl.errors import BadInputError, EnvironmentError_
+from schemactl.errors import BadInputError, EnvironmentError_, SchemactlError
 from schemactl.repo import SchemaRepo
 
 # progress(step, done, total): bytes written so far; total is an estimate or None.
@@ -211,6 +211,36 @@ def server_info(target: Target) -> tuple[str, int, int]:
     return str(row[0]), int(row[1]), int(row[2])
 
 
+def write_marks(repo: SchemaRepo, target: Target) -> dict[str, Any] | None:
+    """What `rollback --restore-backup` compares with later: a transaction id and row counts.
+
+    ``txid`` is a fresh ``txid_current()``: a row whose ``xmin`` is at least as new was written
+    after it. ``row_counts`` holds the exact count of every dynamic table (definitions at HEAD)
+    that exists. None when they cannot be taken: the backup itself never fails for them.
+    """
+    import psycopg
+    from psycopg import sql
+
+    from schemactl.definitions import load_at_rev
+
+    try:
+        tables = sorted(load_at_rev(repo.root, "HEAD"))
+        schema = repo.config.dynamic_schema
+        with connect(target) as conn:
+            row = conn.execute("select txid_current()").fetchone()
+            counts: dict[str, int] = {}
+            for table in tables:
+                reg = conn.execute("select to_regclass(format('%%I.%%I', %s::text, %s::text))",
+                                   (schema, table)).fetchone()
+                if reg and reg[0]:
+                    got = conn.execute(sql.SQL("select count(*) from {}.{}").format(
+                        sql.Identifier(schema), sql.Identifier(table))).fetchone()
+                    counts[table] = int(got[0]) if got else 0
+        return {"txid": int(row[0]) if row else None, "row_counts": counts}
+    except (psycopg.Error, SchemactlError):
+        return None
+
+
 def new_backup_id(revision_before: str | None) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     rev = re.sub(r"[^A-Za-z0-9_]", "_", revision_before or "base")[:40]
@@ -249,6 +279,9 @@ def create_backup(repo: SchemaRepo, target: Target, revision_before: str | None,
         "status": "in_progress", "pid": os.getpid(), "host": socket.gethostname(),
         "started": time.time(),
     }
+    # Taken before the dump's snapshot: a write in between only makes a later
+    # `rollback --restore-backup` more careful, never less.
+    meta["marks"] = write_marks(repo, target)
     _write_json(manifest, meta)
     url, env = _libpq_args(target)
     cmd = [str(exe), "--format=custom", "--no-password",
@@ -271,7 +304,8 @@ def create_backup(repo: SchemaRepo, target: Target, revision_before: str | None,
                 if size == len(chunk):
                     from schemactl.journal import pause_at
 
-                    pause_at("backup")
+                    fh.flush()
+                    pause_at("dump")  # test hook: a half-written dump on disk
             stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
             code = proc.wait()
             fh.flush()
@@ -315,7 +349,7 @@ def list_backups(repo: SchemaRepo, *, include_incomplete: bool = False) -> list[
     folder = repo.backup_dir
     if not folder.is_dir():
         return []
-    out = []
+    out: list[tuple[Backup, float]] = []
     for path in folder.glob("*.json"):
         data = _read_manifest(path)
         if data is None or "id" not in data:
@@ -326,8 +360,10 @@ def list_backups(repo: SchemaRepo, *, include_incomplete: bool = False) -> list[
                 continue
             if b.status == "complete":
                 b = _from_manifest({**data, "status": "missing"}, folder)
-        out.append(b)
-    return sorted(out, key=lambda b: (b.created_at, b.id), reverse=True)
+        out.append((b, float(data.get("started") or 0)))
+    # created_at has whole seconds: the start time orders backups taken in the same second.
+    return [b for b, _ in sorted(out, key=lambda x: (x[0].created_at, x[1], x[0].id),
+                                 reverse=True)]
 
 
 def get_backup(repo: SchemaRepo, backup_id: str) -> Backup:

@@ -47,6 +47,9 @@ class Journal:
     invalid_indexes_before: list[str] = field(default_factory=list)
     audit_row: bool = False
     verify_git_rev: str | None = "HEAD"
+    failed: str | None = None
+    # Repository paths the run's commit carries besides the audit file (a rollback's files).
+    commit_paths: list[str] = field(default_factory=list)
     pid: int = 0
     host: str = ""
     started_at: str = ""
@@ -76,6 +79,8 @@ class Journal:
         who = f"{self.action} of {revs}"
         if self.alive:
             return f"{who} in progress (pid {self.pid}, step {self.step})"
+        if self.failed:
+            return f"{who} failed ({self.failed}); the next apply cleans up first"
         if self.step in ("locked", "backup"):
             return (f"{who} interrupted during backup; the database was not changed "
                     f"(the next apply redoes it)")
@@ -97,12 +102,13 @@ def _now() -> str:
 def new(repo: SchemaRepo, *, id: str, action: str, database: str, actor: str,
         revision_before: str | None, revision_target: str | None, revisions: list[str],
         git_commit: str | None, git_branch: str | None,
-        verify_git_rev: str | None = "HEAD") -> Journal:
+        verify_git_rev: str | None = "HEAD",
+        commit_paths: list[str] | None = None) -> Journal:
     """Start a journal at step ``locked`` (written at once)."""
     j = Journal(id=id, action=action, step="locked", database=database, actor=actor,
                 revision_before=revision_before, revision_target=revision_target,
                 revisions=revisions, git_commit=git_commit, git_branch=git_branch,
-                verify_git_rev=verify_git_rev,
+                verify_git_rev=verify_git_rev, commit_paths=list(commit_paths or []),
                 pid=os.getpid(), host=socket.gethostname(), started_at=_now())
     return write(repo, j)
 
