@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,10 @@ class TypeSpec:
 _TYPE_RE = re.compile(r"^\s*([a-z][a-z0-9 _]*?)\s*(?:\(\s*([0-9 ,]*)\s*\))?\s*(\[\])?\s*$")
 
 
+@lru_cache(maxsize=4096)
 def parse_type(text: str) -> TypeSpec | None:
     """Parse a type name; None when it is not of the form ``name[(n[,m])][[]]``."""
+    # Cached: a few distinct type names recur across thousands of columns.
     m = _TYPE_RE.match(text.lower())
     if not m:
         return None

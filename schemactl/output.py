@@ -93,9 +93,16 @@ def violations_table(violations: list[dict[str, Any]]) -> None:
 
 @renderer("validate")
 def _validate(data: dict[str, Any]) -> None:
+    violations = data.get("violations") or []
+    tables = data.get("tables") or []
+    checked = f"{len(tables)} table(s) checked, {len(data.get('rules_run') or [])} rules"
+    if not violations and not data.get("waived"):
+        # The common, clean case stays off rich: validate runs in loops and hooks.
+        tick = "\x1b[32m✓\x1b[0m" if sys.stdout.isatty() else "✓"
+        sys.stdout.write(f"{tick} no errors; {checked}\n")
+        return
     from rich.markup import escape
 
-    violations = data.get("violations") or []
     violations_table(violations)
     for w in data.get("waived") or []:
         where = ".".join(x for x in (w.get("table"), w.get("column")) if x) or "-"
@@ -103,8 +110,6 @@ def _validate(data: dict[str, Any]) -> None:
         out().print(f"[dim]waived[/] {w.get('rule')} {escape(where)}: {reason}")
     errors = sum(1 for v in violations if v.get("severity") == "error")
     warnings = len(violations) - errors
-    tables = data.get("tables") or []
-    checked = f"{len(tables)} table(s) checked, {len(data.get('rules_run') or [])} rules"
     if errors:
         out().print(f"[red]✗[/] {errors} error(s), {warnings} warning(s); {checked}")
     else:
