@@ -143,11 +143,14 @@ def definition_schema() -> dict[str, object]:
 
 def propose(repo: PathLike | None = None, file: PathLike | None = None,
             stdin: bytes | str | None = None, definition: dict[str, object] | None = None,
-            dry_run: bool = False, actor: str | None = None):  # type: ignore[no-untyped-def]
+            dry_run: bool = False, actor: str | None = None,
+            add_base_fields: bool = False):  # type: ignore[no-untyped-def]
     """Validate one definition, write it with its migration and commit both.
 
     Exactly one of ``file`` (a path; ``"-"`` reads standard input), ``stdin`` (YAML or
     JSON text) or ``definition`` (a dict, as agents send it) gives the definition.
+    With ``add_base_fields`` the configured base fields it lacks are inserted first, so
+    an agent can send only its own columns.
 
     Returns:
         A `schemactl.proposer.ProposeResult`: ``migration`` {revision, path, sql},
@@ -172,7 +175,10 @@ def propose(repo: PathLike | None = None, file: PathLike | None = None,
         raise BadInputError("propose needs exactly one definition (a file, - or a definition)",
                             hint="schemactl propose dynamic_schema/notes.yaml")
     if definition is not None:
-        tdef = from_dict(definition, source="<definition>")
+        from schemactl.definitions import definition_size
+
+        # Sized as compact JSON, so SC406 bounds a dict like a file.
+        tdef = from_dict(definition, source="<definition>", size=definition_size(definition))
     elif stdin is not None:
         tdef = parse_definition(stdin, "<stdin>")
     elif str(file) == "-":
@@ -183,7 +189,7 @@ def propose(repo: PathLike | None = None, file: PathLike | None = None,
             raise BadInputError(f"{file}: no such file", hint="pass a definition file or -")
         tdef = parse_definition(path.read_bytes(), str(file))
     return proposer.propose(sr, tdef, actor=who, dry_run=dry_run,
-                            allow_waivers=not is_agent(who))
+                            allow_waivers=not is_agent(who), add_base_fields=add_base_fields)
 
 
 @dataclass(frozen=True)

@@ -480,3 +480,45 @@ def load_at_rev(repo_root: Path, rev: str = "HEAD") -> dict[str, TableDef]:
 
 def with_source(tdef: TableDef, source: str) -> TableDef:
     return replace(tdef, source=source)
+
+
+def add_base_fields(tdef: TableDef, base_columns: Iterable[Mapping[str, Any]]) -> TableDef:
+    """Put the base-field columns a definition lacks at its start, in the configured order.
+
+    An agent can then send only its own columns. A column already named like a base
+    field is kept as written (SC302 judges its shape); the result is validated like any
+    definition.
+
+    Args:
+        tdef: the definition as sent.
+        base_columns: the configured base fields as column mappings
+            (`schemactl.config.BaseField.as_column`).
+    """
+    present = set(tdef.column_names)
+    missing = [dict(c) for c in base_columns if c["name"] not in present]
+    if not missing:
+        return tdef
+    for col in missing:
+        # The configuration holds defaults as text; a boolean's is written as YAML writes it.
+        if normalise_type(str(col["type"])) == "boolean" and col.get("default") in ("true",
+                                                                                 "false"):
+            col["default"] = col["default"] == "true"
+    # Parsed like any sent column, so the inserted ones are normalised the same way.
+    added = from_dict({"table": tdef.table, "columns": missing}, source=tdef.source).columns
+    return replace(tdef, columns=added + tdef.columns)
+
+
+def definition_size(definition: Any) -> int:
+    """Bytes of a definition as compact UTF-8 JSON (what SC406 bounds).
+
+    Raises:
+        BadInputError: the value cannot be written as JSON.
+    """
+    try:
+        text = json.dumps(definition, ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise BadInputError(f"the definition is not plain JSON data ({exc})",
+                            hint="send a JSON object of strings, numbers, booleans, lists "
+                                 "and objects") from None
+    return len(text.encode("utf-8", errors="surrogatepass"))

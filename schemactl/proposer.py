@@ -53,7 +53,7 @@ def _safe_table_name(name: str) -> None:
 
 
 def propose(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool = False,
-            allow_waivers: bool = True) -> ProposeResult:
+            allow_waivers: bool = True, add_base_fields: bool = False) -> ProposeResult:
     """Validate a definition, render its migration and commit both.
 
     Args:
@@ -62,6 +62,7 @@ def propose(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool = Fal
         actor: who proposes (commit trailer).
         dry_run: compute and return the plan with its SQL; write nothing.
         allow_waivers: False for agents (they never get waivers).
+        add_base_fields: first insert the configured base fields the definition lacks.
 
     Returns:
         The result; ``ok`` is False (exit 1) when a rule rejected the proposal.
@@ -75,6 +76,11 @@ def propose(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool = Fal
     from schemactl.definitions import load_at_rev
 
     config = repo.config
+    if add_base_fields:
+        from schemactl.definitions import add_base_fields as with_base
+
+        # Before the unchanged check: a retried proposal stays a no-op.
+        tdef = with_base(tdef, [f.as_column() for f in config.base_fields])
     current = load_at_rev(repo.root, "HEAD")
     table = tdef.table
     before = current.get(table)
