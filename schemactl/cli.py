@@ -282,15 +282,18 @@ def status() -> None:
 @main.command()
 @click.argument("file", metavar="FILE|-")
 @click.option("--dry-run", is_flag=True, help="Show the plan and its SQL; write nothing.")
+@click.option("--add-base-fields", is_flag=True,
+              help="Insert the configured base fields the definition lacks, at its start.")
 @global_options
-def propose(file: str, dry_run: bool) -> None:
+def propose(file: str, dry_run: bool, add_base_fields: bool) -> None:
     """Validate a definition, write it with its migration, and commit the proposal."""
     from schemactl import api
 
     o = _opts()
     if not o.json:
         output.err().print(f"[dim]proposing {file}{' (dry run)' if dry_run else ''}...[/]")
-    emit(api.propose(o.repo, file=file, dry_run=dry_run, actor=o.actor))
+    emit(api.propose(o.repo, file=file, dry_run=dry_run, actor=o.actor,
+                     add_base_fields=add_base_fields))
 
 
 @main.command()
@@ -301,6 +304,30 @@ def plan() -> None:
 
     o = _opts()
     emit(api.plan(o.repo, database_url=o.database_url))
+
+
+@main.command()
+@global_options
+def mcp() -> None:
+    """Serve the agent tools over MCP on stdin/stdout (the caller is an agent).
+
+    The actor is agent:<name>: --actor, else $SCHEMACTL_ACTOR when it starts with
+    agent:, else the MCP client's name. Wire it into a client with
+    {"command": "schemactl", "args": ["mcp", "--repo", "/path/to/repo"]}.
+    """
+    from schemactl import mcp_server
+
+    o = _opts()
+    mcp_server.run(o.repo, o.database_url, o.actor)
+
+
+@main.command()
+@global_options
+def tools() -> None:
+    """The agent tools as JSON Schema (draft 2020-12) for function calling."""
+    from schemactl import agent_tools
+
+    emit(agent_tools.tools_result())
 
 
 if __name__ == "__main__":

@@ -343,3 +343,14 @@ def _plan(data: dict[str, Any]) -> None:
     sql_view(data.get("sql") or "", "SQL that apply would run")
     for w in data.get("warnings") or []:
         err().print(f"[yellow]warning:[/] {w}")
+
+
+# -- tools ---------------------------------------------------------------------------------
+
+
+@renderer("tools")
+def _tools(data: dict[str, Any]) -> None:
+    for tool in data.get("tools") or []:
+        params = ", ".join(tool["input_schema"].get("properties", {})) or "no arguments"
+        out().print(f"[bold]{tool['name']}[/] [dim]({params})[/]")
+        out().print(f"  {tool['description']}")
