@@ -424,3 +424,27 @@ def test_definition_dict_and_deprecation_is_a_comment(repo: Path, db: Target, cl
     assert "COMMENT ON COLUMN notes.title IS 'DEPRECATED'" in res.migration["sql"]
     apply(cli, repo, db)
     assert columns(db, "notes")[5][4] == "DEPRECATED"
+
+
+def test_plain_alembic_upgrade_works_without_schemactl(repo: Path, db: Target, cli: Any,
+                                                       has_vector: bool) -> None:
+    import os
+    import sys
+
+    assert propose(cli, repo, PROJECTS).code == 0
+    assert propose(cli, repo, characters(has_vector)).code == 0
+    # schemactl made unimportable: the migrations need only alembic, sqlalchemy, pgvector
+    code = ("import sys; sys.modules['schemactl'] = None; "
+            "from alembic.config import main; main(['upgrade', 'head'])")
+    env = {**os.environ, "DATABASE_URL": db.url}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert [c[0] for c in columns(db, "characters")][:6] == [
+        "id", "created_at", "updated_at", "is_deleted", "created_by", "name"]
+
+
+def test_propose_missing_file_is_bad_input(repo: Path, cli: Any) -> None:
+    res = cli("propose", "nope.yaml", "--json", cwd=repo)
+    assert res.code == 2, res
+    assert res.json["ok"] is False and res.json["error"]["code"] == "bad_input"
