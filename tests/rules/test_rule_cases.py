@@ -35,6 +35,11 @@ CASES = _load()
 
 @pytest.mark.parametrize("case", [c for _, c in CASES], ids=[i for i, _ in CASES])
 def test_rule_case(case: dict[str, Any]) -> None:
+    if "repo" in case:  # repository-level rules (SC6xx): tests/rules/repo_cases.py
+        from tests.rules.repo_cases import run_repo_case
+
+        run_repo_case(case)
+        return
     config = make_config(case.get("config"))
     before = tables(case.get("before"))
     after = tables(case["after"]) if "after" in case else dict(before)
