@@ -1,8 +1,26 @@
-"""The engine API: one typed function per command.
+"""The engine API: one typed function per command, and the Python API for agents.
 
-The CLI (`schemactl.cli`) and the MCP server are thin layers over these
-functions. They never print; they return frozen result objects (see
-`schemactl.results`) and raise `SchemactlError` subclasses carrying an exit code.
+The CLI (`schemactl.cli`) and the MCP server (`schemactl.mcp_server`, over
+`schemactl.agent_tools`) are thin layers over these functions. They never print;
+they return frozen result objects (see `schemactl.results`) whose ``to_json()`` is
+the object the CLI prints with ``--json``, and raise `SchemactlError` subclasses
+carrying an exit code, a stable ``code``, a message and a hint.
+
+An agent written in Python calls them directly, naming itself ``agent:<name>``::
+
+    from schemactl import api
+
+    ideas = {"table": "ideas", "columns": [{"name": "summary", "type": "text"}]}
+    proposed = api.propose("/srv/schema", definition=ideas, add_base_fields=True,
+                           actor="agent:mechanic")
+    if proposed.ok and proposed.migration:
+        api.apply("/srv/schema", database_url=url, actor="agent:mechanic", wait=30)
+
+An ``agent:`` actor gets no waivers, and ``apply`` and ``rollback`` obey
+``[policy] agent_apply`` of schemactl.toml (`schemactl.policy`): a refusal raises
+`PolicyError` (code ``policy``) with nothing changed. Retries are safe: proposing a
+definition identical to HEAD and applying with nothing pending are no-ops.
+See docs/agents.md.
 """
 
 from __future__ import annotations
