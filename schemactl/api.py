@@ -399,3 +399,71 @@ def backups_prune(repo: PathLike | None = None, keep_last: int | None = None) ->
     sr = SchemaRepo.open(repo)
     done = backup.prune(sr, keep_last)
     return BackupsResult(command="backups prune", removed=done["removed"], kept=done["kept"])
+
+
+# -- rollback / archive ------------------------------------------------------------------
+
+
+def rollback(repo: PathLike | None = None, database_url: str | None = None,
+             actor: str | None = None, to: str | None = None,
+             restore_backup: str | None = None, force: bool = False,
+             wait: float | None = None,
+             progress: Callable[[str, int, int | None], None] | None = None,
+             ):  # type: ignore[no-untyped-def]
+    """Undo the last applied dynamic migration without losing data (DESIGN.md, Rollback).
+
+    Args:
+        repo: the schema repository (default: the current directory).
+        database_url: the database (default: environment, then the embedded server).
+        actor: who rolls back (default: $SCHEMACTL_ACTOR, then the git user).
+        to: undo every revision after this one, one at a time (each with its own backup,
+            audit entry and commit).
+        restore_backup: instead of the downgrades, restore the pre-change dump with this id.
+        force: with ``restore_backup``, restore even when rows were written since.
+        wait: None to fail at once (exit 4) when another run holds the lock; seconds to wait.
+        progress: called with (step, done, total) as the rollback advances.
+
+    Returns:
+        A `schemactl.rollback.RollbackResult`: ``rolled_back``, ``archived: [{from, to}]``,
+        ``backup``, ``commit`` (``steps`` with ``to``).
+
+    Raises:
+        RejectedError: the core schema's migration, a hand-written one, or rows written
+            since the backup without ``force`` (exit 1).
+        ConflictError: the database is not at git's head, ``to`` is not an ancestor, drift,
+            or the lock is held (exit 4).
+    """
+    from schemactl import rollback as rb
+    from schemactl.database import resolve_target
+    from schemactl.errors import BadInputError
+
+    if to is not None and restore_backup is not None:
+        raise BadInputError("--to and --restore-backup cannot be combined",
+                            hint="a backup already names the revision it goes back to")
+    if force and restore_backup is None:
+        raise BadInputError("--force only applies to --restore-backup")
+    sr = SchemaRepo.open(repo)
+    who = resolve_actor(actor, sr.root)
+    target = resolve_target(sr, database_url)
+    if restore_backup is not None:
+        return rb.restore_backup(sr, target, who, restore_backup, force=force, wait=wait,
+                                 progress=progress)
+    return rb.rollback(sr, target, who, to=to, wait=wait, progress=progress)
+
+
+@dataclass(frozen=True)
+class ArchiveResult(Result):
+    entries: list[dict[str, object]]
+    database: str
+
+
+def archive_list(repo: PathLike | None = None,
+                 database_url: str | None = None) -> ArchiveResult:
+    """What the archive schema holds: source table/column, revision, rows, time."""
+    from schemactl import rollback as rb
+    from schemactl.database import resolve_target
+
+    sr = SchemaRepo.open(repo)
+    target = resolve_target(sr, database_url)
+    return ArchiveResult(command="archive list", entries=rb.archive_entries(sr, target),
+                         database=target.display)

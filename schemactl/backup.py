@@ -500,3 +500,96 @@ def restore(repo: SchemaRepo, backup_id: str, target: Target, *, clean: bool = F
         raise EnvironmentError_(
             f"pg_restore failed: {target.scrub(proc.stderr.strip()[:400])}",
             code="restore_failed")
+
+
+# -- restoring some tables (rollback --restore-backup) -----------------------------------------
+
+_TOC_LINE = re.compile(r"^(\d+); \d+ \d+ (.+)$")
+_TOC_TYPES = ("TABLE DATA", "FK CONSTRAINT", "CONSTRAINT", "TABLE", "INDEX", "COMMENT",
+              "SEQUENCE OWNED BY", "SEQUENCE SET", "SEQUENCE", "DEFAULT", "TRIGGER")
+
+
+def _select_toc(listing: str, schema: str, tables: set[str]) -> list[str]:
+    """The TOC lines of ``tables``: each table, its data, and what depends on it.
+
+    A constraint is kept only when it belongs to one of ``tables`` (a foreign key of another
+    table that points at one of them is not ours to recreate).
+    """
+    entries: list[tuple[str, str, set[str]]] = []
+    for line in listing.splitlines():
+        m = _TOC_LINE.match(line)
+        if m:
+            entries.append((m.group(1), line, set()))
+        elif line.startswith(";\tdepends on:") and entries:
+            entries[-1][2].update(line.split(":", 1)[1].split())
+    chosen: set[str] = set()
+    out: list[str] = []
+    for dump_id, line, deps in entries:
+        desc = _TOC_LINE.match(line).group(2)  # type: ignore[union-attr]
+        kind = next((t for t in _TOC_TYPES if desc.startswith(t + " ")), "")
+        words = desc[len(kind):].split()
+        keep = False
+        if kind == "TABLE":
+            keep = len(words) >= 2 and words[0] == schema and words[1] in tables
+        elif kind in ("CONSTRAINT", "FK CONSTRAINT"):
+            keep = len(words) >= 2 and words[0] == schema and words[1] in tables
+        elif kind:
+            keep = bool(deps & chosen)
+        if keep:
+            chosen.add(dump_id)
+            out.append(line)
+    return out
+
+
+def restore_tables(repo: SchemaRepo, backup_id: str, target: Target, tables: set[str], *,
+                   before_sql: str = "", after_sql: str = "") -> list[str]:
+    """Recreate ``tables`` of the dynamic schema from a backup, in one transaction.
+
+    The selected part of the dump (each table, its rows, indexes, constraints and comments)
+    runs through psql with ``--single-transaction`` between ``before_sql`` (which must move
+    the current tables out of the way) and ``after_sql``: all of it commits, or none does.
+
+    Returns:
+        The TOC lines restored.
+
+    Raises:
+        BadInputError: no such complete backup.
+        EnvironmentError_: no pg_restore/psql new enough, or the restore failed (nothing
+            changed).
+    """
+    import tempfile
+
+    b = get_backup(repo, backup_id)
+    _server_version, server_major, _ = server_info(target)
+    restore_exe, _ = find_tool("pg_restore", max(server_major, _major(b.pg_dump_version)))
+    psql_exe, _ = find_tool("psql", server_major)
+    proc = subprocess.run([str(restore_exe), "--list", "--verbose", b.path], capture_output=True,
+                          text=True, timeout=600, cwd="/")
+    if proc.returncode != 0:
+        raise EnvironmentError_(f"pg_restore --list failed: {proc.stderr.strip()[:300]}",
+                                code="restore_failed")
+    chosen = _select_toc(proc.stdout, repo.config.dynamic_schema, tables)
+    url, env = _libpq_args(target)
+    with tempfile.TemporaryDirectory(prefix="schemactl-restore-") as tmp:
+        listing = Path(tmp) / "toc.list"
+        listing.write_text("\n".join(chosen) + "\n", encoding="utf-8")
+        script = Path(tmp) / "restore.sql"
+        with open(script, "w", encoding="utf-8") as fh:
+            fh.write(before_sql.rstrip() + "\n")
+            fh.flush()
+            dumped = subprocess.run([str(restore_exe), "--use-list", str(listing), "--file", "-",
+                                     b.path], stdout=fh, stderr=subprocess.PIPE, text=True,
+                                    timeout=3600, cwd="/")
+            if dumped.returncode != 0:
+                raise EnvironmentError_(f"pg_restore failed: {dumped.stderr.strip()[:300]}",
+                                        code="restore_failed")
+            fh.write("\n" + after_sql.rstrip() + "\n")
+        ran = subprocess.run([str(psql_exe), "--no-psqlrc", "--quiet", "--no-password",
+                              "--single-transaction", "--set", "ON_ERROR_STOP=1",
+                              "--file", str(script), f"--dbname={url}"],
+                             capture_output=True, text=True, env=env, cwd="/", timeout=3600)
+    if ran.returncode != 0:
+        raise EnvironmentError_(
+            f"restore of {', '.join(sorted(tables))} failed (nothing changed): "
+            f"{target.scrub(ran.stderr.strip()[:400])}", code="restore_failed")
+    return chosen

@@ -330,5 +330,45 @@ def tools() -> None:
     emit(agent_tools.tools_result())
 
 
+
+@main.command()
+@click.option("--to", "to", metavar="REV", default=None,
+              help="Undo every revision after REV, one at a time (each fully recorded).")
+@click.option("--restore-backup", "restore_backup", metavar="ID", default=None,
+              help="Restore the pre-change dump ID of an apply instead of downgrading.")
+@click.option("--force", is_flag=True,
+              help="With --restore-backup: restore even if rows were written since "
+                   "(the current tables move to the archive; a fresh backup comes first).")
+@click.option("--wait", "wait", type=float, is_flag=False, flag_value=0.0, default=None,
+              metavar="[SECONDS]",
+              help="Wait for another apply or rollback to finish instead of exit 4.")
+@global_options
+def rollback(to: str | None, restore_backup: str | None, force: bool,
+             wait: float | None) -> None:
+    """Undo the last applied dynamic migration without losing data (archive, never drop)."""
+    from schemactl import api
+
+    o = _opts()
+    with output.progress_reporter(enabled=not o.json) as progress:
+        result = api.rollback(o.repo, database_url=o.database_url, actor=o.actor, to=to,
+                              restore_backup=restore_backup, force=force, wait=wait,
+                              progress=progress)
+    emit(result)
+
+
+@main.group("archive")
+def archive_group() -> None:
+    """What rollbacks moved into the schemactl_archive schema."""
+
+
+@archive_group.command("list")
+@global_options
+def archive_list() -> None:
+    """Archived tables and columns: source, revision, rows, time."""
+    from schemactl import api
+
+    o = _opts()
+    emit(api.archive_list(o.repo, database_url=o.database_url))
+
 if __name__ == "__main__":
     main()

@@ -354,3 +354,51 @@ def _tools(data: dict[str, Any]) -> None:
         params = ", ".join(tool["input_schema"].get("properties", {})) or "no arguments"
         out().print(f"[bold]{tool['name']}[/] [dim]({params})[/]")
         out().print(f"  {tool['description']}")
+
+
+# -- rollback / archive -------------------------------------------------------------------
+
+
+@renderer("rollback")
+def _rollback(data: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    if not data.get("rolled_back"):
+        out().print(f"[green]✓[/] {escape(data.get('message') or 'nothing to roll back')}")
+        return
+    if data.get("restored_backup"):
+        out().print(f"[green]✓[/] restored backup [bold]{data['restored_backup']}[/]"
+                    + (" [yellow](forced)[/]" if data.get("forced") else ""))
+    steps = data.get("steps") or [data]
+    for s in steps:
+        revs = [s["rolled_back"]] if s is not data else (data.get("revisions") or [])
+        out().print(f"[green]✓[/] rolled back [bold]{', '.join(revs)}[/]")
+        for a in s.get("archived") or []:
+            out().print(f"  [cyan]archived[/] {escape(a.get('from') or '?')} → "
+                        f"[bold]{escape(a['to'])}[/]")
+        if s.get("backup"):
+            out().print(f"  backup {s['backup']['id']} ({s['backup'].get('path')})")
+        if s.get("commit"):
+            out().print(f"  commit {s['commit'][:10]}")
+    if not data.get("archived"):
+        out().print("  [dim]nothing needed archiving (indexes and constraints are simply "
+                    "removed)[/]")
+    out().print(f"  database {data.get('database')} is now at [bold]{data.get('revision')}[/]")
+
+
+@renderer("archive list")
+def _archive_list(data: dict[str, Any]) -> None:
+    entries = data.get("entries") or []
+    if not entries:
+        out().print("the archive is empty")
+        return
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for col in ("archive table", "kind", "from", "revision", "rows", "archived at"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        table.add_row(str(e.get("archive_table")), str(e.get("kind")),
+                      str(e.get("source") or "-"), str(e.get("revision") or "-"),
+                      str(e.get("rows")), str(e.get("archived_at") or "-"))
+    out().print(table)
