@@ -229,7 +229,7 @@ class _AuditInTransaction:
             cur.execute("savepoint schemactl_audit")
             cur.execute("select to_regclass('public.alembic_version') is not null, "
                         "to_regclass('public.audit_log') is not null")
-            has_version, has_audit = cur.fetchone()
+            has_version, has_audit = cur.fetchone() or (False, False)
             current = None
             if has_version:
                 cur.execute("select version_num from alembic_version")
@@ -359,7 +359,7 @@ def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any]
          "Schemactl-Backup": entry.backup_id, "Schemactl-Actor": entry.actor,
          "Schemactl-Audit": entry.id, "Schemactl-Database": target.display,
          "Schemactl-Status": entry.status})
-    journal.clear(repo, target.display)
+    journal.clear(repo, journal.key_of(target))
     if verify_error:
         raise EnvironmentError_(
             f"{j.action} ran but the database does not match the definitions at HEAD: "
@@ -384,10 +384,10 @@ def _recover(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any
                 f"the interrupted {j.action} left invalid index(es) {', '.join(left)} that "
                 "cannot be dropped yet", code="invalid_index_left",
                 hint="a long transaction uses the table; retry when it ends")
-        journal.clear(repo, target.display)
+        journal.clear(repo, journal.key_of(target))
         return None
     if current != j.revision_target:
-        journal.clear(repo, target.display)
+        journal.clear(repo, journal.key_of(target))
         return None
     # The migrations are all in: write what is missing (audit row, line, commit).
     entry = _entry_from(j, status="success")
@@ -442,7 +442,7 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
         _say(progress, "lock")
         backup.cleanup_incomplete(repo)
         recovered: ApplyResult | None = None
-        previous = journal.load(repo, target.display)
+        previous = journal.load(repo, journal.key_of(target))
         if previous is not None:
             recovered = _recover(repo, target, lock_conn, previous, progress)
         before = _current_revision(lock_conn)
@@ -455,7 +455,8 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
                                message="nothing to do")
         schema = repo.config.dynamic_schema
         run_id = str(uuid.uuid4())
-        j = journal.new(repo, id=run_id, action=op.action, database=target.display, actor=actor,
+        j = journal.new(repo, key=journal.key_of(target), id=run_id, action=op.action,
+                        database=target.display, actor=actor,
                         revision_before=before, revision_target=op.revision_target,
                         revisions=list(op.revisions), git_commit=gitops.head_sha(repo.root),
                         git_branch=gitops.current_branch(repo.root),
@@ -488,7 +489,7 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
                 # Keep the journal: the next run drops what this one could not.
                 journal.write(repo, j.at("upgrade", failed=exc.message))
             else:
-                journal.clear(repo, target.display)
+                journal.clear(repo, journal.key_of(target))
             exc.message = target.scrub(exc.message)
 
         # 1. drift: the live schema must be what git says for this revision.
@@ -496,10 +497,10 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
         try:
             report = drift.check(repo, target, before)
         except SchemactlError as exc:
-            journal.clear(repo, target.display)
+            journal.clear(repo, journal.key_of(target))
             raise exc
         if report.differences:
-            journal.clear(repo, target.display)
+            journal.clear(repo, journal.key_of(target))
             shown = "; ".join(d["message"] for d in report.differences[:5])
             more = len(report.differences) - 5
             raise ConflictError(
@@ -534,10 +535,10 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
             raise
         after = _current_revision(lock_conn)
         if after != op.revision_target:
-            exc = DatabaseError(f"{op.action} ended at revision {after}, expected "
-                                f"{op.revision_target}")
-            failed(exc, changed=after != before)
-            raise exc
+            wrong = DatabaseError(f"{op.action} ended at revision {after}, expected "
+                                  f"{op.revision_target}")
+            failed(wrong, changed=after != before)
+            raise wrong
         j = journal.write(repo, j.at("upgraded", audit_row=hook.written))
 
         # 4. verify, audit, commit.
@@ -588,6 +589,6 @@ def apply(repo: SchemaRepo, target: Target, actor: str, *, wait: float | None = 
 
 def pipeline_state(repo: SchemaRepo, target: Target) -> str | None:
     """What an interrupted or running pipeline left for ``target`` (None: nothing)."""
-    j = journal.load(repo, target.display)
+    j = journal.load(repo, journal.key_of(target))
     return j.describe() if j is not None else None
 

@@ -7,9 +7,12 @@ running or was interrupted. The file never holds a password: the database is
 named by its redacted URL.
 
 Test hook: ``SCHEMACTL_TEST_PAUSE_AT=<step>[,<step>...]`` makes the pipeline sleep
-for ``SCHEMACTL_TEST_PAUSE_SECONDS`` (default 30) when it reaches a named step
-(``locked``, ``backup``, ``upgrade``, ``upgraded``, ``audited``), so the crash tests can
-kill -9 it there. It has no effect when unset.
+for ``SCHEMACTL_TEST_PAUSE_SECONDS`` (default 30) when it reaches a named step, so the
+crash tests can kill -9 it there: every journal step (``locked``, ``backup``,
+``backup_done``, ``upgrade``, ``upgraded``, ``verified``, ``audited``), plus ``dump``
+(pg_dump running, the first bytes of the ``.partial`` file on disk) and ``migration``
+(the last migration's DDL and audit row done, its transaction not yet committed).
+It has no effect when unset.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from schemactl.database import Target
 from schemactl.repo import SchemaRepo
 
 # Steps in the order the pipeline passes them.
@@ -48,6 +52,8 @@ class Journal:
     audit_row: bool = False
     verify_git_rev: str | None = "HEAD"
     failed: str | None = None
+    # What names the journal file: the database, independent of the embedded server's port.
+    key: str = ""
     # Repository paths the run's commit carries besides the audit file (a rollback's files).
     commit_paths: list[str] = field(default_factory=list)
     pid: int = 0
@@ -90,16 +96,21 @@ class Journal:
         return f"{who}: applied, not yet committed (the next apply writes the audit and commit)"
 
 
-def _path(repo: SchemaRepo, database: str) -> Path:
-    key = hashlib.sha256(database.encode()).hexdigest()[:12]
-    return repo.state_dir / f"journal-{key}.json"
+def key_of(target: Target) -> str:
+    """The journal key of a database: the embedded server's port changes between starts."""
+    return f"embedded/{target.database}" if target.embedded else target.display
+
+
+def _path(repo: SchemaRepo, key: str) -> Path:
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return repo.state_dir / f"journal-{digest}.json"
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def new(repo: SchemaRepo, *, id: str, action: str, database: str, actor: str,
+def new(repo: SchemaRepo, *, key: str, id: str, action: str, database: str, actor: str,
         revision_before: str | None, revision_target: str | None, revisions: list[str],
         git_commit: str | None, git_branch: str | None,
         verify_git_rev: str | None = "HEAD",
@@ -116,7 +127,7 @@ def new(repo: SchemaRepo, *, id: str, action: str, database: str, actor: str,
 def write(repo: SchemaRepo, j: Journal) -> Journal:
     """Replace the journal atomically; then honour the test pause hook for its step."""
     j = Journal(**{**asdict(j), "updated_at": _now()})
-    path = _path(repo, j.database)
+    path = _path(repo, j.key or j.database)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -128,9 +139,9 @@ def write(repo: SchemaRepo, j: Journal) -> Journal:
     return j
 
 
-def load(repo: SchemaRepo, database: str) -> Journal | None:
-    """The journal of ``database`` (redacted URL), or None; an unreadable file counts as none."""
-    path = _path(repo, database)
+def load(repo: SchemaRepo, key: str) -> Journal | None:
+    """The journal of a database (see :func:`key_of`), or None; unreadable counts as none."""
+    path = _path(repo, key)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return Journal(**data)
@@ -138,8 +149,8 @@ def load(repo: SchemaRepo, database: str) -> Journal | None:
         return None
 
 
-def clear(repo: SchemaRepo, database: str) -> None:
-    _path(repo, database).unlink(missing_ok=True)
+def clear(repo: SchemaRepo, key: str) -> None:
+    _path(repo, key).unlink(missing_ok=True)
 
 
 def pause_at(step: str) -> None:
