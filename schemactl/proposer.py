@@ -141,8 +141,12 @@ def propose(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool = Fal
     trailers = {"Schemactl-Action": "propose", "Schemactl-Revision": revision,
                 "Schemactl-Actor": actor}
     text = dump_definition(replace(tdef, source=def_rel))
+    from schemactl.sumfile import SUM_PATH, sum_text
+
+    # The sum file records the new migration too (integrity check of `schemactl check`).
+    sums = sum_text(repo.root, {rendered.filename: rendered.source.encode()}).encode()
     sha = _write_and_commit(repo.root, {def_rel: text.encode(),
-                                        mig_rel: rendered.source.encode()},
+                                        mig_rel: rendered.source.encode(), SUM_PATH: sums},
                             subject, trailers, body)
     return ProposeResult(command="propose", table=table, migration=migration, commit=sha,
                          changes=changes, definition=def_rel, violations=warnings,

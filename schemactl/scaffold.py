@@ -32,6 +32,11 @@ def scaffold_files() -> dict[str, bytes]:
         "migrations/script.py.mako": (TEMPLATES / "script.py.mako").read_bytes(),
         "migrations/versions/0001_core_schema.py": (TEMPLATES / "0001_core_schema.py").read_bytes(),
     }
+    from schemactl import sumfile
+
+    # The migration sum file (integrity of merged migrations; see schemactl.sumfile).
+    first = {"0001_core_schema.py": files["migrations/versions/0001_core_schema.py"]}
+    files[sumfile.SUM_PATH] = sumfile.render(sumfile.migrations_from(first)).encode()
     return files
 
 

@@ -175,6 +175,11 @@ def sum_text(root: str | Path, extra: dict[str, bytes] | None = None) -> str:
     return render(migrations_from(files))
 
 
+def _root(repo: str | Path | object) -> Path:
+    # A SchemaRepo has .root; a Path has one too (the anchor "/"), so test for paths first.
+    return Path(repo) if isinstance(repo, (str, Path)) else Path(repo.root)  # type: ignore[attr-defined]
+
+
 def write_sum(repo: str | Path | object) -> Path:
     """(Re)write ``migrations/schemactl.sum`` from the work tree's migration files.
 
@@ -184,7 +189,7 @@ def write_sum(repo: str | Path | object) -> Path:
     Returns:
         The path written.
     """
-    root = Path(getattr(repo, "root", repo))  # type: ignore[arg-type]
+    root = _root(repo)
     path = root / SUM_PATH
     path.parent.mkdir(parents=True, exist_ok=True)
     text = sum_text(root)
@@ -195,7 +200,7 @@ def write_sum(repo: str | Path | object) -> Path:
 
 def read_sum(repo: str | Path | object, rev: str | None = None) -> SumFile | None:
     """The sum file of the work tree (or of git revision ``rev``); None when there is none."""
-    root = Path(getattr(repo, "root", repo))  # type: ignore[arg-type]
+    root = _root(repo)
     if rev is None:
         path = root / SUM_PATH
         return parse(path.read_bytes()) if path.exists() else None
@@ -210,7 +215,7 @@ def verify(repo: str | Path | object) -> list[str]:
 
     A missing sum file is a problem only when there are migrations beyond the scaffold's.
     """
-    root = Path(getattr(repo, "root", repo))  # type: ignore[arg-type]
+    root = _root(repo)
     recorded = read_sum(root)
     actual = [(m.name, m.sha256) for m in migrations_from(_work_tree_files(root))]
     if recorded is None:
