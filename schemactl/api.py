@@ -467,3 +467,40 @@ def archive_list(repo: PathLike | None = None,
     target = resolve_target(sr, database_url)
     return ArchiveResult(command="archive list", entries=rb.archive_entries(sr, target),
                          database=target.display)
+
+
+# -- check ---------------------------------------------------------------------------------
+
+
+if TYPE_CHECKING:
+    from schemactl.check import CheckResult
+
+
+def check(repo: PathLike | None = None, base: str = "HEAD", database_url: str | None = None,
+          ephemeral: bool = False, actor: str | None = None) -> CheckResult:
+    """The CI check of a schema pull request: the change from merge-base(base, HEAD) to HEAD.
+
+    Args:
+        repo: the schema repository (default: the current directory).
+        base: the git revision the pull request targets.
+        database_url: also run the round trip (upgrade, downgrade, upgrade) on this
+            empty, disposable database.
+        ephemeral: run the round trip on a fresh embedded server in a temporary folder.
+        actor: who asks (or $SCHEMACTL_ACTOR); an agent (``agent:...``) gets no waivers.
+
+    Returns:
+        A :class:`~schemactl.check.CheckResult`; not ok (exit 1) on an error-severity
+        violation or a failed round trip.
+
+    Raises:
+        BadInputError: not a schema repository, an unknown ``base`` (exit 2).
+    """
+    import os
+
+    from schemactl.actor import is_agent
+    from schemactl.check import run_check
+
+    sr = SchemaRepo.open(repo)
+    return run_check(sr, base, database_url=database_url, ephemeral=ephemeral,
+                     allow_waivers=not is_agent(actor or os.environ.get("SCHEMACTL_ACTOR")
+                                                or ""))

@@ -370,5 +370,42 @@ def archive_list() -> None:
     o = _opts()
     emit(api.archive_list(o.repo, database_url=o.database_url))
 
+@main.command()
+@click.option("--base", "base", required=True, metavar="REF",
+              help="The git revision the pull request targets (branch, tag or sha).")
+@click.option("--format", "fmt", type=click.Choice(["human", "json", "sarif", "markdown",
+                                                   "github", "junit"]), default="human",
+              show_default=True, help="Output format (--json is --format json).")
+@click.option("--ephemeral", is_flag=True,
+              help="Run the round trip on a fresh embedded database, removed afterwards.")
+@global_options
+def check(base: str, fmt: str, ephemeral: bool) -> None:
+    """The CI check of a schema pull request: the change from merge-base(REF, HEAD) to HEAD.
+
+    Safety rules on every changed definition, each definition change matched by a
+    migration and no migration without one (SC602, SC604), merged migrations unchanged
+    (SC601), one head (SC603). With --database-url or --ephemeral: upgrade, downgrade and
+    upgrade again. Exit 0 pass, 1 violations, 2 bad input.
+    """
+    from schemactl import api
+
+    o = _opts()
+    if o.json:
+        fmt = "json"
+    result = api.check(o.repo, base=base, database_url=o.database_url, ephemeral=ephemeral,
+                       actor=o.actor)
+    if fmt == "human":
+        emit(result)
+    data = result.to_json()
+    if fmt == "json":
+        output.print_json(data)
+    else:
+        from schemactl import reporters
+
+        sys.stdout.write(reporters.render(fmt, data))
+    sys.stdout.flush()
+    sys.exit(0 if data.get("ok", True) else result.exit_code)
+
+
 if __name__ == "__main__":
     main()
