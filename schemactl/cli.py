@@ -370,6 +370,7 @@ def archive_list() -> None:
     o = _opts()
     emit(api.archive_list(o.repo, database_url=o.database_url))
 
+
 @main.command()
 @click.option("--base", "base", required=True, metavar="REF",
               help="The git revision the pull request targets (branch, tag or sha).")
