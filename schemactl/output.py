@@ -402,3 +402,39 @@ def _archive_list(data: dict[str, Any]) -> None:
                       str(e.get("source") or "-"), str(e.get("revision") or "-"),
                       str(e.get("rows")), str(e.get("archived_at") or "-"))
     out().print(table)
+
+
+# -- check ---------------------------------------------------------------------------------
+
+
+@renderer("check")
+def _check(data: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    violations = data.get("violations") or []
+    tables = data.get("changed_tables") or []
+    added = data.get("migrations_added") or []
+    out().print(f"[bold]base[/] {escape(str(data.get('base')))} "
+                f"(merge base {str(data.get('merge_base'))[:10]}) → "
+                f"[bold]head[/] {str(data.get('head'))[:10]}: {len(tables)} table(s) changed, "
+                f"{len(added)} migration(s) added")
+    violations_table(violations)
+    for w in data.get("waived") or []:
+        out().print(f"[dim]waived[/] {w.get('rule')} {escape(str(w.get('reason', '')))}")
+    rt = data.get("round_trip")
+    if rt is not None:
+        if rt.get("ok"):
+            out().print("[green]✓[/] round trip: upgrade → downgrade → upgrade")
+        else:
+            failed = rt.get("failed") or {}
+            out().print(f"[red]✗[/] round trip failed at {escape(str(failed.get('step')))}: "
+                        f"{escape(str(failed.get('message')))}")
+            if failed.get("sql"):
+                sql_view(str(failed["sql"]), "failed SQL")
+    errors = sum(1 for v in violations if v.get("severity") == "error")
+    if data.get("ok"):
+        warnings = f", {len(violations)} warning(s)" if violations else ""
+        out().print(f"[green]✓[/] check passed{warnings}")
+    else:
+        out().print(f"[red]✗[/] check failed: {errors} error(s), "
+                    f"{len(violations) - errors} warning(s)")
