@@ -444,6 +444,10 @@ def rollback(repo: PathLike | None = None, database_url: str | None = None,
         raise BadInputError("--force only applies to --restore-backup")
     sr = SchemaRepo.open(repo)
     who = resolve_actor(actor, sr.root)
+    if force:
+        from schemactl.policy import refuse_agent_force
+
+        refuse_agent_force(who, "--force")  # agents never force (DESIGN.md, Agents)
     target = resolve_target(sr, database_url)
     if restore_backup is not None:
         return rb.restore_backup(sr, target, who, restore_backup, force=force, wait=wait,

@@ -146,3 +146,10 @@ def test_safe_policy_refuses_a_waived_change(repo: Path, db: Target, cli) -> Non
     assert human.code == 0, human
     lines = [json.loads(ln) for ln in (repo / "audit.jsonl").read_text().splitlines()]
     assert [ln["actor"] for ln in lines] == ["user:1"]
+
+
+def test_agents_never_force(repo: Path) -> None:
+    # Refused before the database is even looked at.
+    with pytest.raises(PolicyError):
+        api.rollback(repo, database_url="postgresql://u@127.0.0.1:1/x", actor="agent:t",
+                     restore_backup="20260101T000000Z-base-000000", force=True)
