@@ -30,7 +30,6 @@ upgrade --sql` would run it: run `check` where you would run Alembic on the bran
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -154,7 +153,7 @@ def _default_text(default: Any) -> str | None:
     return str(getattr(arg, "text", arg))
 
 
-def _column_into(s: dict[str, Any], col: Any, table: str) -> None:
+def _column_into(s: dict[str, Any], col: Any, table: str | None) -> None:
     nullable = bool(col.nullable) and not col.primary_key
     s[f"column:{col.name}"] = (_type_sql(col.type), nullable, _default_text(col.server_default))
     _put(s, f"column_comment:{col.name}", col.comment)
@@ -172,16 +171,16 @@ def _index_value(op: Any) -> tuple[Any, ...]:
             opclasses[0] if opclasses else None)
 
 
-def _constraint_key(s: Mapping[str, Any], table: str, name: str) -> str | None:
+def _constraint_key(s: Mapping[str, Any], table: str | None, name: str) -> str | None:
     from schemactl.metadata import fk_name, uq_name
 
     if f"index:{name}" in s:
         return f"index:{name}"
     for key, value in s.items():
         kind, _, col = key.partition(":")
-        if kind == "fk" and fk_name(table, col, str(value).split(".")[0]) == name:
+        if kind == "fk" and fk_name(table or "", col, str(value).split(".")[0]) == name:
             return key
-        if kind == "unique" and uq_name(table, col) == name:
+        if kind == "unique" and uq_name(table or "", col) == name:
             return key
     return None
 
@@ -669,7 +668,3 @@ def _round_trip_steps(repo: SchemaRepo, target: Any, base_revision: str | None,
         engine.dispose()
     return {"ok": True, "database": shown, "steps": done, "failed": None}
 
-
-def replace_source(v: Violation, source: str | None, line: int | None = None) -> Violation:
-    """A violation located in another file (a migration rather than a definition)."""
-    return dataclasses.replace(v, source=source, line=line)

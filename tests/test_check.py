@@ -270,3 +270,13 @@ def test_check_passes_on_this_repository(cli: Any) -> None:
     res = cli("check", "--base", "HEAD", "--json", cwd=REPO_ROOT)
     assert res.code == 0, res
     assert res.json["ok"] and res.json["violations"] == []
+
+
+def test_check_passes_on_a_clone_of_this_repository_since_its_first_commit(
+        tmp_path: Path, cli: Any) -> None:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(clone)], check=True)
+    first = git(clone, "rev-list", "--max-parents=0", "HEAD").splitlines()[0]
+    res = cli("check", "--base", first, "--json", cwd=clone)
+    assert res.code == 0, res
+    assert res.json["violations"] == []
