@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SUM_FILE = "migrations/schemactl.sum"
 
 BASE = """\
   - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
@@ -106,6 +107,7 @@ def generate(into: Path) -> dict[str, bytes]:
         for path in sorted((repo / folder).glob("*")):
             if path.is_file() and path.name not in (".gitkeep", "0001_core_schema.py"):
                 files[f"{folder}/{path.name}"] = path.read_bytes()
+    files[SUM_FILE] = (repo / SUM_FILE).read_bytes()
     return files
 
 
@@ -119,6 +121,8 @@ def main() -> int:
                 for folder in ("dynamic_schema", "migrations/versions")
                 for p in sorted((ROOT / folder).glob("*"))
                 if p.is_file() and p.name not in (".gitkeep", "0001_core_schema.py")}
+    if (ROOT / SUM_FILE).exists():
+        existing[SUM_FILE] = (ROOT / SUM_FILE).read_bytes()
     if args.check:
         if existing != files:
             print("reference schema differs from a fresh generation:", file=sys.stderr)
