@@ -162,14 +162,10 @@ def main(argv: list[str]) -> int:
         moods = sql(repo, "select count(*) from characters where mood = 'calm'")[0][0]
         done(t, f"applied {', '.join(res['applied'])}; {moods} existing rows got mood='calm'")
 
-        t = step("status and history")
+        t = step("status")
         st = schemactl(repo, "status")
         show(f"git head {st['git_head'][:8]}, database at {st['db_revision']}, "
              f"pending {st['pending'] or 'none'}, drift {st['drift'] or 'none'}")
-        hist = schemactl(repo, "history")
-        for e in hist["entries"][:6]:
-            show(f"{e['created_at']}  {e['action']:<8} {e['actor']:<10} "
-                 f"{e.get('revision') or '':<22} {e['status']}")
         done(t)
 
         t = step("rollback: undo the evolution without losing a value")
@@ -180,9 +176,19 @@ def main(argv: list[str]) -> int:
         t = step("archive: what the archive schema holds")
         arch = schemactl(repo, "archive", "list")
         for item in arch.get("entries", []):
-            show(f"{item}")
+            show(f"{item.get('source')} → {item.get('archive_table')}: {item.get('rows')} rows "
+                 f"(revision {item.get('revision')}, {item.get('archived_at')})")
         kept = sql(repo, "select count(*) from characters")[0][0]
         done(t, f"characters still has {kept} rows")
+
+        t = step("history: every change has its audit entry and its commit")
+        for e in schemactl(repo, "history")["entries"][:8]:
+            show(f"{e['created_at']}  {e['action']:<8} {e['actor']:<10} "
+                 f"{e.get('revision') or '':<22} {e['status']}")
+        log = subprocess.run(["git", "-C", str(repo), "log", "--format=%h %s"],
+                             capture_output=True, text=True, check=True).stdout
+        show(log)
+        done(t)
 
         print(f"\n{GREEN}{BOLD}main job finished: propose → apply → rollback on the "
               f"embedded database{RESET}")
