@@ -24,6 +24,8 @@ hears about a change to the database.
 
 from __future__ import annotations
 
+import base64
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -93,6 +95,25 @@ class Operation:
     verify_git_rev: str | None = "HEAD"
     details: dict[str, Any] = field(default_factory=dict)
     commit_paths: list[str] = field(default_factory=list)
+    # Repository files to write (None: remove) after the migrations, before the commit.
+    files: dict[str, bytes | None] = field(default_factory=dict)
+
+
+def _encode_files(files: dict[str, bytes | None]) -> dict[str, str | None]:
+    return {p: None if d is None else base64.b64encode(d).decode() for p, d in files.items()}
+
+
+def _write_journal_files(repo: SchemaRepo, files: dict[str, str | None]) -> None:
+    """Write (or remove) the run's repository files; idempotent, so recovery may repeat it."""
+    for rel, data in files.items():
+        path = repo.root / rel
+        if data is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(base64.b64decode(data))
+            os.replace(tmp, path)
 
 
 # plan(current_revision) -> Operation, or None when there is nothing to do.
@@ -349,6 +370,7 @@ def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any]
     audit.append_line(repo, entry)
     j = journal.write(repo, j.at("audited"))
     _say(progress, "commit")
+    _write_journal_files(repo, j.files)
     # Paths already committed (a recovered run) are gone from disk and from HEAD: skip them.
     extra = [repo.root / p for p in j.commit_paths
              if (repo.root / p).exists() or gitops.read_at(repo.root, "HEAD", p) is not None]
@@ -460,7 +482,8 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
                         revision_before=before, revision_target=op.revision_target,
                         revisions=list(op.revisions), git_commit=gitops.head_sha(repo.root),
                         git_branch=gitops.current_branch(repo.root),
-                        verify_git_rev=op.verify_git_rev, commit_paths=list(op.commit_paths))
+                        verify_git_rev=op.verify_git_rev, commit_paths=list(op.commit_paths),
+                        files=_encode_files(op.files))
         details = {**op.details, **({"recovered_from": previous.id} if previous else {})}
 
         def failed(exc: SchemactlError, changed: bool) -> None:

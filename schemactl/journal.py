@@ -56,6 +56,9 @@ class Journal:
     key: str = ""
     # Repository paths the run's commit carries besides the audit file (a rollback's files).
     commit_paths: list[str] = field(default_factory=list)
+    # Files the run writes once its migrations are done (path → base64 bytes, None: delete).
+    # Kept here so that a run killed after the database changed still writes them on recovery.
+    files: dict[str, str | None] = field(default_factory=dict)
     pid: int = 0
     host: str = ""
     started_at: str = ""
@@ -114,12 +117,14 @@ def new(repo: SchemaRepo, *, key: str, id: str, action: str, database: str, acto
         revision_before: str | None, revision_target: str | None, revisions: list[str],
         git_commit: str | None, git_branch: str | None,
         verify_git_rev: str | None = "HEAD",
-        commit_paths: list[str] | None = None) -> Journal:
+        commit_paths: list[str] | None = None,
+        files: dict[str, str | None] | None = None) -> Journal:
     """Start a journal at step ``locked`` (written at once)."""
     j = Journal(id=id, action=action, step="locked", database=database, actor=actor,
                 revision_before=revision_before, revision_target=revision_target,
                 revisions=revisions, git_commit=git_commit, git_branch=git_branch,
                 verify_git_rev=verify_git_rev, commit_paths=list(commit_paths or []),
+                files=dict(files or {}),
                 pid=os.getpid(), host=socket.gethostname(), started_at=_now())
     return write(repo, j)
 

@@ -151,21 +151,6 @@ def undo_files(repo: SchemaRepo, revisions: list[str]) -> dict[str, bytes | None
     return out
 
 
-def _write_files(repo: SchemaRepo, files: dict[str, bytes | None]) -> None:
-    for rel, data in files.items():
-        path = repo.root / rel
-        if data is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-    from schemactl import sumfile
-
-    if (repo.root / sumfile.SUM_PATH).exists():
-        # The sum file records migrations/versions/: it follows the removed file.
-        sumfile.write_sum(repo)
-
-
 def _commit_paths(repo: SchemaRepo, files: dict[str, bytes | None]) -> list[str]:
     from schemactl import sumfile
 
@@ -225,12 +210,13 @@ def downgrade_plan(repo: SchemaRepo, revision: str, archived: list[dict[str, str
             conn.commit()
             archived[:] = archive.diff(before, after, schema)
             _record_archived(conn, revision, archived)
-            _write_files(repo, files)
 
+        # The pipeline writes the files after the downgrade (and again on recovery after a
+        # crash), so git follows the database even when the process dies in between.
         return Operation(action="rollback", revisions=[revision], revision_target=parent,
                          migrate=migrate, verify_git_rev=None,
                          details={"rolled_back": revision, "archived": archived},
-                         commit_paths=_commit_paths(repo, files))
+                         commit_paths=_commit_paths(repo, files), files=files)
 
     return plan
 
@@ -462,14 +448,13 @@ def restore_plan(repo: SchemaRepo, target: Target, backup_id: str, force: bool,
             with connect_(target) as raw:
                 after = archive.snapshot(archive.cursor_query(raw), schema)
             archived[:] = archive.diff(before, after, schema)
-            _write_files(repo, files)
 
         return Operation(action="rollback", revisions=undone, revision_target=back_to,
                          migrate=migrate, verify_git_rev=None,
                          details={"rolled_back": undone[0], "restored_backup": backup_id,
                                   "forced": force, "rows_written": written,
                                   "archived": archived},
-                         commit_paths=_commit_paths(repo, files))
+                         commit_paths=_commit_paths(repo, files), files=files)
 
     return plan
 

@@ -224,3 +224,53 @@ def test_to_must_be_an_ancestor(repo: Path, db: Target, cli: Any) -> None:
               cwd=repo)
     assert res.code == 4, res
     assert res.json["error"]["code"] == "not_ancestor"
+
+
+def test_rollback_killed_after_downgrade_is_finished_by_the_next_run(
+        repo: Path, db: Target, cli: Any) -> None:
+    """kill -9 between the downgrade and the commit: git still ends up following the database."""
+    import os
+    import signal
+    import sys
+    import time
+
+    _propose(repo, NOTES)
+    assert _apply(repo, db).ok
+    rev = _propose(repo, NOTES_V2)
+    assert _apply(repo, db).ok
+    total, count = _fill(db)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "SCHEMACTL_DATABASE_URL", "SCHEMACTL_ACTOR")}
+    env.update(SCHEMACTL_TEST_PAUSE_AT="upgraded", SCHEMACTL_TEST_PAUSE_SECONDS="60")
+    proc = subprocess.Popen([sys.executable, "-m", "schemactl.cli", "rollback", "--json",
+                             "--database-url", db.url], cwd=repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if _one(db, "select version_num from alembic_version") != rev:
+                time.sleep(0.5)  # the journal reaches `upgraded` right after the downgrade
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the downgrade never ran")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    # The database is back, git not yet: the migration file is still there.
+    assert any(p.name.startswith(rev) for p in (repo / "migrations" / "versions").glob("*.py"))
+    st = cli("status", "--json", "--database-url", db.url, cwd=repo)
+    assert st.code == 0 and st.json.get("interrupted"), st
+    res = cli("apply", "--json", "--database-url", db.url, cwd=repo)
+    assert res.code == 0, res
+    assert not any(p.name.startswith(rev)
+                   for p in (repo / "migrations" / "versions").glob("*.py"))
+    assert "score" not in (repo / "dynamic_schema" / "notes.yaml").read_text()
+    assert _git(repo, "status", "--porcelain") == ""
+    assert "Schemactl-Action: rollback" in git_log(repo)[0]
+    after = cli("status", "--json", "--database-url", db.url, cwd=repo).json
+    assert after["pending"] == [] and after["drift"] == []
+    archived = _one(db, "select archive_table from schemactl_archive.archive_registry "
+                        "where kind = 'column'")
+    assert _one(db, f"select sum(score) from schemactl_archive.{archived}") == total
+    assert _one(db, "select count(*) from notes") == count
