@@ -23,7 +23,7 @@ def altered_types(ctx: OpsContext) -> Iterator[tuple[OpItem, str, str]]:
         old = "?"
         if op.existing_type is not None:
             old = sa_type_name(op.existing_type)
-        elif item.table in ctx.current:
+        elif item.table is not None and item.table in ctx.current:
             col = ctx.current[item.table].column(op.column_name)
             if col is not None:
                 old = col.type

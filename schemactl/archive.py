@@ -150,6 +150,8 @@ def list_entries(conn: Any, schema: str = "public") -> list[ArchiveEntry]:
                     sql.Identifier(ARCHIVE_SCHEMA), sql.Identifier(REGISTRY_TABLE))).fetchall():
             registry[str(r[0])] = tuple(r)
     out: list[ArchiveEntry] = []
+    at: str | None
+    source: str | None
     for name in tables:
         ident = sql.Identifier(ARCHIVE_SCHEMA, name)
         count = conn.execute(sql.SQL("select count(*) from {}").format(ident)).fetchone()

@@ -330,7 +330,6 @@ def tools() -> None:
     emit(agent_tools.tools_result())
 
 
-
 @main.command()
 @click.option("--to", "to", metavar="REV", default=None,
               help="Undo every revision after REV, one at a time (each fully recorded).")

@@ -35,7 +35,7 @@ def _split(url: str) -> Any:
 def libpq_url(url: str) -> str:
     """The URL in the form libpq and psycopg accept (``postgresql://``)."""
     parts = _split(url)
-    return urlunsplit(("postgresql",) + tuple(parts[1:]))
+    return str(urlunsplit(("postgresql",) + tuple(parts[1:])))
 
 
 def redact(url: str) -> str:

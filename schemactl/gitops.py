@@ -155,10 +155,10 @@ def files_at(root: Path, rev: str, folder: str) -> list[TreeFile]:
     for item in listing.split(b"\0"):
         if not item:
             continue
-        meta, name = item.split(b"\t", 1)
+        meta, raw_name = item.split(b"\t", 1)
         _mode, kind, obj = meta.split()
         if kind == b"blob":
-            entries.append((name.decode(), obj.decode()))
+            entries.append((raw_name.decode(), obj.decode()))
     if not entries:
         return []
     batch = _git(root, "cat-file", "--batch", input="".join(f"{o}\n" for _, o in entries).encode())
@@ -210,7 +210,7 @@ def log(root: Path, max_count: int = 50, paths: Iterable[str] = ()) -> list[dict
     if not repo.head.is_valid():
         return []
     out = []
-    for c in repo.iter_commits(max_count=max_count, paths=list(paths) or None):
+    for c in repo.iter_commits(max_count=max_count, paths=list(paths) or ""):
         message = str(c.message)
         trailers = {}
         for line in message.splitlines():
