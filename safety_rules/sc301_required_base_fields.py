@@ -50,7 +50,7 @@ class RequiredBaseFields(Rule):
             names = set(tdef.column_names)
             missing = [f for f in ctx.config.base_fields if f.name not in names]
             for bf in missing:
-                shape = ", ".join(f"{k}: {v}" for k, v in bf.as_column().items())
+                shape = bf.as_yaml()
                 yield self.violation(f"table {ch.name} lacks the base field {bf.name}",
                                      table=ch.name, column=bf.name, tdef=tdef,
-                                     hint=f"add the column {{{shape}}}")
+                                     hint=f"add the column {shape}")

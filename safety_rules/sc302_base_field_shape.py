@@ -56,8 +56,8 @@ class BaseFieldShape(Rule):
                 col = tdef.column(bf.name)
                 if col is None:
                     continue
-                shape = ", ".join(f"{k}: {v}" for k, v in bf.as_column().items())
-                hint = f"declare it exactly as {{{shape}}}"
+                shape = bf.as_yaml()
+                hint = f"declare it exactly as {shape}"
                 problems = []
                 types = {normalise_type(t) for t in (bf.type, *bf.accept_types)}
                 if normalise_type(col.type) not in types:

@@ -37,6 +37,19 @@ class BaseField:
             col["default"] = self.default
         return col
 
+    def as_yaml(self) -> str:
+        """The column as a YAML flow mapping, ready to paste into a definition (for hints)."""
+
+        def value(v: Any) -> str:
+            if isinstance(v, bool):
+                return "true" if v else "false"
+            text = str(v)
+            if any(ch in text for ch in "[]{},:#'\"") and not text.endswith("()"):
+                return "'" + text.replace("'", "''") + "'"
+            return text
+
+        return "{" + ", ".join(f"{k}: {value(v)}" for k, v in self.as_column().items()) + "}"
+
 
 DEFAULT_BASE_FIELDS: tuple[BaseField, ...] = (
     BaseField("id", "uuid", nullable=False, default="gen_random_uuid()", primary_key=True),

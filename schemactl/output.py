@@ -58,9 +58,12 @@ def print_human(data: dict[str, Any]) -> None:
 
 
 def print_error(message: str, hint: str = "") -> None:
-    err().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    from rich.markup import escape
+
+    # Messages quote user input (file names, YAML, server errors): printed as text.
+    err().print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     if hint:
-        err().print(f"[dim]hint:[/] {hint}")
+        err().print(f"[dim]hint:[/] {escape(hint)}")
 
 
 def _generic(data: dict[str, Any]) -> None:
@@ -75,6 +78,7 @@ def _generic(data: dict[str, Any]) -> None:
 def violations_table(violations: list[dict[str, Any]]) -> None:
     if not violations:
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_lines=False, header_style="bold")
@@ -83,8 +87,10 @@ def violations_table(violations: list[dict[str, Any]]) -> None:
     for v in violations:
         colour = "red" if v.get("severity") == "error" else "yellow"
         where = ".".join(x for x in (v.get("table"), v.get("column")) if x) or "-"
-        table.add_row(f"{v.get('rule')} {v.get('name', '')}", f"[{colour}]{v.get('severity')}[/]",
-                      where, v.get("message", ""), v.get("hint", ""))
+        # Messages quote user input (names, types like text[], regexes): never markup.
+        table.add_row(escape(f"{v.get('rule')} {v.get('name', '')}"),
+                      f"[{colour}]{escape(str(v.get('severity')))}[/]", escape(where),
+                      escape(str(v.get("message", ""))), escape(str(v.get("hint", ""))))
     out().print(table)
 
 
