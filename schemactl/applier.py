@@ -67,6 +67,8 @@ class ApplyResult(Result):
     # "in_transaction": the audit row committed with the last migration; "after": right after.
     audit_row: str | None = None
     recovered: str | None = None
+    # Live tables no definition or core model names: reported, never touched.
+    unmanaged: list[str] = field(default_factory=list)
     message: str = ""
 
 
@@ -357,11 +359,12 @@ def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any]
     """
     _say(progress, "verify")
     report = drift.check(repo, target, entry.revision, git_rev=j.verify_git_rev)
+    differences = drift.blocking(report.differences, _managed_tables(repo))
     verify_error = None
-    if report.differences:
-        verify_error = "; ".join(d["message"] for d in report.differences[:10])
+    if differences:
+        verify_error = "; ".join(d["message"] for d in differences[:10])
         entry = entry.with_status("failed", f"verify: {verify_error}")
-        entry = replace(entry, extra={**entry.extra, "drift": report.differences})
+        entry = replace(entry, extra={**entry.extra, "drift": differences})
     j = journal.write(repo, j.at("verified"))
     _say(progress, "audit")
     if audit.table_exists(lock_conn):
@@ -388,7 +391,7 @@ def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any]
             f"{verify_error}",
             hint="the run is audited as failed and a backup was taken; inspect the differences "
                  "(`schemactl status`) and fix the migration",
-            code="verify_failed", details={"drift": report.differences, "commit": sha})
+            code="verify_failed", details={"drift": differences, "commit": sha})
     return j, sha, entry
 
 
@@ -522,7 +525,9 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
         except SchemactlError as exc:
             journal.clear(repo, journal.key_of(target))
             raise exc
-        if report.differences:
+        managed = _managed_tables(repo)
+        unmanaged = drift.unmanaged_tables(report.differences, managed)
+        if drift.blocking(report.differences, managed):
             journal.clear(repo, journal.key_of(target))
             shown = "; ".join(d["message"] for d in report.differences[:5])
             more = len(report.differences) - 5
@@ -571,6 +576,7 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
                            backup=b.brief(), commit=sha, audit_id=run_id, attempts=attempts,
                            audit_row="in_transaction" if hook.written else "after",
                            recovered=recovered.recovered if recovered else None,
+                           unmanaged=unmanaged,
                            message=f"{op.action}: {len(op.revisions)} revision(s)")
 
 

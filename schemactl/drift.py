@@ -223,6 +223,23 @@ def check(repo: SchemaRepo, target: Target, revision: str | None, *,
     return DriftReport(report.differences, report.names_only, sha)
 
 
+def blocking(differences: list[dict[str, Any]], managed: set[str]) -> list[dict[str, Any]]:
+    """The differences that stop an apply or a rollback.
+
+    A table that neither the core models nor the definitions at HEAD name belongs to someone
+    else: it is reported and left alone, never a reason to refuse (or fail) a run. An extra
+    table that HEAD does define still blocks: a pending migration would collide with it.
+    """
+    return [d for d in differences
+            if not (d.get("kind") == "extra_table" and d.get("table") not in managed)]
+
+
+def unmanaged_tables(differences: list[dict[str, Any]], managed: set[str]) -> list[str]:
+    """Names of the live tables nobody manages (see :func:`blocking`)."""
+    return sorted(str(d["table"]) for d in differences
+                  if d.get("kind") == "extra_table" and d.get("table") not in managed)
+
+
 def detect_drift(repo: SchemaRepo, target: Target, revision: str | None) -> list[dict[str, Any]]:
     """Every difference between the live schema and git's definitions for ``revision``."""
     return check(repo, target, revision).differences

@@ -161,6 +161,11 @@ def _apply(data: dict[str, Any]) -> None:
         out().print(f"  commit {data['commit'][:10]}")
     if data.get("recovered"):
         out().print(f"  [yellow]{data['recovered']}[/]")
+    if data.get("unmanaged"):
+        from rich.markup import escape
+
+        out().print(f"  [yellow]left untouched[/] (no definition names them): "
+                    f"{escape(', '.join(data['unmanaged']))}")
     out().print(f"  database {data.get('database')} is now at [bold]{data.get('revision')}[/]")
 
 

@@ -137,6 +137,21 @@ def test_status_shows_drift_and_apply_refuses_it(repo: Path, db: Target, cli) ->
         ("extra_column", "notes"), ("extra_table", "unmanaged")}
 
 
+def test_unmanaged_table_is_reported_never_blocks_nor_touched(repo: Path, db: Target, cli) -> None:  # type: ignore[no-untyped-def]
+    _apply_core_and_notes(repo, db, cli)
+    with connect(db) as conn:  # the application's own table, which schemactl does not manage
+        conn.execute("create table app_owned (id int primary key)")
+        conn.execute("insert into app_owned values (1), (2)")
+    add_column(repo, "0003_tags", "0002_notes", "tags")
+    res = cli("apply", "--json", "--database-url", db.url, cwd=repo)
+    assert res.code == 0, res
+    assert res.json["applied"] == ["0003_tags"] and res.json["unmanaged"] == ["app_owned"]
+    with connect(db) as conn:
+        assert conn.execute("select count(*) from app_owned").fetchone() == (2,)
+    human = cli("status", "--database-url", db.url, cwd=repo)
+    assert human.code == 0 and "app_owned" in human.stdout, human
+
+
 def test_lock_held_by_another_apply_is_exit_4_naming_it(repo: Path, db: Target, cli) -> None:  # type: ignore[no-untyped-def]
     add_notes(repo)
     with psycopg.connect(db.url, autocommit=True,
