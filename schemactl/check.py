@@ -406,6 +406,7 @@ class CheckResult(Result):
     waived: list[dict[str, Any]] = field(default_factory=list)
     sum: dict[str, Any] = field(default_factory=dict)
     rules: dict[str, dict[str, str]] = field(default_factory=dict)
+    rollbacks: list[dict[str, Any]] = field(default_factory=list)
 
 
 def rule_catalogue(codes: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -485,6 +486,91 @@ def _sum_problems(root: Path, head_files: dict[str, bytes],
     return {"present": True, "ok": not problems, "problems": problems}, reportable
 
 
+# -- rollbacks recorded on the branch ------------------------------------------------------
+
+ROLLBACK_TRAILER = "Schemactl-Action: rollback"
+
+
+@dataclass(frozen=True)
+class RollbackCommit:
+    """A rollback commit written by schemactl on the branch, verified against its history."""
+
+    sha: str
+    removed: tuple[str, ...]
+    definitions: Mapping[str, bytes | None]
+
+
+def _git_text(root: Path, *args: str) -> str:
+    from schemactl import gitops
+
+    return gitops._git(root, *args).decode("utf-8", errors="replace")
+
+
+def _verify_rollback(root: Path, sha: str, parent: str, body: str) -> RollbackCommit | None:
+    """The rollback commit ``sha`` if it is exactly what `schemactl rollback` writes, else None.
+
+    It must only remove the newest migrations of its parent's chain and restore each
+    definition those migrations' proposals changed to its content before them (plus the
+    audit file and the sum file): the same files `schemactl rollback` computes. Anything
+    else (a hand-made commit with the trailer, an edited rollback) gets no exemption.
+    """
+    from schemactl import gitops, sumfile
+
+    removed: list[str] = []
+    definitions: dict[str, bytes | None] = {}
+    raw = _git_text(root, "diff-tree", "-r", "-z", "--no-renames", "--name-status", parent, sha)
+    fields = [f for f in raw.split("\0") if f]
+    for status, path in zip(fields[::2], fields[1::2], strict=False):
+        if path.startswith(f"{sumfile.VERSIONS}/") and path.endswith(".py"):
+            if status != "D":
+                return None
+            removed.append(path.rsplit("/", 1)[-1])
+        elif path.startswith("dynamic_schema/"):
+            definitions[path] = gitops.read_at(root, sha, path)
+        elif path not in (sumfile.SUM_PATH, "audit.jsonl"):
+            return None
+    migrations = sumfile.migrations_from(sumfile.files_at_rev(root, parent))
+    chain = [m.name for m in migrations]
+    if not removed or not set(removed) <= set(chain) \
+            or chain[-len(removed):] != sorted(removed, key=chain.index):
+        return None
+    # The trailer names the revision the database was left at: the new head of the chain.
+    left_at = migrations[-len(removed) - 1].revision if len(chain) > len(removed) else None
+    if f"Schemactl-Revision: {left_at}" not in body.splitlines():
+        return None
+    # What rollback restores: each definition as it was before the oldest undone proposal.
+    expected: dict[str, bytes | None] = {}
+    for name in reversed(chain[-len(removed):]):
+        added = _git_text(root, "log", "--diff-filter=A", "--format=%H", parent, "--",
+                          f"{sumfile.VERSIONS}/{name}").split()
+        if not added:
+            return None
+        proposal = added[-1]
+        changed = _git_text(root, "diff-tree", "-r", "-z", "--no-renames", "--name-only",
+                            "--root", proposal, "--", "dynamic_schema").split("\0")
+        for path in (p for p in changed if p.startswith("dynamic_schema/")):
+            expected[path] = gitops.read_at(root, f"{proposal}^", path)
+    wanted = {p: d for p, d in expected.items() if d != gitops.read_at(root, parent, p)}
+    if wanted != definitions:
+        return None
+    return RollbackCommit(sha, tuple(removed), definitions)
+
+
+def branch_rollbacks(root: Path, merge_base: str) -> list[RollbackCommit]:
+    """Verified rollback commits between ``merge_base`` and HEAD, oldest first."""
+    raw = _git_text(root, "log", "--reverse", "--first-parent", "--format=%H %P%n%B%x00",
+                    f"{merge_base}..HEAD")
+    found = []
+    for entry in raw.split("\0"):
+        head, _, body = entry.strip().partition("\n")
+        shas = head.split()
+        if len(shas) == 2 and any(ln.strip() == ROLLBACK_TRAILER for ln in body.splitlines()):
+            commit = _verify_rollback(root, shas[0], shas[1], body)
+            if commit is not None:
+                found.append(commit)
+    return found
+
+
 def run_check(repo: SchemaRepo, base: str, *, database_url: str | None = None,
               ephemeral: bool = False, allow_waivers: bool = True) -> CheckResult:
     """Check the change between the merge base of ``base`` and HEAD.
@@ -515,9 +601,19 @@ def run_check(repo: SchemaRepo, base: str, *, database_url: str | None = None,
         raise BadInputError("the repository has no commit yet", hint="commit, then check")
     mb = gitops.merge_base(root, base)
 
-    # Definitions: base = current state, HEAD = proposed state.
+    # Definitions: base = current state, HEAD = proposed state. A rollback schemactl
+    # recorded on the branch moves the base: what it removed and restored is not the
+    # pull request rewriting history (docs/ci.md, Rollbacks).
+    rollbacks = branch_rollbacks(root, mb)
     cache: dict[tuple[str, bytes], TableDef] = {}
     base_files = files_at_rev(root, mb)
+    if rollbacks:
+        from schemactl.definitions import SourceFile
+
+        by_path: dict[str, bytes | None] = {f.path: f.data for f in base_files}
+        for rb in rollbacks:
+            by_path.update(rb.definitions)
+        base_files = [SourceFile(p, d) for p, d in sorted(by_path.items()) if d is not None]
     head_files = files_at_rev(root, "HEAD")
     base_defs = _parse_all(base_files, cache)
     head_defs = _parse_all(head_files, cache)
@@ -528,6 +624,9 @@ def run_check(repo: SchemaRepo, base: str, *, database_url: str | None = None,
 
     # Migrations: chain order at both ends, what the branch added.
     base_mig = sumfile.files_at_rev(root, mb)
+    for rb in rollbacks:
+        for name in rb.removed:
+            base_mig.pop(name, None)
     head_mig = sumfile.files_at_rev(root, "HEAD")
     base_chain = [(m.name, m.sha256) for m in sumfile.migrations_from(base_mig)]
     head_list = sumfile.migrations_from(head_mig)
@@ -585,7 +684,8 @@ def run_check(repo: SchemaRepo, base: str, *, database_url: str | None = None,
         violations=[v.to_json() for v in violations], base=base, merge_base=mb,
         head=head_sha, changed_tables=changed, migrations_added=added, plan_sql=plan_sql,
         round_trip=round_trip, rules_run=rules_run, waived=waived, sum=sum_info,
-        rules=rule_catalogue(v.rule for v in violations))
+        rules=rule_catalogue(v.rule for v in violations),
+        rollbacks=[{"commit": rb.sha, "removed": list(rb.removed)} for rb in rollbacks])
 
 
 # -- round trip -------------------------------------------------------------------------

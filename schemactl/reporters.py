@@ -156,6 +156,10 @@ def markdown(data: dict[str, Any]) -> str:
                 lines += ["```sql", str(failed["sql"]).rstrip(), "```", ""]
     if added:
         lines += ["Migrations added: " + ", ".join(f"`{m}`" for m in added), ""]
+    for rb in data.get("rollbacks") or []:
+        lines += [f"Rollback `{_short(rb.get('commit'))}` recorded by schemactl on this branch "
+                  "removed " + ", ".join(f"`{m}`" for m in rb.get("removed") or [])
+                  + ": databases that applied it must be rolled back too", ""]
     sql = (data.get("plan_sql") or "").strip()
     if sql:
         lines += ["<details><summary>SQL plan</summary>", "", "```sql", sql, "```", "",

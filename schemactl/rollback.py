@@ -144,6 +144,12 @@ def undo_files(repo: SchemaRepo, revisions: list[str]) -> dict[str, bytes | None
         for path in set(after) | set(before):
             if after.get(path) != before.get(path):
                 out[path] = before.get(path)
+    from schemactl import sumfile
+
+    if (repo.root / sumfile.SUM_PATH).exists():
+        # The sum file keeps recording exactly the migrations git holds (schemactl check).
+        gone = [Path(p).name for p, d in out.items() if d is None and p.endswith(".py")]
+        out[sumfile.SUM_PATH] = sumfile.sum_text(repo.root, removed=gone).encode()
     dirty = [p for p in out if gitops.is_dirty(repo.root, [p])]
     if dirty:
         raise ConflictError(f"{', '.join(sorted(dirty))} has uncommitted changes",
@@ -154,7 +160,8 @@ def undo_files(repo: SchemaRepo, revisions: list[str]) -> dict[str, bytes | None
 def _commit_paths(repo: SchemaRepo, files: dict[str, bytes | None]) -> list[str]:
     from schemactl import sumfile
 
-    extra = [sumfile.SUM_PATH] if (repo.root / sumfile.SUM_PATH).exists() else []
+    extra = [sumfile.SUM_PATH] if (repo.root / sumfile.SUM_PATH).exists() \
+        and sumfile.SUM_PATH not in files else []
     return sorted(files) + extra
 
 

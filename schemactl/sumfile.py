@@ -163,15 +163,19 @@ def files_at_rev(root: Path, rev: str) -> dict[str, bytes]:
             if f.path.endswith(".py")}
 
 
-def sum_text(root: str | Path, extra: dict[str, bytes] | None = None) -> str:
+def sum_text(root: str | Path, extra: dict[str, bytes] | None = None,
+             removed: Iterable[str] = ()) -> str:
     """The sum file text for the work tree's migrations/versions/ (plus ``extra`` files).
 
     Args:
         root: the repository root.
         extra: file name → bytes of migrations about to be written (what propose adds).
+        removed: file names of migrations about to be removed (what rollback undoes).
     """
     files = _work_tree_files(Path(root))
     files.update(extra or {})
+    for name in removed:
+        files.pop(name, None)
     return render(migrations_from(files))
 
 

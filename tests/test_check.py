@@ -178,6 +178,25 @@ def test_two_heads_is_sc603(pr: Path) -> None:
     assert "SC603" in codes(result)
 
 
+def test_rollback_recorded_by_schemactl_is_not_rewriting_history(pr: Path, db: Target) -> None:
+    from schemactl import sumfile
+
+    assert api.apply(pr, database_url=db.url, actor=ACTOR).ok
+    rolled = api.rollback(pr, database_url=db.url, actor=ACTOR)
+    assert rolled.ok, rolled
+    assert sumfile.verify(pr) == []  # the sum file follows the removed migration
+    data = api.check(pr, base="base").to_json()
+    assert data["ok"] and data["violations"] == [], data["violations"]
+    assert [r["commit"] for r in data["rollbacks"]] == [git(pr, "rev-parse", "HEAD")]
+    assert data["sum"]["ok"] is True
+    # A migration removed by hand, under a copied trailer, is still rewriting merged history.
+    git(pr, "reset", "-q", "--hard", "HEAD~1")
+    versions(pr)[-1].unlink()
+    git(pr, "add", "-A")
+    git(pr, "commit", "-q", "-m", "undo notes\n\nSchemactl-Action: rollback")
+    assert "SC601" in codes(api.check(pr, base="base"))
+
+
 def test_bad_input_exits_2(pr: Path, tmp_path: Path, cli: Any) -> None:
     res = cli("check", "--base", "no-such-branch", "--json", cwd=pr)
     assert res.code == 2 and res.json["error"]["code"] == "bad_input"
