@@ -70,6 +70,9 @@ class RepoContext:
     head_defs: Mapping[str, TableDef] = field(default_factory=dict)
     touched_by: Mapping[str, str] = field(default_factory=dict)
     opaque: tuple[tuple[str, str], ...] = ()
+    # revision → migration file name at HEAD, and (file, parent) whose parent is missing.
+    head_revisions: Mapping[str, str] = field(default_factory=dict)
+    missing_parents: tuple[tuple[str, str], ...] = ()
 
 
 def describe_key(table: str, key: str) -> tuple[str, str | None]:
@@ -652,6 +655,9 @@ def run_check(repo: SchemaRepo, base: str, *, database_url: str | None = None,
     ctx = RepoContext(
         config=config, base_migrations=tuple(base_chain), head_migrations=tuple(head_chain),
         head_sum_problems=tuple(sum_reportable), heads=tuple(sumfile.heads_of(head_list)),
+        head_revisions={m.revision: m.name for m in head_list if m.revision},
+        missing_parents=tuple((m.name, d) for m in head_list for d in m.down_revisions
+                              if not any(o.revision == d for o in head_list)),
         base_state=base_state, head_state=states_of(head_defs, tables),
         migrated_state=migrated, tables=tuple(tables), head_defs=head_defs,
         touched_by=touched, opaque=tuple(opaque))

@@ -197,6 +197,21 @@ def test_rollback_recorded_by_schemactl_is_not_rewriting_history(pr: Path, db: T
     assert "SC601" in codes(api.check(pr, base="base"))
 
 
+def test_two_branches_merged_is_sc603_on_the_branch_migration(pr: Path) -> None:
+    git(pr, "checkout", "-q", "base")
+    propose(pr, f"table: ideas\ncolumns:\n{BASE}")
+    git(pr, "checkout", "-q", "pr")
+    mine = propose(pr, f"table: tags\ncolumns:\n{BASE}")["migration"]["path"]
+    subprocess.run(["git", "-C", str(pr), "merge", "-q", "--no-edit", "base"],
+                   capture_output=True)  # the sum file conflicts, as it should
+    git(pr, "checkout", "--theirs", "migrations/schemactl.sum")
+    commit_all(pr, "merge base")
+    found = [v for v in api.check(pr, base="base").to_json()["violations"]
+             if v["rule"] == "SC603"]
+    assert len(found) == 1 and found[0]["source"] == mine, found
+    assert "dynamic_schema/tags.yaml" in found[0]["hint"] and "propose" in found[0]["hint"]
+
+
 def test_bad_input_exits_2(pr: Path, tmp_path: Path, cli: Any) -> None:
     res = cli("check", "--base", "no-such-branch", "--json", cwd=pr)
     assert res.code == 2 and res.json["error"]["code"] == "bad_input"
