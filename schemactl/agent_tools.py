@@ -151,16 +151,22 @@ def tool_specs() -> tuple[ToolSpec, ...]:
                                "failing at once with a conflict (0: do not wait)."}})),
         ToolSpec(
             "schema_rollback",
-            "Undo the last applied dynamic migration (or back to `to`) without losing data: "
-            "dropped tables and columns are moved to the archive schema, never dropped. "
-            "Takes a backup and writes an audit entry and a git commit. Refused with error "
-            "code `policy` when schemactl.toml sets agent_apply = \"never\"; agents never "
-            "restore backups over newer rows or force.",
-            _object({"to": {"type": "string", "maxLength": 64,
+            "Roll the database back to revision `to`, undoing every dynamic migration after "
+            "it, without losing data: tables and columns are moved to the archive schema, "
+            "never dropped. Takes a backup and writes an audit entry and a git commit per "
+            "undone migration. Idempotent: when the database is already at `to` nothing "
+            "happens (which is why `to` is required: a retried call never undoes one "
+            "migration too many); take it from schema_status or schema_history. Refused "
+            "with error code `policy` when schemactl.toml sets agent_apply = \"never\"; "
+            "fails for the core schema's migration or a hand-written one, and with "
+            "`conflict` when `to` is not behind the database's revision or another apply "
+            "holds the lock. Agents never restore backups or force.",
+            _object({"to": {"type": "string", "minLength": 1, "maxLength": 64,
                             "pattern": "^[A-Za-z0-9_]+$",
-                            "description": "Roll back to this revision (default: undo the "
-                                           "last one)."}}),
-            idempotent=False, destructive=True),
+                            "description": "The revision to leave the database at (the "
+                                           "parent of the migration to undo)."}},
+                    required=["to"]),
+            destructive=True),
         ToolSpec(
             "schema_status",
             "Where things stand: `git_head`, the database's `db_revision`, `pending` "
@@ -372,8 +378,7 @@ def _rollback(args: dict[str, Any], ctx: ToolContext) -> Any:
     rollback = getattr(api, "rollback", None)
     if rollback is None:
         return _NotAvailable()
-    return rollback(ctx.repo, database_url=ctx.database_url, actor=ctx.actor,
-                    to=args.get("to"))
+    return rollback(ctx.repo, database_url=ctx.database_url, actor=ctx.actor, to=args["to"])
 
 
 class _NotAvailable:

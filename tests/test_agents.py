@@ -125,6 +125,21 @@ def test_never_policy_in_the_engine(repo: Path, db: Target, cli) -> None:  # typ
     assert revision_of(db) is None and git(repo, "rev-parse", "HEAD") == head
 
 
+def test_agent_rollback_names_its_target_so_a_retry_undoes_nothing_more(
+        repo: Path, db: Target) -> None:
+    ctx = agent_tools.ToolContext(repo=str(repo), database_url=db.url, actor="agent:undo")
+    revs = [agent_tools.call("schema_propose", {"definition": {
+        "table": t, "columns": [{"name": "body", "type": "text"}]}, "add_base_fields": True},
+        ctx)["migration"]["revision"] for t in ("ideas", "notes")]
+    assert agent_tools.call("schema_apply", {}, ctx)["ok"]
+    # Without a target a retry after a lost reply would undo a second migration.
+    assert agent_tools.call("schema_rollback", {}, ctx)["error"]["code"] == "bad_input"
+    for _ in range(2):  # the call and its retry
+        res = agent_tools.call("schema_rollback", {"to": revs[0]}, ctx)
+        assert res["ok"], res
+        assert revision_of(db) == revs[0]
+
+
 def test_safe_policy_refuses_a_waived_change(repo: Path, db: Target, cli) -> None:  # type: ignore[no-untyped-def]
     # A human may waive a rule; an agent may not apply what only passed thanks to it.
     _write_toml(repo, "max_columns = 100", "max_columns = 6")

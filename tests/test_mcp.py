@@ -145,7 +145,7 @@ def test_apply_refused_under_never(repo: Path, db: Target, cli) -> None:  # type
             refused = await call(s, "schema_apply", {})
             assert refused["error"]["code"] == "policy"
             assert "never" in refused["error"]["message"]
-            seen["rollback"] = await call(s, "schema_rollback", {})
+            seen["rollback"] = await call(s, "schema_rollback", {"to": "0001_core"})
 
     anyio.run(scenario)
     # Nothing changed: no revision, no commit, no backup.
