@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemactl import archive, gitops, migrator
-from schemactl.errors import ConflictError, EnvironmentError_, RejectedError
+from schemactl.errors import ConflictError, DatabaseError, EnvironmentError_, RejectedError
 from schemactl.repo import SchemaRepo
 from schemactl.results import Result
 
@@ -194,6 +194,28 @@ def _record_archived(conn: Connection, revision: str,
     conn.commit()
 
 
+def _explain_downgrade_failure(exc: DatabaseError, revision: str) -> None:
+    """Reword a failed downgrade for the one rolling back (the SQLSTATE stays for retries).
+
+    A data error (class 22, e.g. a varchar(200) value that no longer fits varchar(50), or
+    23) means rows written since the revision do not fit its parent's definition: the step
+    is refused as a whole rather than any value being cut.
+    """
+    state = str(exc.details.get("sqlstate") or "")
+    detail = exc.message.removeprefix("migration failed: ")
+    if state[:2] in ("22", "23"):
+        exc.message = (f"rolling back {revision} failed: {detail}. Values written since "
+                       f"{revision} do not fit the older definition; nothing was changed by "
+                       "this step and no value was cut")
+        exc.hint = (f"keep {revision} (roll forward instead), or change those rows so they "
+                    "fit the older definition, then roll back again")
+        exc.code = "rollback_data_conflict"
+    elif state != "55P03":
+        exc.message = f"rolling back {revision} failed: {detail}"
+        exc.hint = ("this step's transactional work was rolled back; see `schemactl status` "
+                    f"and the downgrade() of {revision}")
+
+
 def downgrade_plan(repo: SchemaRepo, revision: str, archived: list[dict[str, str]]) -> Plan:
     """The pipeline plan undoing ``revision`` with its own downgrade()."""
     from schemactl.applier import Operation
@@ -212,7 +234,11 @@ def downgrade_plan(repo: SchemaRepo, revision: str, archived: list[dict[str, str
         def migrate(conn: Connection) -> None:
             before = archive.snapshot(archive.sqlalchemy_query(conn), schema)
             conn.commit()  # no transaction open when Alembic configures (Known pitfalls)
-            migrator.downgrade(repo, conn, parent)
+            try:
+                migrator.downgrade(repo, conn, parent)
+            except DatabaseError as exc:
+                _explain_downgrade_failure(exc, revision)
+                raise
             after = archive.snapshot(archive.sqlalchemy_query(conn), schema)
             conn.commit()
             archived[:] = archive.diff(before, after, schema)
@@ -276,7 +302,11 @@ def rollback(repo: SchemaRepo, target: Target, actor: str, *, to: str | None = N
                                        action="rollback", wait=wait, progress=progress)
         except EnvironmentError_ as exc:
             if steps:
+                # Say what is already undone: those steps are committed and stay so.
                 exc.details["done"] = steps
+                exc.message = (f"rolled back {', '.join(s['rolled_back'] for s in steps)} "
+                               f"(the database is at {steps[-1]['revision']}), then: "
+                               f"{exc.message}")
             raise
         steps.append(_step(res, archived))
     last = steps[-1]

@@ -274,3 +274,54 @@ def test_rollback_killed_after_downgrade_is_finished_by_the_next_run(
                         "where kind = 'column'")
     assert _one(db, f"select sum(score) from schemactl_archive.{archived}") == total
     assert _one(db, "select count(*) from notes") == count
+
+
+def test_rollback_to_goes_one_recorded_step_at_a_time_and_never_cuts_a_value(
+        repo: Path, db: Target, cli: Any) -> None:
+    rev1 = _propose(repo, NOTES)
+    _apply(repo, db)
+    rev2 = _propose(repo, NOTES_V2)  # a column with values and a concurrent index
+    _apply(repo, db)
+    wide = NOTES_V2.replace("varchar(200)", "varchar(400)")
+    rev3 = _propose(repo, wide)
+    _apply(repo, db)
+    rev4 = _propose(repo, wide.replace("comment: Notes", "comment: Notes v2"))
+    _apply(repo, db)
+    total = _fill(db)
+    with connect(db) as conn:
+        conn.execute("update notes set title = repeat('x', 300) where title = 'n1'")
+    commits = len(git_log(repo))
+
+    # rev4 goes back; rev3 cannot: a title written since does not fit varchar(200)
+    res = cli("rollback", "--to", rev1, "--json", "--database-url", db.url, cwd=repo)
+    assert res.code == 3, res
+    err = res.json["error"]
+    assert err["code"] == "rollback_data_conflict"
+    assert err["message"].startswith(f"rolled back {rev4} (the database is at {rev3}), then: "
+                                     f"rolling back {rev3} failed: value too long")
+    assert [s["rolled_back"] for s in err["details"]["done"]] == [rev4]
+    assert _one(db, "select version_num from alembic_version") == rev3
+    assert _one(db, "select count(*) from notes where length(title) = 300") == 1
+    assert len(git_log(repo)) == commits + 1
+
+    with connect(db) as conn:
+        conn.execute("update notes set title = 'n1' where length(title) = 300")
+    res = cli("rollback", "--to", rev1, "--json", "--database-url", db.url, cwd=repo)
+    assert res.code == 0, res
+    steps = res.json["steps"]
+    assert [s["rolled_back"] for s in steps] == [rev3, rev2]
+    assert steps[-1]["revision"] == rev1 == res.json["revision"]
+    # each step has its own backup, audit entry and commit
+    assert len({s["backup"]["id"] for s in steps}) == len({s["commit"] for s in steps}) == 2
+    assert len({s["audit_id"] for s in steps}) == 2
+    log = git_log(repo)
+    assert len(log) == commits + 3 and all("Schemactl-Action: rollback" in m for m in log[:3])
+    # files and definitions are as they were at rev1; the archive holds every value
+    assert (repo / "dynamic_schema/notes.yaml").read_text() == NOTES
+    assert sorted(p.name.split("_")[1] for p in (repo / "migrations/versions").glob("*.py")
+                  ) == sorted(["core", rev1.split("_")[1]])
+    st = api.status(repo, database_url=db.url)
+    assert (st.db_revision, st.pending, st.drift) == (rev1, [], [])
+    arch = res.json["archived"][0]["to"]
+    assert _one(db, f"select sum(score) from {arch}") == total[0]
+    assert _propose(repo, NOTES_V2) and _apply(repo, db).ok
