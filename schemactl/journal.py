@@ -124,7 +124,7 @@ def new(repo: SchemaRepo, *, key: str, id: str, action: str, database: str, acto
                 revision_before=revision_before, revision_target=revision_target,
                 revisions=revisions, git_commit=git_commit, git_branch=git_branch,
                 verify_git_rev=verify_git_rev, commit_paths=list(commit_paths or []),
-                files=dict(files or {}),
+                files=dict(files or {}), key=key,
                 pid=os.getpid(), host=socket.gethostname(), started_at=_now())
     return write(repo, j)
 

@@ -152,6 +152,23 @@ def test_unmanaged_table_is_reported_never_blocks_nor_touched(repo: Path, db: Ta
     assert human.code == 0 and "app_owned" in human.stdout, human
 
 
+def test_journal_of_an_embedded_database_is_found_again(repo: Path, db: Target) -> None:
+    """The embedded server's port changes between starts: its journal is keyed without it."""
+    from schemactl import applier, journal
+    from schemactl.repo import SchemaRepo
+
+    sr, target = SchemaRepo.open(repo), Target(db.url, embedded=True)
+    journal.new(sr, key=journal.key_of(target), id="run-1", action="apply",
+                database=target.display, actor="user:t", revision_before=None,
+                revision_target="0002_notes", revisions=["0002_notes"], git_commit=None,
+                git_branch=None)
+    found = journal.load(sr, journal.key_of(target))
+    assert found is not None and found.id == "run-1"
+    assert "apply of 0002_notes in progress" in (applier.pipeline_state(sr, target) or "")
+    journal.clear(sr, journal.key_of(target))
+    assert not list(sr.state_dir.glob("journal-*.json"))
+
+
 def test_lock_held_by_another_apply_is_exit_4_naming_it(repo: Path, db: Target, cli) -> None:  # type: ignore[no-untyped-def]
     add_notes(repo)
     with psycopg.connect(db.url, autocommit=True,
