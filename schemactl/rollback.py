@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemactl import archive, gitops, migrator
-from schemactl.errors import ConflictError, DatabaseError, EnvironmentError_, RejectedError
+from schemactl.errors import (
+    BadInputError,
+    ConflictError,
+    DatabaseError,
+    EnvironmentError_,
+    RejectedError,
+)
 from schemactl.repo import SchemaRepo
 from schemactl.results import Result
 
@@ -285,6 +291,12 @@ def rollback(repo: SchemaRepo, target: Target, actor: str, *, to: str | None = N
         return RollbackResult(command="rollback", revision_before=current, revision=current,
                               database=target.display,
                               message=f"the database is already at {to}: nothing to roll back")
+    elif to not in migrator.read_revisions(repo):
+        # A typo or a revision already rolled back (its file is gone): bad input, not a conflict.
+        raise BadInputError(f"unknown revision {to}: migrations/versions/ has no such revision",
+                            code="unknown_revision",
+                            hint=f"pick one of {', '.join(reversed(chain))} "
+                                 "(see `schemactl history`)")
     elif to not in chain:
         raise ConflictError(f"{to} is not an ancestor of the database's revision {current}",
                             code="not_ancestor",
