@@ -309,12 +309,22 @@ def status(repo: PathLike | None = None, database_url: str | None = None) -> Sta
     todo = migrator.pending(sr, db_rev)
     msg = "up to date" if not todo else f"{len(todo)} migration(s) pending"
     drift_found, last_backup, interrupted = _apply_state(sr, target, db_rev)
+    if _blocking_drift(sr, drift_found):
+        # "up to date" would be wrong: apply and rollback refuse this database until it is fixed.
+        msg = (f"drifted from git ({len(drift_found)} difference(s)); "
+               + ("no migration pending" if not todo else msg))
     if interrupted:
         msg = f"{interrupted}; {msg}"
     return StatusResult(command="status", git_head=git_head, head_revision=head_rev,
                         db_revision=db_rev, pending=todo, database=target.display,
                         database_ok=True, server_version=version, message=msg,
                         drift=drift_found, last_backup=last_backup, interrupted=interrupted)
+
+
+def _blocking_drift(sr: SchemaRepo, found: list[dict[str, str]]) -> bool:
+    from schemactl import applier, drift
+
+    return bool(drift.blocking(found, applier.managed_tables(sr)))
 
 
 def _apply_state(sr: SchemaRepo, target: Target, db_rev: str | None,

@@ -165,7 +165,7 @@ def _invalid_indexes(conn: psycopg.Connection[Any], tables: set[str], schema: st
     return sorted(str(r[0]) for r in rows if r[1] in tables)
 
 
-def _managed_tables(repo: SchemaRepo) -> set[str]:
+def managed_tables(repo: SchemaRepo) -> set[str]:
     """Tables schemactl manages: core models plus every dynamic definition at HEAD."""
     from schemactl.definitions import load_at_rev
     from schemactl.metadata import build_metadata
@@ -193,7 +193,7 @@ def drop_new_invalid_indexes(repo: SchemaRepo, conn: psycopg.Connection[Any],
     wait_ms = max(2000, repo.config.lock_timeout_ms)
     dropped: list[str] = []
     left: list[str] = []
-    for name in _invalid_indexes(conn, _managed_tables(repo), schema):
+    for name in _invalid_indexes(conn, managed_tables(repo), schema):
         if name in before:
             continue
         try:
@@ -359,7 +359,7 @@ def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any]
     """
     _say(progress, "verify")
     report = drift.check(repo, target, entry.revision, git_rev=j.verify_git_rev)
-    differences = drift.blocking(report.differences, _managed_tables(repo))
+    differences = drift.blocking(report.differences, managed_tables(repo))
     verify_error = None
     if differences:
         verify_error = "; ".join(d["message"] for d in differences[:10])
@@ -525,7 +525,7 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
         except SchemactlError as exc:
             journal.clear(repo, journal.key_of(target))
             raise exc
-        managed = _managed_tables(repo)
+        managed = managed_tables(repo)
         unmanaged = drift.unmanaged_tables(report.differences, managed)
         if drift.blocking(report.differences, managed):
             journal.clear(repo, journal.key_of(target))
@@ -549,7 +549,7 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
         j = journal.write(repo, j.at("backup_done", backup_id=b.id))
 
         # 3. migrate, with timeouts and retries.
-        invalid_before = _invalid_indexes(lock_conn, _managed_tables(repo), schema)
+        invalid_before = _invalid_indexes(lock_conn, managed_tables(repo), schema)
         j = journal.write(repo, j.at("upgrade", invalid_indexes_before=invalid_before))
         entry = replace(_entry_from(j, "success", None, details),
                         rules_run=list(rules_run or []), waivers=list(waivers or []))

@@ -133,6 +133,7 @@ def test_status_shows_drift_and_apply_refuses_it(repo: Path, db: Target, cli) ->
     assert git(repo, "rev-parse", "HEAD").strip() == head
     st = cli("status", "--json", "--database-url", db.url, cwd=repo)
     assert st.code == 0, st
+    assert st.json["message"].startswith("drifted from git"), st
     assert {(d["kind"], d["table"]) for d in st.json["drift"]} >= {
         ("extra_column", "notes"), ("extra_table", "unmanaged")}
 
