@@ -140,7 +140,7 @@ def _entry_view(obj: dict[str, Any], source: str) -> dict[str, Any]:
             "revision": obj.get("revision"), "revision_before": obj.get("revision_before"),
             "backup_id": obj.get("backup_id"), "git_commit": obj.get("git_commit"),
             "status": obj.get("status"), "created_at": obj.get("created_at"),
-            "database": obj.get("database"), "source": source}
+            "database": obj.get("database"), "error": obj.get("error"), "source": source}
 
 
 def history(repo: SchemaRepo, conn: Any | None, database: str,
@@ -160,7 +160,8 @@ def history(repo: SchemaRepo, conn: Any | None, database: str,
             entries[r[0]] = _entry_view({
                 "id": r[0], "action": r[1], "actor": r[2], "git_commit": r[4],
                 "status": r[6], "created_at": created, **{k: details.get(k) for k in (
-                    "revision", "revision_before", "backup_id", "database")}}, "database")
+                    "revision", "revision_before", "backup_id", "database", "error")}},
+                "database")
     for obj in read_lines(repo):
         if obj.get("database") == database and obj.get("id") not in entries:
             entries[str(obj.get("id"))] = _entry_view(obj, "file")

@@ -248,6 +248,12 @@ def _history(data: dict[str, Any]) -> None:
                       f"[{colour}]{e.get('status')}[/]", (e.get("git_commit") or "-")[:10],
                       str(e.get("backup_id") or "-"))
     out().print(table)
+    from rich.markup import escape
+
+    for e in entries:  # why a run failed is what the reader of a history looks for
+        if e.get("status") != "success" and e.get("error"):
+            out().print(f"[red]{e.get('created_at')} {e.get('action')} failed:[/] "
+                        f"{escape(str(e['error']))}")
 
 
 @renderer("backups list")

@@ -215,6 +215,8 @@ def test_lock_timeout_gives_up_unchanged_then_succeeds(repo: Path, db: Target, c
         assert git(repo, "status", "--porcelain") == ""
         failed = [r for r in audit_rows(db) if r["status"] == "failed"]
         assert len(failed) == 1 and "lock" in str(failed[0]["details"])
+        hist = cli("history", "--database-url", db.url, cwd=repo, env={"COLUMNS": "200"})
+        assert "apply gave up: a lock was not granted" in hist.stdout, hist  # the reason shows
     finally:
         holder.rollback()
         holder.close()
