@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 from schemactl.definitions import Column, TypeSpec, parse_type
+from schemactl.metadata import PLAIN_NUMBER
 
 ALLOWED_BASES = frozenset({
     "uuid", "text", "varchar", "smallint", "integer", "bigint", "numeric", "real",
@@ -27,6 +30,7 @@ INTEGER_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31
 STRING_TYPES = frozenset({"text", "varchar"})
 TIME_TYPES = frozenset({"timestamptz", "timestamp", "date"})
 NUMBER_TYPES = frozenset({"smallint", "integer", "bigint", "numeric", "real", "double precision"})
+REAL_MAX = 3.4028234663852886e38
 
 # Default functions allowed, by the column types they fit.
 DEFAULT_FUNCTIONS = {"now()": TIME_TYPES, "current_timestamp": TIME_TYPES,
@@ -174,6 +178,8 @@ def default_problem(col: Column) -> str | None:
             return f"default {func} does not fit type {col.type}"
         return None
     if base == "jsonb":
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"default {value!r} is not valid JSON for a jsonb column"
         if isinstance(value, str):
             try:
                 json.loads(value)
@@ -203,13 +209,29 @@ def _funcs() -> str:
 def _number_problem(col: Column, spec: TypeSpec, value: float) -> str | None:
     if spec.array or spec.base not in NUMBER_TYPES:
         return f"numeric default {value!r} on a {col.type} column"
+    if isinstance(value, float) and not math.isfinite(value):
+        return (f"default {value!r} is not a finite number; write 'NaN' or 'Infinity' as a "
+                "string on a real, double precision or numeric column")
     if spec.base in INTEGER_RANGES:
         if isinstance(value, float) and not value.is_integer():
             return f"default {value!r} is not an integer ({col.type})"
         lo, hi = INTEGER_RANGES[spec.base]
         if not lo <= value <= hi:
             return f"default {value!r} is out of range for {col.type}"
+    elif spec.base == "real" and abs(value) > REAL_MAX:
+        return f"default {value!r} is out of range for real"
+    elif spec.base == "numeric" and spec.args:
+        # numeric(p,s) rounds to s places and refuses |value| >= 10^(p-s): CREATE TABLE fails.
+        p, s = spec.args[0], (spec.args[1] if len(spec.args) > 1 else 0)
+        rounded = Decimal(str(value)).quantize(Decimal(1).scaleb(-s), rounding=ROUND_HALF_UP)
+        if abs(rounded) >= Decimal(10) ** (p - s):
+            return f"default {value!r} does not fit {col.type} (numeric field overflow)"
     return None
+
+
+# Special values PostgreSQL reads from a quoted literal of real, double precision and numeric.
+_SPECIAL_NUMBERS = frozenset({"nan", "infinity", "+infinity", "-infinity", "inf", "+inf",
+                              "-inf"})
 
 
 def _string_literal_problem(col: Column, spec: TypeSpec, base: str, text: str) -> str | None:
@@ -217,10 +239,18 @@ def _string_literal_problem(col: Column, spec: TypeSpec, base: str, text: str) -
     if base == "boolean":
         return None if text.strip().lower() in ("true", "false") else bad
     if base in NUMBER_TYPES:
-        try:
-            number = float(text) if base not in INTEGER_RANGES else int(text)
-        except ValueError:
+        special = text.strip().lower()
+        if special in _SPECIAL_NUMBERS and base not in INTEGER_RANGES:
+            # NaN fits any numeric; Infinity does not fit a numeric(p,s).
+            ok = special == "nan" or base != "numeric" or not spec.args
+            return None if ok else f"default {text!r} does not fit {col.type}"
+        # Python's int()/float() also read 1_000 and ' 12\n', which PostgreSQL 15 refuses.
+        if not PLAIN_NUMBER.match(text.strip()) or (
+                base in INTEGER_RANGES and not re.fullmatch(r"[+-]?\d+", text.strip())):
             return bad
+        number = float(text) if base not in INTEGER_RANGES else int(text)
+        if base == "double precision" and not math.isfinite(number):
+            return f"default {text!r} is out of range for double precision"
         return _number_problem(col, spec, number)
     if base == "uuid":
         try:

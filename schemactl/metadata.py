@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,9 @@ FUNCTION_DEFAULTS = {
 }
 NUMERIC_BASES = frozenset({"smallint", "integer", "bigint", "numeric", "real",
                            "double precision"})
+# A number PostgreSQL reads as a bare literal on every supported version (no NaN, Infinity
+# or 1_000: those are written quoted, or refused by SC404).
+PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 # -- names -----------------------------------------------------------------------------
@@ -188,6 +193,10 @@ def default_sql(col: Column) -> str | None:
         text = "true" if value else "false"
         return f"{_quote(text)}::jsonb" if is_json else text
     if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            # json.dumps writes NaN/Infinity bare, which PostgreSQL reads as a column name.
+            return _quote("NaN" if math.isnan(value) else
+                          ("Infinity" if value > 0 else "-Infinity"))
         text = json.dumps(value)
         return f"{_quote(text)}::jsonb" if is_json else text
     key = value.strip().lower()
@@ -195,12 +204,8 @@ def default_sql(col: Column) -> str | None:
         return FUNCTION_DEFAULTS[key]
     if base == "boolean" and key in ("true", "false"):
         return key
-    if base in NUMERIC_BASES and not (spec and spec.array):
-        try:
-            float(value)
-            return value.strip()
-        except ValueError:
-            pass
+    if base in NUMERIC_BASES and not (spec and spec.array) and PLAIN_NUMBER.match(value.strip()):
+        return value.strip()
     if is_json:
         return f"{_quote(value)}::jsonb"
     return _quote(value)

@@ -448,3 +448,29 @@ def test_propose_missing_file_is_bad_input(repo: Path, cli: Any) -> None:
     res = cli("propose", "nope.yaml", "--json", cwd=repo)
     assert res.code == 2, res
     assert res.json["ok"] is False and res.json["error"]["code"] == "bad_input"
+
+
+def test_special_and_bounded_number_defaults_apply(repo: Path, db: Target, cli: Any) -> None:
+    # NaN/Infinity must reach PostgreSQL quoted (bare, they read as column names), and a
+    # default that overflows numeric(p,s) is refused before it can fail CREATE TABLE.
+    text = f"""\
+table: measures
+columns:
+{BASE}  - {{name: a, type: real, default: NaN}}
+  - {{name: b, type: double precision, default: "-Infinity"}}
+  - {{name: c, type: numeric, default: Infinity}}
+  - {{name: d, type: "numeric(3,1)", default: "99.94"}}
+  - {{name: e, type: double precision, default: -2.5e10}}
+"""
+    res = propose(cli, repo, text)
+    assert res.code == 0, res
+    apply(cli, repo, db)
+    with connect(db) as conn:
+        conn.execute("insert into measures default values")
+        row = conn.execute("select a::text, b::text, c::text, d::text, e from measures").fetchone()
+    assert row == ("NaN", "-Infinity", "Infinity", "99.9", -2.5e10)
+    for bad in ('{name: n, type: "numeric(3,1)", default: 1234}',
+                "{name: n, type: double precision, default: .inf}",
+                '{name: n, type: integer, default: "1_000"}'):
+        res = propose(cli, repo, f"table: bad\ncolumns:\n{BASE}  - {bad}\n")
+        assert res.code == 1 and [v["rule"] for v in res.json["violations"]] == ["SC404"], res
