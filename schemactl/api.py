@@ -349,6 +349,8 @@ def _apply_state(sr: SchemaRepo, target: Target, db_rev: str | None,
 class HistoryResult(Result):
     entries: list[dict[str, object]]
     database: str
+    # Set when the database did not answer and only the audit file was read.
+    warning: str | None = None
 
 
 def history(repo: PathLike | None = None, database_url: str | None = None,
@@ -363,12 +365,16 @@ def history(repo: PathLike | None = None, database_url: str | None = None,
 
     sr = SchemaRepo.open(repo)
     target = resolve_target(sr, database_url)
+    warning = None
     try:
         with connect(target) as conn:
             entries = audit.history(sr, conn, target.display, limit)
-    except DatabaseError:
+    except DatabaseError as exc:
+        # Say so: an empty list must not read as "nothing ever happened" to the caller.
+        warning = f"{exc.message}; showing the audit file's entries only"
         entries = audit.history(sr, None, target.display, limit)
-    return HistoryResult(command="history", entries=entries, database=target.display)
+    return HistoryResult(command="history", entries=entries, database=target.display,
+                         warning=warning)
 
 
 @dataclass(frozen=True)

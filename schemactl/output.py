@@ -232,6 +232,10 @@ class progress_reporter:  # noqa: N801 - used as a context manager, reads as a f
 
 @renderer("history")
 def _history(data: dict[str, Any]) -> None:
+    if data.get("warning"):
+        from rich.markup import escape
+
+        err().print(f"[yellow]warning:[/] {escape(data['warning'])}")
     entries = data.get("entries") or []
     if not entries:
         out().print("no audit entries")

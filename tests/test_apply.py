@@ -347,3 +347,10 @@ def _idle_in_transaction(db: Target) -> bool:
                            "current_database() and state = 'idle in transaction' and "
                            "application_name like 'schemactl apply%%'").fetchone()
     return bool(row and row[0])
+
+
+def test_history_says_when_the_database_did_not_answer(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    res = cli("history", "--json", "--database-url", "postgresql://u:pw-x9@127.0.0.1:1/x",
+              cwd=repo)
+    assert res.code == 0 and res.json["entries"] == [], res
+    assert "cannot connect" in res.json["warning"] and "pw-x9" not in res.stdout + res.stderr
