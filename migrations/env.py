@@ -29,7 +29,9 @@ def _target_metadata() -> MetaData:
     try:  # core + dynamic tables, when schemactl is installed
         from schemactl import load_metadata
 
-        return load_metadata(REPO_ROOT)
+        # Deprecated tables and columns stay in the database: autogenerate must see them,
+        # or `alembic revision --autogenerate` would drop them.
+        return load_metadata(REPO_ROOT, include_deprecated=True)
     except ImportError:
         from core_schema import metadata
 

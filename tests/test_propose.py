@@ -474,3 +474,23 @@ columns:
                 '{name: n, type: integer, default: "1_000"}'):
         res = propose(cli, repo, f"table: bad\ncolumns:\n{BASE}  - {bad}\n")
         assert res.code == 1 and [v["rule"] for v in res.json["violations"]] == ["SC404"], res
+
+
+def test_plain_alembic_check_keeps_deprecated_columns_and_tables(repo: Path, db: Target,
+                                                                 cli: Any) -> None:
+    import os
+    import sys
+
+    assert propose(cli, repo, NOTES).code == 0
+    assert propose(cli, repo, PROJECTS).code == 0
+    deprecated = NOTES.replace("nullable: false}", "nullable: false, deprecated: true}")
+    assert propose(cli, repo, deprecated).code == 0
+    assert propose(cli, repo, PROJECTS.replace("comment: Story projects",
+                                               "deprecated: true")).code == 0
+    apply(cli, repo, db)
+    # Autogenerate in the repository's own env.py must see the retired column and table as
+    # they are (kept), not propose dropping them.
+    env = {**os.environ, "DATABASE_URL": db.url}
+    proc = subprocess.run([sys.executable, "-m", "alembic", "check"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
