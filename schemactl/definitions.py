@@ -224,7 +224,7 @@ def _yaml_load(text: str, source: str) -> Any:
     if "&" in text or "*" in text:
         loader_cls: Any = type("Loader", (_StrictLoader(),), {"source": source})
     else:
-        loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        loader_cls = type("Loader", (_FastLoader(),), {"source": source})
     try:
         return yaml.load(text, Loader=loader_cls)  # noqa: S506 - a safe loader
     except DefinitionError:
@@ -241,6 +241,41 @@ def _yaml_load(text: str, source: str) -> Any:
         raise DefinitionError(f"{source}: invalid YAML ({exc})") from None
 
 
+def _refuse_duplicate_keys(loader: Any, node: Any) -> None:
+    """A key written twice in one mapping: YAML keeps the last silently, a reader sees the first."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = getattr(key_node, "value", None)
+        if not isinstance(key, str):
+            continue  # non-scalar keys fail the structure check later
+        if key in seen:
+            mark = key_node.start_mark
+            raise DefinitionError(
+                f"{loader.source}:{mark.line + 1}:{mark.column + 1}: duplicate key {key!r}",
+                hint="write each key once")
+        seen.add(key)
+
+
+_FAST_LOADER: Any = None
+
+
+def _FastLoader() -> Any:  # noqa: N802 - a class factory
+    """The C safe loader (when built) with duplicate keys refused."""
+    global _FAST_LOADER
+    if _FAST_LOADER is None:
+        import yaml
+
+        class FastSafeLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+            source = "<definition>"
+
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+                _refuse_duplicate_keys(self, node)
+                return super().construct_mapping(node, deep=deep)
+
+        _FAST_LOADER = FastSafeLoader
+    return _FAST_LOADER
+
+
 _STRICT_LOADER: Any = None
 
 
@@ -251,6 +286,10 @@ def _StrictLoader() -> Any:  # noqa: N802 - a class factory
 
         class StrictSafeLoader(yaml.SafeLoader):
             source = "<definition>"
+
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+                _refuse_duplicate_keys(self, node)
+                return super().construct_mapping(node, deep=deep)
 
             def compose_node(self, parent: Any, index: Any) -> Any:
                 if self.check_event(yaml.AliasEvent):
@@ -263,6 +302,18 @@ def _StrictLoader() -> Any:  # noqa: N802 - a class factory
 
         _STRICT_LOADER = StrictSafeLoader
     return _STRICT_LOADER
+
+
+def _json_object(source: str) -> Any:
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in obj:  # json.loads would keep the last one silently
+                raise DefinitionError(f"{source}: duplicate key {key!r} in a JSON object",
+                                      hint="write each key once")
+            obj[key] = value
+        return obj
+    return build
 
 
 def parse_data(data: bytes | str, source: str = "<definition>") -> Any:
@@ -280,7 +331,7 @@ def parse_data(data: bytes | str, source: str = "<definition>") -> Any:
     stripped = text.lstrip()
     if stripped.startswith("{"):
         try:
-            return json.loads(text), text
+            return json.loads(text, object_pairs_hook=_json_object(source)), text
         except json.JSONDecodeError as exc:
             raise DefinitionError(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"
                                   ) from None

@@ -235,6 +235,10 @@ REFUSED_AS_BAD_INPUT = {
     "broken_yaml": b"table: notes\ncolumns: [\n",
     "broken_json": b'{"table": "notes", "columns": [}',
     "default_object": NOTES.replace("type: text}", "type: text, default: {a: 1}}").encode(),
+    # The parser would keep the last value silently while a reviewer reads the first.
+    "duplicate_yaml_key": b"table: notes\ntable: agents\ncolumns: []\n",
+    "duplicate_yaml_column_key": NOTES.replace("type: text}", "type: text, type: bytea}").encode(),
+    "duplicate_json_key": b'{"table": "notes", "columns": [], "table": "agents"}',
 }
 
 
