@@ -58,6 +58,11 @@ CORE_TABLES: Mapping[str, CoreTable] = {
     },
 }
 
+# The core schema's explicit indexes (name → table); its keys follow pk_/uq_ naming.
+CORE_INDEXES: Mapping[str, str] = {
+    "ix_langgraph_checkpoints_thread_id_checkpoint_id": "langgraph_checkpoints",
+}
+
 # Names a dynamic table may never take besides the core tables: Alembic's bookkeeping
 # and schemactl's own tables.
 PROTECTED_TABLES = frozenset({"alembic_version"})

@@ -5,10 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from schemactl.definitions import Column, TableDef, parse_type
+from schemactl.metadata import pk_name, uq_name
 from schemactl.validation import Violation
 
 from .base import Rule, RuleContext
+from .core_tables import CORE_INDEXES
 from .typing_rules import STRING_TYPES
+
+
+def _key_index_names(tdef: TableDef) -> list[str]:
+    """The indexes behind a table's primary key and unique columns (as migrations name them)."""
+    names = [pk_name(tdef.table)] if tdef.primary_key else []
+    return names + [uq_name(tdef.table, c.name) for c in tdef.columns
+                    if c.unique and not c.primary_key]
 
 
 def _same_type(a: str, b: str) -> bool:
@@ -72,13 +81,27 @@ class ValidReferences(Rule):
 
     @staticmethod
     def _relation_names(ctx: RuleContext) -> dict[str, set[str]]:
-        """Relation name (table or index) → tables owning it, across the proposed state."""
+        """Relation name (table or index) → tables owning it, across the proposed state.
+
+        Primary keys and unique constraints are indexes too (``pk_<table>``,
+        ``uq_<table>_<column>``): their names share the schema's namespace with tables and
+        indexes, so an index or table named like one fails in PostgreSQL.
+        """
         owners: dict[str, set[str]] = {}
         for name in (*ctx.proposed, *ctx.core):
             owners.setdefault(name, set()).add(name)
         for tname, tdef in ctx.proposed.items():
             for idx in tdef.indexes:
                 owners.setdefault(idx.index_name(tname), set()).add(tname)
+            for kname in _key_index_names(tdef):
+                owners.setdefault(kname, set()).add(tname)
+        for tname, cols in ctx.core.items():
+            owners.setdefault(pk_name(tname), set()).add(tname)
+            for cname, ccol in cols.items():
+                if ccol.unique:
+                    owners.setdefault(uq_name(tname, cname), set()).add(tname)
+        for iname, tname in CORE_INDEXES.items():
+            owners.setdefault(iname, set()).add(tname)
         return owners
 
     def _duplicates(self, tdef: TableDef, owners: dict[str, set[str]]) -> Iterator[Violation]:
@@ -89,12 +112,16 @@ class ValidReferences(Rule):
                 yield self.violation(f"column {t}.{col.name} is defined twice", table=t,
                                      column=col.name, tdef=tdef)
             seen.add(col.name)
-        index_names: set[str] = set()
+        for other in sorted(owners.get(t, set()) - {t}):
+            yield self.violation(f"table name {t} is already taken by an index of {other}",
+                                 table=t, tdef=tdef, hint="give the table another name")
+        index_names: set[str] = set(_key_index_names(tdef))
         for idx in tdef.indexes:
             iname = idx.index_name(t)
             if iname in index_names:
                 yield self.violation(f"index name {iname} is used twice in {t}", table=t,
-                                     tdef=tdef, hint="give each index its own name (or columns)")
+                                     tdef=tdef, hint="give each index its own name (or columns); "
+                                     "a `unique: true` column already has its unique index")
             index_names.add(iname)
             others = owners.get(iname, set()) - {t}
             if others or iname == t:

@@ -494,3 +494,20 @@ def test_plain_alembic_check_keeps_deprecated_columns_and_tables(repo: Path, db:
     proc = subprocess.run([sys.executable, "-m", "alembic", "check"], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_index_named_like_a_key_index_is_refused(repo: Path, db: Target, cli: Any) -> None:
+    assert propose(cli, repo, NOTES).code == 0
+    apply(cli, repo, db)
+    with connect(db) as conn:  # keys are indexes: their names share the schema's namespace
+        assert conn.execute("select to_regclass('public.pk_notes')::text, "
+                            "to_regclass('public.pk_agents')::text").fetchone() == (
+            "pk_notes", "pk_agents")
+    before = snapshot(repo)
+    for name in ("pk_notes", "pk_agents"):
+        clash = NOTES.replace("table: notes", "table: drafts") + (
+            f"indexes:\n  - {{columns: [title], name: {name}}}\n")
+        res = propose(cli, repo, clash)
+        assert res.code == 1, res
+        assert [v["rule"] for v in res.json["violations"]] == ["SC405"], res.json
+    assert snapshot(repo) == before

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from safety_rules.base import Rule, RuleContext
-from safety_rules.core_tables import CORE_TABLES, core_from_metadata
+from safety_rules.core_tables import CORE_INDEXES, CORE_TABLES, core_from_metadata
 from safety_rules.registry import DuplicateRuleError, Registry, registry, rule_modules
 from schemactl.validation import Violation
 
@@ -86,3 +86,10 @@ def test_core_tables_match_core_schema_models() -> None:
     from core_schema.models import metadata
 
     assert core_from_metadata(metadata) == {t: dict(c) for t, c in CORE_TABLES.items()}
+
+
+def test_core_index_names_match_core_schema_models() -> None:
+    from core_schema.models import metadata
+
+    named = {i.name: t.name for t in metadata.tables.values() for i in t.indexes}
+    assert named == dict(CORE_INDEXES)
