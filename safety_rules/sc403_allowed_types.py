@@ -9,6 +9,9 @@ from schemactl.validation import Violation
 from .base import Rule, RuleContext
 from .typing_rules import INDEX_METHODS, OPCLASSES, type_problem
 
+# pgvector builds hnsw and ivfflat indexes on vectors of at most 2,000 dimensions.
+MAX_INDEXED_VECTOR = 2000
+
 
 class AllowedTypes(Rule):
     """A column type outside the whitelist, a malformed type, or an unknown index method.
@@ -77,3 +80,18 @@ class AllowedTypes(Rule):
                                              table=ch.name, tdef=tdef,
                                              hint=f"index a single vector column with {method}, "
                                                   "or use btree")
+                        continue
+                    spec = cols[0].type_spec
+                    # pgvector refuses these when the index is built: fail at validate instead.
+                    if spec and spec.args and spec.args[0] > MAX_INDEXED_VECTOR:
+                        yield self.violation(
+                            f"{where}: {method} indexes at most {MAX_INDEXED_VECTOR} dimensions, "
+                            f"not {spec.args[0]}", table=ch.name, tdef=tdef,
+                            hint="reduce the embedding's dimensions, or leave the column "
+                                 "unindexed (exact search)")
+                    if idx.opclass is not None and not idx.opclass.startswith("vector_") or (
+                            method == "ivfflat" and idx.opclass == "vector_l1_ops"):
+                        yield self.violation(
+                            f"{where}: operator class {idx.opclass} does not work with {method}",
+                            table=ch.name, tdef=tdef,
+                            hint="use vector_cosine_ops, vector_l2_ops or vector_ip_ops")

@@ -511,3 +511,21 @@ def test_index_named_like_a_key_index_is_refused(repo: Path, db: Target, cli: An
         assert res.code == 1, res
         assert [v["rule"] for v in res.json["violations"]] == ["SC405"], res.json
     assert snapshot(repo) == before
+
+
+def test_vector_index_dimension_limit_matches_pgvector(repo: Path, db: Target, cli: Any,
+                                                       has_vector: bool) -> None:
+    if not has_vector:
+        pytest.skip("pgvector is not installed on this server")
+    ok = f"table: embeds\ncolumns:\n{BASE}  - {{name: e, type: vector(2000)}}\n" \
+         "indexes:\n  - {columns: [e], using: hnsw, opclass: vector_cosine_ops}\n"
+    assert propose(cli, repo, ok).code == 0
+    apply(cli, repo, db)
+    assert indexes(db, "embeds")["ix_embeds_e_hnsw"][1] is True
+    import psycopg
+
+    with connect(db) as conn, pytest.raises(psycopg.Error, match="2000 dimensions"):
+        conn.execute("create table wide (e vector(2001))")
+        conn.execute("create index on wide using hnsw (e vector_cosine_ops)")
+    res = propose(cli, repo, ok.replace("embeds", "wide").replace("2000", "2001"))
+    assert res.code == 1 and [v["rule"] for v in res.json["violations"]] == ["SC403"], res
