@@ -142,7 +142,13 @@ def validate(repo: PathLike | None = None, files: list[str] | None = None,
     proposal = validation.build_proposal(sr.root, sr.config, files=files, stdin=stdin,
                                          base=base)
     report = validation.validate_proposal(proposal, sr.config, allow_waivers=allow_waivers)
-    return ValidateResult(command="validate", ok=report.ok, exit_code=1,
+    error = None
+    if not report.ok:
+        # Like propose and check: a result that is not ok always says why in `error`.
+        n = len(report.errors)
+        error = {"code": "rejected", "message": f"{n} safety rule violation(s)",
+                 "hint": "each violation's hint says how to make the change safely"}
+    return ValidateResult(command="validate", ok=report.ok, exit_code=1, error=error,
                           violations=list(report.violations),
                           tables=validation.changed_tables(proposal),
                           rules_run=list(report.rules_run), waived=list(report.waived))

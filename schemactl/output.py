@@ -81,6 +81,19 @@ def violations_table(violations: list[dict[str, Any]]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    if out().width < 140:
+        # A five-column table wraps every cell on a narrow terminal: one block each instead.
+        for v in violations:
+            colour = "red" if v.get("severity") == "error" else "yellow"
+            where = ".".join(x for x in (v.get("table"), v.get("column")) if x) or "-"
+            out().print(f"[{colour}]{'✗' if colour == 'red' else '!'}[/] "
+                        f"[bold]{escape(str(v.get('rule')))}[/] "
+                        f"{escape(str(v.get('name', '')))} [{colour}]"
+                        f"{escape(str(v.get('severity')))}[/]  {escape(where)}")
+            out().print(f"  {escape(str(v.get('message', '')))}")
+            if v.get("hint"):
+                out().print(f"  [dim]hint:[/] {escape(str(v.get('hint')))}")
+        return
     table = Table(show_lines=False, header_style="bold")
     for col in ("rule", "severity", "where", "message", "hint"):
         table.add_column(col, overflow="fold")

@@ -88,7 +88,7 @@ def test_dropped_column_is_exit_1_with_violation_json(repo: Path, cli) -> None: 
     res = cli("validate", "-", "--json", cwd=repo,
               input=NOTES.replace("  - {name: body,       type: text}\n", ""))
     assert res.code == 1, res
-    assert res.json["ok"] is False and res.json["error"] is None
+    assert res.json["ok"] is False and res.json["error"]["code"] == "rejected"
     v = next(v for v in res.json["violations"] if v["rule"] == "SC102")
     assert {k: v[k] for k in ("rule", "name", "severity", "table", "column")} == {
         "rule": "SC102", "name": "no-drop-column", "severity": "error", "table": "notes",
