@@ -384,14 +384,19 @@ def _references_into(conn: psycopg.Connection[Any], tables: set[str], schema: st
     return [f"{r[0]} ({r[2]} → {r[1]})" for r in rows]
 
 
+def _sql_literal(value: str | None) -> str:
+    """A SQL string literal for a psql script (revision ids come from editable files)."""
+    if value is None:
+        return "NULL"
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _move_sql(tables: list[str], revision: str, schema: str) -> str:
     """SQL moving the current ``tables`` into the archive (never a DROP), registered."""
     from schemactl.metadata import short_name
     from schemactl.render import _REGISTRY_SQL
 
-    def lit(v: str) -> str:
-        return "'" + v.replace("'", "''") + "'"
-
+    lit = _sql_literal
     parts = [_REGISTRY_SQL.strip()]
     for table in tables:
         base = short_name(f"{table}__{revision}__restored")
@@ -493,7 +498,8 @@ def restore_plan(repo: SchemaRepo, target: Target, backup_id: str, force: bool,
                 before_sql=f"SET lock_timeout = '{int(lock_ms)}ms';\n"
                            + _move_sql(sorted(tables), current, schema),
                 after_sql="UPDATE public.alembic_version SET version_num = "
-                          f"'{back_to}' WHERE version_num = '{current}';")
+                          f"{_sql_literal(back_to)} WHERE version_num = "
+                          f"{_sql_literal(current)};")
             with connect_(target) as raw:
                 after = archive.snapshot(archive.cursor_query(raw), schema)
             archived[:] = archive.diff(before, after, schema)
