@@ -107,6 +107,32 @@ def violations_table(violations: list[dict[str, Any]]) -> None:
     out().print(table)
 
 
+def _list_table(columns: tuple[str, ...], rows: list[tuple[str, ...]],
+                narrow_drop: tuple[str, ...] = ()) -> None:
+    """A plain table of records; on a narrow terminal the ``narrow_drop`` columns go
+    (they are in --json) so the rest stays one line per record."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    keep = [i for i, c in enumerate(columns)
+            if not (out().width < 120 and c in narrow_drop)]
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    short = {"when", "created", "archived at", "status", "commit", "size", "rows", "kind",
+             "action", "pg_dump"}
+    for i in keep:
+        table.add_column(columns[i], overflow="fold", no_wrap=columns[i] in short)
+    for row in rows:
+        table.add_row(*[escape(row[i]) if not row[i].startswith("[") else row[i]
+                        for i in keep])
+    out().print(table)
+
+
+def _when(stamp: object) -> str:
+    """ISO 8601 UTC as `YYYY-MM-DD HH:MM:SS` (readable, sortable)."""
+    return str(stamp or "-").replace("T", " ").removesuffix("Z")
+
+
 # -- validate ------------------------------------------------------------------------
 
 
@@ -253,18 +279,15 @@ def _history(data: dict[str, Any]) -> None:
     if not entries:
         out().print("no audit entries")
         return
-    from rich.table import Table
-
-    table = Table(header_style="bold")
-    for col in ("when", "action", "actor", "revision", "status", "git commit", "backup"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for e in entries:
         colour = "green" if e.get("status") == "success" else "red"
-        table.add_row(str(e.get("created_at") or ""), str(e.get("action") or ""),
-                      str(e.get("actor") or ""), str(e.get("revision") or "-"),
-                      f"[{colour}]{e.get('status')}[/]", (e.get("git_commit") or "-")[:10],
-                      str(e.get("backup_id") or "-"))
-    out().print(table)
+        rows.append((_when(e.get("created_at")), str(e.get("action") or ""),
+                     str(e.get("actor") or ""), str(e.get("revision") or "-"),
+                     f"[{colour}]{e.get('status')}[/]", (e.get("git_commit") or "-")[:8],
+                     str(e.get("backup_id") or "-")))
+    _list_table(("when", "action", "actor", "revision", "status", "commit", "backup"), rows,
+                narrow_drop=("backup",))
     from rich.markup import escape
 
     for e in entries:  # why a run failed is what the reader of a history looks for
@@ -279,16 +302,11 @@ def _backups_list(data: dict[str, Any]) -> None:
     if not items:
         out().print("no backups")
         return
-    from rich.table import Table
-
-    table = Table(header_style="bold")
-    for col in ("id", "created", "revision before", "size", "pg_dump", "database"):
-        table.add_column(col, overflow="fold")
-    for b in items:
-        table.add_row(b["id"], b.get("created_at", ""), str(b.get("revision_before") or "-"),
-                      _size(int(b.get("size") or 0)), b.get("pg_dump_version", ""),
-                      b.get("database", ""))
-    out().print(table)
+    rows = [(str(b["id"]), _when(b.get("created_at")), str(b.get("revision_before") or "-"),
+             _size(int(b.get("size") or 0)), str(b.get("pg_dump_version", "")),
+             str(b.get("database", ""))) for b in items]
+    _list_table(("id", "created", "revision before", "size", "pg_dump", "database"), rows,
+                narrow_drop=("created", "pg_dump", "database"))
 
 
 def _size(n: int) -> str:
@@ -426,16 +444,11 @@ def _archive_list(data: dict[str, Any]) -> None:
     if not entries:
         out().print("the archive is empty")
         return
-    from rich.table import Table
-
-    table = Table(header_style="bold")
-    for col in ("archive table", "kind", "from", "revision", "rows", "archived at"):
-        table.add_column(col, overflow="fold")
-    for e in entries:
-        table.add_row(str(e.get("archive_table")), str(e.get("kind")),
-                      str(e.get("source") or "-"), str(e.get("revision") or "-"),
-                      str(e.get("rows")), str(e.get("archived_at") or "-"))
-    out().print(table)
+    rows = [(str(e.get("archive_table")), str(e.get("kind")), str(e.get("source") or "-"),
+             str(e.get("revision") or "-"), str(e.get("rows")), _when(e.get("archived_at")))
+            for e in entries]
+    _list_table(("archive table", "kind", "from", "revision", "rows", "archived at"), rows,
+                narrow_drop=("revision",))
 
 
 # -- check ---------------------------------------------------------------------------------
