@@ -278,6 +278,23 @@ def test_round_trip_on_a_database(pr: Path, db: Target, cli: Any) -> None:
     assert db.url not in res.stdout  # no password in output
 
 
+def test_round_trip_on_an_ephemeral_embedded_database(pr: Path, cli: Any) -> None:
+    """--ephemeral: a fresh embedded server in a temporary folder, gone afterwards."""
+    import tempfile
+
+    propose(pr, PROJECTS.replace("varchar(200)}", "varchar(200)}\n  - {name: budget, type: "
+                                                  "integer, default: 0}\n"))
+    before = set(Path(tempfile.gettempdir()).iterdir())
+    res = cli("check", "--base", "base", "--json", "--ephemeral", cwd=pr)
+    assert res.code == 0, res
+    rt = res.json["round_trip"]
+    assert rt["ok"] and len(rt["steps"]) == 4
+    assert not (pr / ".schemactl" / "pgdata").exists()  # the repository's own server untouched
+    leftovers = {p for p in set(Path(tempfile.gettempdir()).iterdir()) - before
+                 if "schemactl" in p.name}
+    assert leftovers == set()
+
+
 def test_round_trip_failure_reports_the_sql(pr: Path, db: Target) -> None:
     body = '    op.execute("ALTER TABLE notes ADD COLUMN broken no_such_type")'
     (pr / "migrations" / "versions" / "0004_hand.py").write_text(
