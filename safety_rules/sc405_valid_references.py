@@ -142,7 +142,8 @@ class ValidReferences(Rule):
             return  # schema-qualified: core-protected (SC501) reports it
         if len(parts) != 2 or not all(parts):
             yield self.violation(f"{t}.{col.name} references {ref!r}, not table.column",
-                                 table=t, column=col.name, tdef=tdef)
+                                 table=t, column=col.name, tdef=tdef,
+                                 hint="write the reference as table.column, e.g. projects.id")
             return
         rtable, rcol = parts
         target_type: str | None = None
@@ -158,11 +159,15 @@ class ValidReferences(Rule):
                 target_type, keyed = core_col.type, core_col.primary_key or core_col.unique
         else:
             yield self.violation(f"{t}.{col.name} references the unknown table {rtable}",
-                                 table=t, column=col.name, tdef=tdef)
+                                 table=t, column=col.name, tdef=tdef,
+                                 hint=f"propose {rtable} first (a dynamic table) or reference "
+                                      "a core table such as agents.id")
             return
         if target_type is None:
             yield self.violation(f"{t}.{col.name} references the unknown column {ref}",
-                                 table=t, column=col.name, tdef=tdef)
+                                 table=t, column=col.name, tdef=tdef,
+                                 hint=f"reference a column {rtable} defines, usually "
+                                      f"{rtable}.id")
             return
         if not _same_type(col.type, target_type):
             yield self.violation(f"{t}.{col.name} is {col.type} but references {ref} of type "
