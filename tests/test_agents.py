@@ -50,7 +50,7 @@ def test_tools_json_shape(cli) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_agent_actor() -> None:
-    assert agent_tools.agent_actor(None, "Claude Desktop") == "agent:Claude-Desktop"
+    assert agent_tools.agent_actor(None, "Desk Client 2") == "agent:Desk-Client-2"
     assert agent_tools.agent_actor("mechanic", "whatever") == "agent:mechanic"
     assert agent_tools.agent_actor("agent:x", None) == "agent:x"
     assert agent_tools.agent_actor(None, None) == "agent:mcp"
