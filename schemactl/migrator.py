@@ -63,6 +63,24 @@ class RevisionFile:
 _ASSIGN = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+)$", re.MULTILINE)
 
 
+def parse_header(source: bytes | str) -> tuple[str | None, tuple[str, ...]]:
+    """``(revision, down_revisions)`` read from a migration's assignments, without importing it."""
+    text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
+    values: dict[str, object] = {}
+    for m in _ASSIGN.finditer(text):
+        if m.group(1) in values:
+            continue
+        try:
+            values[m.group(1)] = ast.literal_eval(m.group(2).strip())
+        except (ValueError, SyntaxError):
+            values[m.group(1)] = None
+    rev = values.get("revision")
+    down = values.get("down_revision")
+    downs = (down,) if isinstance(down, str) else tuple(
+        str(d) for d in down) if isinstance(down, (list, tuple)) else ()
+    return (rev if isinstance(rev, str) else None), downs
+
+
 def read_revisions(repo: SchemaRepo) -> dict[str, RevisionFile]:
     """Every revision in migrations/versions/, parsed from the files' assignments.
 
@@ -76,21 +94,10 @@ def read_revisions(repo: SchemaRepo) -> dict[str, RevisionFile]:
     if not repo.versions_dir.is_dir():
         return found
     for path in sorted(repo.versions_dir.glob("*.py")):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        values: dict[str, object] = {}
-        for m in _ASSIGN.finditer(text):
-            if m.group(1) in values:
-                continue
-            try:
-                values[m.group(1)] = ast.literal_eval(m.group(2).strip())
-            except (ValueError, SyntaxError):
-                values[m.group(1)] = m.group(2).strip()
-        rev = values.get("revision")
-        if not isinstance(rev, str):
+        rev, downs = parse_header(path.read_bytes())
+        if rev is None:
             raise BadInputError(f"{path.name}: no `revision = '...'` line",
                                 hint="every migration file names its revision")
-        down = values.get("down_revision")
-        downs = (down,) if isinstance(down, str) else tuple(down or ())  # type: ignore[arg-type]
         if rev in found:
             raise BadInputError(f"revision {rev} is defined twice ({found[rev].path}, {path.name})")
         found[rev] = RevisionFile(rev, tuple(str(d) for d in downs), str(path))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -107,7 +107,7 @@ def violations_table(violations: list[dict[str, Any]]) -> None:
     out().print(table)
 
 
-def _list_table(columns: tuple[str, ...], rows: list[tuple[str, ...]],
+def _list_table(columns: tuple[str, ...], rows: Sequence[tuple[str, ...]],
                 narrow_drop: tuple[str, ...] = ()) -> None:
     """A plain table of records; on a narrow terminal the ``narrow_drop`` columns go
     (they are in --json) so the rest stays one line per record."""

@@ -19,19 +19,17 @@ Nothing here imports Alembic: the revision graph is read from the files' assignm
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from schemactl.errors import BadInputError
+from schemactl.migrator import parse_header
 
 SUM_PATH = "migrations/schemactl.sum"
 VERSIONS = "migrations/versions"
 _PREFIX = "sha256:"
-_ASSIGN = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -64,24 +62,6 @@ class SumFile:
 def _total(entries: Iterable[tuple[str, str]]) -> str:
     body = "".join(f"{name} {_PREFIX}{sha}\n" for name, sha in entries)
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-def parse_header(source: bytes | str) -> tuple[str | None, tuple[str, ...]]:
-    """``(revision, down_revisions)`` read from a migration's assignments, without importing it."""
-    text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
-    values: dict[str, object] = {}
-    for m in _ASSIGN.finditer(text):
-        if m.group(1) in values:
-            continue
-        try:
-            values[m.group(1)] = ast.literal_eval(m.group(2).strip())
-        except (ValueError, SyntaxError):
-            values[m.group(1)] = None
-    rev = values.get("revision")
-    down = values.get("down_revision")
-    downs = (down,) if isinstance(down, str) else tuple(
-        str(d) for d in down) if isinstance(down, (list, tuple)) else ()
-    return (rev if isinstance(rev, str) else None), downs
 
 
 def migrations_from(files: dict[str, bytes]) -> list[Migration]:

@@ -168,7 +168,7 @@ def test_hand_written_drop_column_is_caught_by_the_operation_rules(pr: Path) -> 
 
 def test_two_heads_is_sc603(pr: Path) -> None:
     first = versions(pr)[1]  # projects' migration: its parent gets a second child
-    from schemactl.sumfile import parse_header
+    from schemactl.migrator import parse_header
 
     rev, _ = parse_header(first.read_bytes())
     (pr / "migrations" / "versions" / "0003_other.py").write_text(
