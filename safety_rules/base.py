@@ -2,7 +2,7 @@
 
 A rule is pure: it reads a :class:`RuleContext` (current state → proposed state)
 or an :class:`OpsContext` (an Alembic ``UpgradeOps`` tree), and yields
-:class:`~schemactl.validation.Violation` objects. No I/O, no database.
+:class:`~schemactl.rules.validation.Violation` objects. No I/O, no database.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
 
-from schemactl.config import Config
-from schemactl.definitions import Column, TableDef
-from schemactl.validation import Violation
+from schemactl.model.config import Config
+from schemactl.model.definitions import Column, TableDef
+from schemactl.rules.validation import Violation
 
 from .core_tables import CORE_TABLES, CoreTable
 

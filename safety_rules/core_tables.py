@@ -74,7 +74,7 @@ SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast", "pub
 
 def sa_type_name(type_: Any) -> str:
     """A SQLAlchemy type as the definition language spells it (``VARCHAR(100)`` → varchar(100))."""
-    from schemactl.definitions import normalise_type
+    from schemactl.model.definitions import normalise_type
 
     try:
         from sqlalchemy.dialects import postgresql

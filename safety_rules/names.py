@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.definitions import TableDef
+from schemactl.model.definitions import TableDef
 
 
 def names_of(tdef: TableDef) -> Iterator[tuple[str, str, str | None]]:

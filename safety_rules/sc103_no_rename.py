@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.definitions import TableDef, normalise_type
-from schemactl.validation import Violation
+from schemactl.model.definitions import TableDef, normalise_type
+from schemactl.rules.validation import Violation
 
 from .base import OpsContext, Rule, RuleContext
 from .core_tables import sa_type_name

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from schemactl.definitions import Index
-from schemactl.validation import Violation
+from schemactl.model.definitions import Index
+from schemactl.rules.validation import Violation
 
 from .base import OpsContext, Rule, RuleContext
 

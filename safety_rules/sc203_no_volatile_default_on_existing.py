@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from schemactl.validation import Violation
+from schemactl.rules.validation import Violation
 
 from .base import OpsContext, Rule, RuleContext
 from .typing_rules import VOLATILE_DEFAULTS, default_function

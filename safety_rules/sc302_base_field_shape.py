@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.definitions import normalise_type
-from schemactl.validation import Violation
+from schemactl.model.definitions import normalise_type
+from schemactl.rules.validation import Violation
 
 from .base import Rule, RuleContext
 from .typing_rules import canonical_default

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from schemactl.validation import Violation
+from schemactl.rules.validation import Violation
 
 from .base import Rule, RuleContext
 from .names import names_of, reference_parts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.validation import Violation
+from schemactl.rules.validation import Violation
 
 from .base import Rule, RuleContext
 from .names import names_of

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.definitions import Column, TableDef, parse_type
-from schemactl.metadata import pk_name, uq_name
-from schemactl.validation import Violation
+from schemactl.codegen.metadata import pk_name, uq_name
+from schemactl.model.definitions import Column, TableDef, parse_type
+from schemactl.rules.validation import Violation
 
 from .base import Rule, RuleContext
 from .core_tables import CORE_INDEXES

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from schemactl.validation import Violation
+from schemactl.rules.validation import Violation
 
 from .base import Rule
 
 if TYPE_CHECKING:
-    from schemactl.check import RepoContext
+    from schemactl.ci.check import RepoContext
 
 VERSIONS = "migrations/versions"
 
@@ -70,7 +70,7 @@ class MigrationEdited(Rule):
             yield self._at(problem, "migrations/schemactl.sum",
                            hint="do not edit a recorded migration: propose a new one; if the "
                                 "change is intended, rewrite the sum file "
-                                "(schemactl.sumfile.write_sum)")
+                                "(schemactl.codegen.sumfile.write_sum)")
 
     def _at(self, message: str, source: str, hint: str | None = None) -> Violation:
         return Violation(rule=self.code, name=self.name, severity=self.severity,

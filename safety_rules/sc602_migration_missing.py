@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from schemactl.validation import Violation
+from schemactl.rules.validation import Violation
 
 from .base import Rule
 
 if TYPE_CHECKING:
-    from schemactl.check import RepoContext
+    from schemactl.ci.check import RepoContext
 
 
 class MigrationMissing(Rule):
@@ -50,7 +50,7 @@ class MigrationMissing(Rule):
             "definition in the work tree if needed): it writes the migration with the definition")
 
     def check_repo(self, ctx: RepoContext) -> Iterator[Violation]:
-        from schemactl.check import describe_key
+        from schemactl.ci.check import describe_key
 
         for table in ctx.tables:
             head = ctx.head_state.get(table, {})

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from schemactl.validation import Violation
+from schemactl.rules.validation import Violation
 
 from .base import Rule
 
 if TYPE_CHECKING:
-    from schemactl.check import RepoContext
+    from schemactl.ci.check import RepoContext
 
 
 class MultipleHeads(Rule):

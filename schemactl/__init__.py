@@ -21,7 +21,7 @@ def load_metadata(repo: str | Path = ".", *, include_deprecated: bool = False) -
 
     Deprecated dynamic tables and columns are left out unless ``include_deprecated``.
     """
-    from schemactl.metadata import load_metadata as _load
+    from schemactl.codegen.metadata import load_metadata as _load
 
     return _load(repo, include_deprecated=include_deprecated)
 

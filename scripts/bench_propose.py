@@ -45,11 +45,11 @@ def timed(fn: object, *args: object, **kw: object) -> tuple[float, object]:
 
 def seed_large(repo: Path, n: int) -> None:
     """N definitions and one migration creating them, committed (fast: no N proposals)."""
-    from schemactl import gitops, migrator
-    from schemactl.definitions import dump_definition, parse_definition
-    from schemactl.planner import build_plan
-    from schemactl.render import render_migration
-    from schemactl.repo import SchemaRepo
+    from schemactl.adapters import gitops, migrator
+    from schemactl.codegen.planner import build_plan
+    from schemactl.codegen.render import render_migration
+    from schemactl.model.definitions import dump_definition, parse_definition
+    from schemactl.model.repo import SchemaRepo
 
     defs = {f"t{i:04d}": parse_definition(definition(f"t{i:04d}")) for i in range(n)}
     paths = []

@@ -100,7 +100,7 @@ def sql(repo: Path, statement: str) -> list[tuple]:  # type: ignore[type-arg]
     """Run SQL on the repository's embedded server (the application's side of the story)."""
     import psycopg
 
-    from schemactl.embedded import EmbeddedServer
+    from schemactl.adapters.embedded import EmbeddedServer
 
     with psycopg.connect(EmbeddedServer(repo / ".schemactl").secret_url(),
                          autocommit=True) as conn:

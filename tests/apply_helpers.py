@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from schemactl.database import Target, connect
+from schemactl.adapters.database import Target, connect
 
 NOTES_BASE = """table: notes
 columns:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from schemactl.database import Target, connect
+from schemactl.adapters.database import Target, connect
 
 # Commands under test must only ever see the database a test hands them.
 _SESSION_URL = os.environ.pop("DATABASE_URL", None)
@@ -77,7 +77,7 @@ def pg_server() -> Iterator[Server]:
             admin = Target(pg.get_connection_url())
             yield Server(admin, "testcontainers", "17")
         return
-    from schemactl.embedded import EmbeddedServer
+    from schemactl.adapters.embedded import EmbeddedServer
 
     bin_dir = os.environ.get("SCHEMACTL_TEST_PG_BIN")
     state = Path(tempfile.mkdtemp(prefix="schemactl-test-pg-"))
@@ -133,7 +133,7 @@ def repo(tmp_path: Path) -> Iterator[Path]:
     try:
         yield path
     finally:
-        from schemactl.embedded import EmbeddedServer
+        from schemactl.adapters.embedded import EmbeddedServer
 
         server = EmbeddedServer(path / ".schemactl")
         if server.status().running:

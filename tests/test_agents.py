@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from schemactl import agent_tools, api
-from schemactl.actor import resolve_actor
-from schemactl.database import Target
+from schemactl import api
+from schemactl.adapters.database import Target
+from schemactl.agents import agent_tools
 from schemactl.errors import PolicyError
+from schemactl.model.actor import resolve_actor
 from tests.apply_helpers import git, revision_of
 
 OWN_COLUMNS = """\

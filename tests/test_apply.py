@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from schemactl.database import Target, connect
-from schemactl.locking import APPLY_KEY
+from schemactl.adapters.database import Target, connect
+from schemactl.pipeline.locking import APPLY_KEY
 from tests.apply_helpers import (
     add_column,
     add_index,
@@ -155,8 +155,8 @@ def test_unmanaged_table_is_reported_never_blocks_nor_touched(repo: Path, db: Ta
 
 def test_journal_of_an_embedded_database_is_found_again(repo: Path, db: Target) -> None:
     """The embedded server's port changes between starts: its journal is keyed without it."""
-    from schemactl import applier, journal
-    from schemactl.repo import SchemaRepo
+    from schemactl.model.repo import SchemaRepo
+    from schemactl.pipeline import applier, journal
 
     sr, target = SchemaRepo.open(repo), Target(db.url, embedded=True)
     journal.new(sr, key=journal.key_of(target), id="run-1", action="apply",

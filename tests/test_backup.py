@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from schemactl import backup
-from schemactl.database import Target, connect
+from schemactl.adapters.database import Target, connect
 from schemactl.errors import EnvironmentError_
-from schemactl.repo import SchemaRepo
+from schemactl.model.repo import SchemaRepo
+from schemactl.pipeline import backup
 from tests.apply_helpers import add_notes, insert_notes
 from tests.conftest import Server
 
@@ -122,7 +122,7 @@ def test_pg_dump_gets_the_password_from_the_environment_only(db: Target) -> None
 
 def test_restore_script_drops_settings_an_older_server_rejects() -> None:
     """A dump made by a newer pg_dump (18) must still restore into PostgreSQL 15 or 16."""
-    from schemactl.backup import compatible_script
+    from schemactl.pipeline.backup import compatible_script
 
     script = "SET statement_timeout = 0;\nSET transaction_timeout = 0;\nSELECT 1;\n"
     assert "transaction_timeout" not in compatible_script(script, 15)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from schemactl import api
-from schemactl.database import Target
+from schemactl.adapters.database import Target
 from tests.conftest import REPO_ROOT
 
 BASE = """\
@@ -137,8 +137,8 @@ def downgrade() -> None:
 
 
 def head_revision(repo: Path) -> str:
-    from schemactl.migrator import head
-    from schemactl.repo import SchemaRepo
+    from schemactl.adapters.migrator import head
+    from schemactl.model.repo import SchemaRepo
 
     rev = head(SchemaRepo.open(repo))
     assert rev is not None
@@ -168,7 +168,7 @@ def test_hand_written_drop_column_is_caught_by_the_operation_rules(pr: Path) -> 
 
 def test_two_heads_is_sc603(pr: Path) -> None:
     first = versions(pr)[1]  # projects' migration: its parent gets a second child
-    from schemactl.migrator import parse_header
+    from schemactl.adapters.migrator import parse_header
 
     rev, _ = parse_header(first.read_bytes())
     (pr / "migrations" / "versions" / "0003_other.py").write_text(
@@ -179,7 +179,7 @@ def test_two_heads_is_sc603(pr: Path) -> None:
 
 
 def test_rollback_recorded_by_schemactl_is_not_rewriting_history(pr: Path, db: Target) -> None:
-    from schemactl import sumfile
+    from schemactl.codegen import sumfile
 
     assert api.apply(pr, database_url=db.url, actor=ACTOR).ok
     rolled = api.rollback(pr, database_url=db.url, actor=ACTOR)
@@ -307,7 +307,7 @@ def test_round_trip_failure_reports_the_sql(pr: Path, db: Target) -> None:
 
 
 def test_sum_file_written_by_init_and_propose(pr: Path) -> None:
-    from schemactl import sumfile
+    from schemactl.codegen import sumfile
 
     assert sumfile.verify(pr) == []
     recorded = sumfile.read_sum(pr)

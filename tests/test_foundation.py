@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from schemactl.database import Target, connect
+from schemactl.adapters.database import Target, connect
 from tests.conftest import REPO_ROOT, git_log, table_names
 
 CORE = {"conversations", "langgraph_checkpoints", "agents", "tools", "audit_log"}
@@ -77,7 +77,7 @@ def test_core_models_match_the_first_migration(repo: Path, db: Target, cli) -> N
     from alembic.runtime.migration import MigrationContext
 
     from core_schema import metadata
-    from schemactl.database import make_engine
+    from schemactl.adapters.database import make_engine
 
     assert cli("apply", "--database-url", db.url, cwd=repo).code == 0
     engine = make_engine(db)

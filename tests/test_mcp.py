@@ -16,8 +16,8 @@ from jsonschema import Draft202012Validator
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from schemactl.database import Target
-from schemactl.locking import APPLY_KEY
+from schemactl.adapters.database import Target
+from schemactl.pipeline.locking import APPLY_KEY
 from tests.apply_helpers import audit_rows, git, revision_of
 from tests.conftest import git_log
 

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
-from schemactl.database import Target, make_engine
-from schemactl.definitions import parse_definition
-from schemactl.metadata import build_metadata, default_sql, sa_type
+from schemactl.adapters.database import Target, make_engine
+from schemactl.codegen.metadata import build_metadata, default_sql, sa_type
+from schemactl.model.definitions import parse_definition
 from tests.conftest import REPO_ROOT
 
 pytest_alembic = pytest.importorskip("pytest_alembic")
@@ -33,7 +33,7 @@ TYPES = {
 
 @pytest.mark.parametrize("name,ddl", sorted(TYPES.items()))
 def test_every_whitelisted_type_maps_to_postgresql(name: str, ddl: str) -> None:
-    from schemactl.definitions import normalise_type
+    from schemactl.model.definitions import normalise_type
 
     compiled = sa_type(normalise_type(name)).compile(dialect=postgresql.dialect())
     assert compiled == ddl
@@ -57,7 +57,7 @@ def test_every_whitelisted_type_maps_to_postgresql(name: str, ddl: str) -> None:
     ("text[]", "{}", "'{}'"),
 ])
 def test_defaults_are_whitelisted_sql(type_: str, default: Any, sql: str) -> None:
-    from schemactl.definitions import Column
+    from schemactl.model.definitions import Column
 
     assert default_sql(Column("c", type_, default=default, has_default=True)) == sql
 
@@ -182,7 +182,7 @@ def test_pytest_alembic_default_checks(tmp_path: Path, db: Target, cli: Any,
         test_upgrade,
     )
 
-    from schemactl.definitions import load_dir
+    from schemactl.model.definitions import load_dir
 
     if not has_vector:
         pytest.skip("the reference schema has a vector column; the server has no pgvector")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from schemactl.database import Target
+from schemactl.adapters.database import Target
 from tests.test_propose import NOTES, PROJECTS, propose
 
 

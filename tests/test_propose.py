@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from schemactl.database import Target, connect, make_engine
+from schemactl.adapters.database import Target, connect, make_engine
 from tests.conftest import git_log
 
 BASE = """\
@@ -263,8 +263,8 @@ def test_failed_concurrent_build_leaves_no_invalid_index(repo: Path, db: Target,
 
 
 def test_downgrade_archives_instead_of_dropping(repo: Path, db: Target, cli: Any) -> None:
-    from schemactl import migrator
-    from schemactl.repo import SchemaRepo
+    from schemactl.adapters import migrator
+    from schemactl.model.repo import SchemaRepo
 
     assert propose(cli, repo, NOTES).code == 0
     first = cli("apply", "--json", "--database-url", db.url, cwd=repo)
@@ -356,7 +356,8 @@ def test_rejected_proposal_leaves_repository_byte_for_byte(repo: Path, cli: Any)
 
 
 def test_failure_after_writing_restores_everything(repo: Path, monkeypatch: Any) -> None:
-    from schemactl import api, gitops
+    from schemactl import api
+    from schemactl.adapters import gitops
     from schemactl.errors import EnvironmentError_
 
     before = snapshot(repo)
@@ -410,7 +411,7 @@ def test_dry_run_writes_nothing(repo: Path, cli: Any) -> None:
 
 def test_definition_dict_and_deprecation_is_a_comment(repo: Path, db: Target, cli: Any) -> None:
     from schemactl import api
-    from schemactl.definitions import parse_definition
+    from schemactl.model.definitions import parse_definition
 
     as_dict = parse_definition(NOTES).to_dict()
     res = api.propose(repo, definition=as_dict, actor="agent:mechanic")

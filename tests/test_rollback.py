@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from schemactl import api
-from schemactl.database import Target, connect, make_engine
+from schemactl.adapters.database import Target, connect, make_engine
 from tests.conftest import git_log
 
 NOTES = """\
@@ -151,8 +151,8 @@ def _catalog(db: Target) -> dict[str, Any]:
 
 def test_alembic_downgrade_matches_schemactl_rollback(repo: Path, db: Target, pg_server: Any,
                                                       ) -> None:
-    from schemactl import migrator
-    from schemactl.repo import SchemaRepo
+    from schemactl.adapters import migrator
+    from schemactl.model.repo import SchemaRepo
 
     other = pg_server.create_database()
     try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemactl.config import DEFAULT_BASE_FIELDS, Config, Limits, Waiver
-from schemactl.definitions import TableDef, from_dict
+from schemactl.model.config import DEFAULT_BASE_FIELDS, Config, Limits, Waiver
+from schemactl.model.definitions import TableDef, from_dict
 
 BASE_COLUMNS = [
     {"name": "id", "type": "uuid", "primary_key": True, "default": "gen_random_uuid()"},
@@ -42,7 +42,7 @@ def sa_type(text: str) -> Any:
     import sqlalchemy as sa
     from sqlalchemy.dialects import postgresql as pg
 
-    from schemactl.definitions import parse_type
+    from schemactl.model.definitions import parse_type
 
     spec = parse_type(text)
     assert spec is not None, text

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemactl.check import RepoContext, repo_violations, states_of
-from schemactl.validation import Report, check_definitions
+from schemactl.ci.check import RepoContext, repo_violations, states_of
+from schemactl.rules.validation import Report, check_definitions
 from tests.rules.helpers import make_config, tables
 
 

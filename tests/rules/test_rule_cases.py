@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from safety_rules.registry import registry
-from schemactl.validation import check_definitions, check_operations
+from schemactl.rules.validation import check_definitions, check_operations
 from tests.rules.helpers import build_ops, make_config, tables
 
 CASES_DIR = Path(__file__).parent / "cases"

@@ -1,0 +1,162 @@
+"""Which database a command talks to, and how it connects (psycopg 3).
+
+Resolution order (DESIGN.md): `--database-url`, then $SCHEMACTL_DATABASE_URL,
+then $DATABASE_URL, then the repository's embedded server (started on demand).
+A :class:`Target` keeps the secret URL for connecting and a redacted one for
+everything that is shown, logged or recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from schemactl.errors import BadInputError, DatabaseError
+
+if TYPE_CHECKING:
+    import psycopg
+    from sqlalchemy.engine import Engine
+
+    from schemactl.model.repo import SchemaRepo
+
+_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
+
+
+def _split(url: str) -> Any:
+    parts = urlsplit(url)
+    if parts.scheme not in _SCHEMES:
+        raise BadInputError(f"not a PostgreSQL URL (scheme {parts.scheme or 'missing'!r})",
+                            hint="use postgresql://user:password@host:port/dbname")
+    return parts
+
+
+def libpq_url(url: str) -> str:
+    """The URL in the form libpq and psycopg accept (``postgresql://``)."""
+    parts = _split(url)
+    return str(urlunsplit(("postgresql",) + tuple(parts[1:])))
+
+
+def redact(url: str) -> str:
+    """The URL without its password (in the netloc or the query), safe to print."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}@{host}"
+    query = urlencode([(k, "***" if k.lower() == "password" else v)
+                       for k, v in parse_qsl(parts.query)])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _password_of(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A database to work on: the secret URL to connect with and a printable one."""
+
+    url: str
+    embedded: bool = False
+
+    @property
+    def display(self) -> str:
+        return redact(self.url)
+
+    @property
+    def host_port(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+
+    @property
+    def database(self) -> str:
+        return urlsplit(self.url).path.lstrip("/") or "postgres"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        parts = urlsplit(self.url)
+        return urlunsplit(("postgresql+psycopg",) + tuple(parts[1:]))
+
+    def scrub(self, text: str) -> str:
+        """Remove this target's password from a message that may quote it."""
+        password = _password_of(self.url)
+        return text.replace(password, "***") if password else text
+
+    def with_database(self, name: str) -> Target:
+        parts = urlsplit(self.url)
+        return Target(urlunsplit(parts._replace(path="/" + name)), embedded=self.embedded)
+
+
+def resolve_target(repo: SchemaRepo | None, url: str | None = None) -> Target:
+    """Pick the database for a command (flag, environment, then the embedded server).
+
+    Raises:
+        BadInputError: the URL is not a PostgreSQL URL.
+        EnvironmentError_: the embedded server is needed and cannot start.
+    """
+    url = url or os.environ.get("SCHEMACTL_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        return Target(libpq_url(url))
+    if repo is None:
+        raise BadInputError("no database: pass --database-url or set DATABASE_URL")
+    from schemactl.adapters.embedded import EmbeddedServer
+
+    return Target(EmbeddedServer(repo.state_dir).secret_url(), embedded=True)
+
+
+def connect(target: Target, *, autocommit: bool = True,
+            options: dict[str, str] | None = None) -> psycopg.Connection[Any]:
+    """Open a psycopg connection; failures become one line naming host and port, never the password.
+
+    Raises:
+        DatabaseError: the server cannot be reached or refused the login.
+    """
+    import psycopg
+
+    kwargs: dict[str, Any] = {"autocommit": autocommit, "connect_timeout": 10,
+                              "application_name": "schemactl"}
+    if options:
+        kwargs["options"] = " ".join(f"-c {k}={v}" for k, v in options.items())
+    try:
+        return psycopg.connect(target.url, **kwargs)
+    except psycopg.OperationalError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        reason = target.scrub(" ".join(lines)[:300]) or type(exc).__name__
+        raise DatabaseError(
+            f"cannot connect to PostgreSQL at {target.host_port} "
+            f"(database {target.database}): {reason}",
+            hint="check that the server runs and --database-url / DATABASE_URL is right",
+        ) from None
+
+
+def make_engine(target: Target, options: dict[str, str] | None = None) -> Engine:
+    """A SQLAlchemy engine for Alembic and reflection (psycopg 3 driver, no pooling)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    connect_args: dict[str, Any] = {"connect_timeout": 10, "application_name": "schemactl"}
+    if options:
+        # Session settings as libpq options: a SET before Alembic configures would open an
+        # implicit transaction that Alembic never commits (DESIGN.md, Known pitfalls).
+        connect_args["options"] = " ".join(f"-c {k}={v}" for k, v in options.items())
+    return create_engine(target.sqlalchemy_url, poolclass=NullPool, connect_args=connect_args)
+
+
+def check_connection(target: Target) -> str:
+    """Connect once and return the server version string.
+
+    Raises:
+        DatabaseError: the server cannot be reached.
+    """
+    with connect(target) as conn:
+        row = conn.execute("show server_version").fetchone()
+    return str(row[0]) if row else "unknown"

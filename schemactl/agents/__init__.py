@@ -1,0 +1,1 @@
+"""Agents as callers: the tool list and the MCP server."""

@@ -1,0 +1,1 @@
+"""The CI check of a schema pull request and its reporters."""

@@ -1,0 +1,1 @@
+"""Code generation: SQLAlchemy metadata, Alembic operations, migration files and the sum file."""

@@ -1,0 +1,345 @@
+"""SQLAlchemy metadata of a schema repository: core models plus dynamic definitions.
+
+One mapping from a definition to SQLAlchemy lives here: column types (the whole
+whitelist, arrays and pgvector's ``Vector``), server defaults, keys, indexes,
+comments and constraint names. The migration renderer (`schemactl.codegen.render`) writes
+the same things as Python source through :func:`type_source`, so that the models
+an application loads and the DDL a migration runs cannot disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from schemactl.errors import BadInputError
+from schemactl.model.definitions import Column, TableDef, TypeSpec, parse_type
+
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData, Table
+    from sqlalchemy.types import TypeEngine
+
+MAX_IDENTIFIER = 63
+DEPRECATED = "DEPRECATED"
+
+# Default expressions that are SQL functions, by their lower-case spelling → the SQL written.
+FUNCTION_DEFAULTS = {
+    "now()": "now()",
+    "current_timestamp": "CURRENT_TIMESTAMP",
+    "gen_random_uuid()": "gen_random_uuid()",
+}
+NUMERIC_BASES = frozenset({"smallint", "integer", "bigint", "numeric", "real",
+                           "double precision"})
+# A number PostgreSQL reads as a bare literal on every supported version (no NaN, Infinity
+# or 1_000: those are written quoted, or refused by SC404).
+PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+# -- names -----------------------------------------------------------------------------
+
+
+def short_name(name: str) -> str:
+    """``name`` if it fits PostgreSQL's 63 bytes, else a cut plus a stable hash suffix.
+
+    PostgreSQL would silently truncate a longer name, and two long names could then collide.
+    """
+    if len(name.encode()) <= MAX_IDENTIFIER:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return name.encode()[:MAX_IDENTIFIER - 9].decode(errors="ignore") + "_" + digest
+
+
+def pk_name(table: str) -> str:
+    """Primary key constraint name (the core naming convention: ``pk_<table>``)."""
+    return short_name(f"pk_{table}")
+
+
+def fk_name(table: str, column: str, ref_table: str) -> str:
+    """Foreign key constraint name: ``fk_<table>_<column>_<referred table>``."""
+    return short_name(f"fk_{table}_{column}_{ref_table}")
+
+
+def uq_name(table: str, column: str) -> str:
+    """Unique constraint name of a column marked ``unique: true``: ``uq_<table>_<column>``."""
+    return short_name(f"uq_{table}_{column}")
+
+
+def effective_comment(comment: str | None, deprecated: bool) -> str | None:
+    """The comment stored in the database: deprecation is recorded as a comment prefix."""
+    if not deprecated:
+        return comment or None
+    return f"{DEPRECATED}: {comment}" if comment else DEPRECATED
+
+
+# -- types -----------------------------------------------------------------------------
+
+# base type → (SQLAlchemy type factory, Python source factory); both take the type's args.
+_TypeFactory = Callable[[tuple[int, ...]], Any]
+
+
+def _types() -> dict[str, tuple[_TypeFactory, Callable[[tuple[int, ...]], str]]]:
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql
+
+    def vector(args: tuple[int, ...]) -> Any:
+        from pgvector.sqlalchemy import Vector
+
+        return Vector(args[0]) if args else Vector()
+
+    def numeric(args: tuple[int, ...]) -> Any:
+        precision = args[0] if args else None
+        scale = args[1] if len(args) > 1 else None
+        return sa.Numeric(precision=precision, scale=scale)
+
+    def numeric_src(args: tuple[int, ...]) -> str:
+        if len(args) >= 2:
+            return f"sa.Numeric(precision={args[0]}, scale={args[1]})"
+        return f"sa.Numeric(precision={args[0]})" if args else "sa.Numeric()"
+
+    return {
+        "uuid": (lambda a: postgresql.UUID(as_uuid=True),
+                 lambda a: "postgresql.UUID(as_uuid=True)"),
+        "text": (lambda a: sa.Text(), lambda a: "sa.Text()"),
+        "varchar": (lambda a: sa.String(length=a[0]) if a else sa.String(),
+                    lambda a: f"sa.String(length={a[0]})" if a else "sa.String()"),
+        "smallint": (lambda a: sa.SmallInteger(), lambda a: "sa.SmallInteger()"),
+        "integer": (lambda a: sa.Integer(), lambda a: "sa.Integer()"),
+        "bigint": (lambda a: sa.BigInteger(), lambda a: "sa.BigInteger()"),
+        "numeric": (numeric, numeric_src),
+        "real": (lambda a: postgresql.REAL(), lambda a: "postgresql.REAL()"),
+        "double precision": (lambda a: postgresql.DOUBLE_PRECISION(),
+                             lambda a: "postgresql.DOUBLE_PRECISION()"),
+        "boolean": (lambda a: sa.Boolean(), lambda a: "sa.Boolean()"),
+        "date": (lambda a: sa.Date(), lambda a: "sa.Date()"),
+        "timestamptz": (lambda a: sa.DateTime(timezone=True),
+                        lambda a: "sa.DateTime(timezone=True)"),
+        "timestamp": (lambda a: sa.DateTime(), lambda a: "sa.DateTime()"),
+        "interval": (lambda a: postgresql.INTERVAL(), lambda a: "postgresql.INTERVAL()"),
+        "jsonb": (lambda a: postgresql.JSONB(), lambda a: "postgresql.JSONB()"),
+        "bytea": (lambda a: postgresql.BYTEA(), lambda a: "postgresql.BYTEA()"),
+        "vector": (vector, lambda a: f"Vector({a[0]})" if a else "Vector()"),
+    }
+
+
+_TYPES: dict[str, tuple[_TypeFactory, Callable[[tuple[int, ...]], str]]] | None = None
+
+
+def _spec(type_text: str) -> TypeSpec:
+    global _TYPES
+    if _TYPES is None:
+        _TYPES = _types()
+    spec = parse_type(type_text)
+    if spec is None or spec.base not in _TYPES:
+        raise BadInputError(f"unsupported column type {type_text!r}",
+                            hint="see the type whitelist in DESIGN.md (rule SC403)")
+    return spec
+
+
+def sa_type(type_text: str) -> TypeEngine[Any]:
+    """The SQLAlchemy type of a whitelisted type name (``varchar(200)[]`` → ARRAY(String(200))).
+
+    Raises:
+        BadInputError: the type is not on the whitelist.
+    """
+    spec = _spec(type_text)
+    assert _TYPES is not None
+    inner = _TYPES[spec.base][0](spec.args)
+    if spec.array:
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.ARRAY(inner)
+    return inner  # type: ignore[no-any-return]
+
+
+def type_source(type_text: str) -> str:
+    """The Python source a migration uses for the type (``sa.String(length=200)``)."""
+    spec = _spec(type_text)
+    assert _TYPES is not None
+    inner = _TYPES[spec.base][1](spec.args)
+    return f"postgresql.ARRAY({inner})" if spec.array else inner
+
+
+def uses_vector(type_text: str) -> bool:
+    spec = parse_type(type_text)
+    return bool(spec and spec.base == "vector")
+
+
+# -- defaults --------------------------------------------------------------------------
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def default_sql(col: Column) -> str | None:
+    """The SQL default expression of a column (None when it has none).
+
+    Only whitelisted forms are produced: literals (quoted), ``now()``,
+    ``CURRENT_TIMESTAMP`` and ``gen_random_uuid()``; a jsonb default is its JSON text cast
+    to jsonb. Never free SQL: a string that is not one of the functions is a quoted literal.
+    """
+    if not col.has_default or col.default is None:
+        return None
+    value = col.default
+    spec = parse_type(col.type)
+    base = spec.base if spec else ""
+    is_json = base == "jsonb" and not (spec and spec.array)
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+        return f"{_quote(text)}::jsonb" if is_json else text
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            # json.dumps writes NaN/Infinity bare, which PostgreSQL reads as a column name.
+            return _quote("NaN" if math.isnan(value) else
+                          ("Infinity" if value > 0 else "-Infinity"))
+        text = json.dumps(value)
+        return f"{_quote(text)}::jsonb" if is_json else text
+    key = value.strip().lower()
+    if key in FUNCTION_DEFAULTS:
+        return FUNCTION_DEFAULTS[key]
+    if base == "boolean" and key in ("true", "false"):
+        return key
+    if base in NUMERIC_BASES and not (spec and spec.array) and PLAIN_NUMBER.match(value.strip()):
+        return value.strip()
+    if is_json:
+        return f"{_quote(value)}::jsonb"
+    return _quote(value)
+
+
+def is_volatile_default(col: Column) -> bool:
+    """Whether the default is volatile (evaluated per row: adding it rewrites a table)."""
+    return default_sql(col) == "gen_random_uuid()"
+
+
+# -- tables ----------------------------------------------------------------------------
+
+
+def _core() -> MetaData:
+    from core_schema import metadata
+
+    return metadata
+
+
+def core_table_names() -> frozenset[str]:
+    return frozenset(_core().tables)
+
+
+def visible_columns(tdef: TableDef, include_deprecated: bool) -> list[Column]:
+    return [c for c in tdef.columns if include_deprecated or not c.deprecated]
+
+
+def add_table(metadata: MetaData, tdef: TableDef, *, include_deprecated: bool = True) -> Table:
+    """Add the SQLAlchemy Table of one definition to ``metadata`` and return it.
+
+    Foreign keys to tables ``metadata`` does not hold (a deprecated table left out) and
+    indexes over left-out columns are skipped, so the result always resolves.
+    """
+    import sqlalchemy as sa
+
+    cols = visible_columns(tdef, include_deprecated)
+    names = {c.name for c in cols}
+    items: list[Any] = []
+    for col in cols:
+        default = default_sql(col)
+        items.append(sa.Column(
+            col.name, sa_type(col.type), nullable=col.nullable and not col.primary_key,
+            server_default=sa.text(default) if default is not None else None,
+            comment=effective_comment(col.comment, col.deprecated),
+        ))
+    pk = [c.name for c in cols if c.primary_key]
+    if pk:
+        items.append(sa.PrimaryKeyConstraint(*pk, name=pk_name(tdef.table)))
+    for col in cols:
+        if col.references and col.ref_column:
+            ref_table = col.ref_table or ""
+            if ref_table != tdef.table and ref_table not in metadata.tables:
+                continue
+            items.append(sa.ForeignKeyConstraint(
+                [col.name], [f"{ref_table}.{col.ref_column}"],
+                name=fk_name(tdef.table, col.name, ref_table)))
+    for col in cols:
+        if col.unique and not col.primary_key:
+            items.append(sa.UniqueConstraint(col.name, name=uq_name(tdef.table, col.name)))
+    for idx in tdef.indexes:
+        if not set(idx.columns) <= names:
+            continue
+        kw: dict[str, Any] = {}
+        if idx.using and idx.using != "btree":
+            kw["postgresql_using"] = idx.using
+        if idx.opclass:
+            kw["postgresql_ops"] = {c: idx.opclass for c in idx.columns}
+        items.append(sa.Index(idx.index_name(tdef.table), *idx.columns, unique=idx.unique, **kw))
+    return sa.Table(tdef.table, metadata, *items,
+                    comment=effective_comment(tdef.comment, tdef.deprecated))
+
+
+def _dependency_order(defs: Mapping[str, TableDef]) -> list[str]:
+    """Table names with referenced tables first (stable: alphabetical otherwise)."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:  # a cycle: keep the order reached so far
+            return
+        state[name] = 1
+        for col in defs[name].columns:
+            ref = col.ref_table
+            if ref and ref in defs and ref != name:
+                visit(ref)
+        state[name] = 2
+        order.append(name)
+
+    for name in sorted(defs):
+        visit(name)
+    return order
+
+
+def build_metadata(definitions: Mapping[str, TableDef], *,
+                   include_deprecated: bool = True) -> MetaData:
+    """MetaData holding the core tables and one Table per dynamic definition.
+
+    Args:
+        definitions: table name → definition (as `definitions.load_dir`/`load_at_rev` give).
+        include_deprecated: keep deprecated tables and columns (True: what the database
+            holds; False: what an application should use).
+
+    Raises:
+        BadInputError: a definition shadows a core table or uses an unknown type.
+    """
+    from sqlalchemy import MetaData
+
+    core = _core()
+    metadata = MetaData(naming_convention=core.naming_convention)
+    for table in core.sorted_tables:
+        table.to_metadata(metadata)
+    defs = {n: d for n, d in definitions.items() if include_deprecated or not d.deprecated}
+    for name in _dependency_order(defs):
+        if name in core.tables:
+            raise BadInputError(f"dynamic definition {name!r} shadows a core table",
+                                hint="core tables are protected (rule SC501)")
+        add_table(metadata, defs[name], include_deprecated=include_deprecated)
+    return metadata
+
+
+def load_metadata(repo: str | Path = ".", *, include_deprecated: bool = False) -> MetaData:
+    """Core tables plus the dynamic tables of the repository's work tree.
+
+    This is the application's loader (``schemactl.load_metadata``): query the tables an
+    agent created without generated code::
+
+        md = schemactl.load_metadata("path/to/schema-repo")
+        notes = md.tables["notes"]
+        conn.execute(notes.insert().values(title="hello"))
+    """
+    from schemactl.model.definitions import load_dir
+
+    root = Path(repo).resolve()
+    return build_metadata(load_dir(root / "dynamic_schema", root),
+                          include_deprecated=include_deprecated)

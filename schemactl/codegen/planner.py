@@ -1,0 +1,401 @@
+"""The one place that builds Alembic operations: definitions at HEAD → proposed definitions.
+
+The diff is computed offline from the definitions themselves: no database, no
+reflection, and only the tables that changed are looked at (reflecting or
+comparing a 1,000-table schema costs seconds; see DESIGN.md, Known pitfalls).
+The result is an Alembic ``UpgradeOps`` tree shaped like autogenerate's output
+(``CreateTableOp`` at the top, per-table ``ModifyTableOps``), so the
+operation-level safety rules read exactly what the migration will run.
+
+Lock-safety is recorded on the operations themselves, where rules can see it:
+- ``CreateIndexOp`` on an existing table: ``kw["postgresql_concurrently"] = True`` and
+  ``if_not_exists=True`` (built outside the transaction);
+- ``CreateForeignKeyOp`` on an existing table: ``kw["postgresql_not_valid"] = True`` and
+  ``info["validate"] = True`` (added NOT VALID, then ``VALIDATE CONSTRAINT``);
+- a column made ``unique`` on an existing table: a unique ``CreateIndexOp`` built
+  concurrently, with ``info["attach_constraint"] = True`` (then ``ADD CONSTRAINT ...
+  UNIQUE USING INDEX``);
+- ``ExecuteSQLOp`` is only ever ``CREATE EXTENSION IF NOT EXISTS vector``
+  (``info["schemactl"] == "extension"``).
+
+Destructive differences (a removed table or column, a removed index or constraint) are
+represented faithfully as Drop operations so that the rules reject them; the renderer
+refuses to write them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from schemactl.codegen.metadata import (
+    default_sql,
+    effective_comment,
+    fk_name,
+    sa_type,
+    uq_name,
+    uses_vector,
+)
+from schemactl.model.definitions import Column, Index, TableDef
+
+if TYPE_CHECKING:
+    from alembic.operations.ops import UpgradeOps
+
+VECTOR_EXTENSION_SQL = "CREATE EXTENSION IF NOT EXISTS vector"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One human-readable change of a plan (also the JSON `changes` of propose)."""
+
+    action: str
+    table: str
+    column: str | None = None
+    index: str | None = None
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"action": self.action, "table": self.table}
+        if self.column:
+            out["column"] = self.column
+        if self.index:
+            out["index"] = self.index
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+    def describe(self) -> str:
+        words = self.action.replace("_", " ")
+        target = self.column or self.index
+        return f"{words} {target}" if target else f"{words} {self.table}"
+
+
+@dataclass
+class Plan:
+    """The operations that take ``current`` to ``proposed`` for the changed tables."""
+
+    upgrade_ops: UpgradeOps
+    changes: list[Change] = field(default_factory=list)
+    tables: tuple[str, ...] = ()
+    new_tables: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def message(self, limit: int = 72) -> str:
+        """A one-line summary: ``add table characters`` or ``alter table x: add column y``."""
+        if not self.changes:
+            return "no change"
+        parts: list[str] = []
+        for table in self.tables:
+            mine = [c for c in self.changes if c.table == table]
+            if not mine:
+                continue
+            if any(c.action == "create_table" for c in mine):
+                parts.append(f"add table {table}")
+            elif len(mine) == 1 and mine[0].action in ("deprecate_table",):
+                parts.append(f"deprecate table {table}")
+            else:
+                parts.append(f"alter table {table}: " + ", ".join(c.describe() for c in mine))
+        text = "; ".join(parts)
+        return text if len(text) <= limit else text[:limit - 3].rstrip(" ,:;") + "..."
+
+
+def _column_obj(col: Column, table: str) -> Any:
+    import sqlalchemy as sa
+
+    default = default_sql(col)
+    return sa.Column(col.name, sa_type(col.type), nullable=col.nullable and not col.primary_key,
+                     server_default=sa.text(default) if default is not None else None,
+                     comment=effective_comment(col.comment, col.deprecated))
+
+
+def _index_kw(idx: Index) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if idx.using and idx.using != "btree":
+        kw["postgresql_using"] = idx.using
+    if idx.opclass:
+        kw["postgresql_ops"] = {c: idx.opclass for c in idx.columns}
+    return kw
+
+
+def _key_columns(tdef: TableDef) -> tuple[str, ...]:
+    """The row key archived column values are stored under (the primary key, else ``id``)."""
+    return tdef.primary_key or (("id",) if tdef.column("id") else tuple(tdef.column_names[:1]))
+
+
+def _create_table(tdef: TableDef, metadata: Any) -> tuple[list[Any], list[Change]]:
+    from alembic.operations import ops
+
+    from schemactl.codegen.metadata import add_table
+
+    table = add_table(metadata, tdef, include_deprecated=True)
+    create = ops.CreateTableOp.from_table(table)
+    create.info["definition"] = tdef
+    index_ops = []
+    for idx in tdef.indexes:
+        op = ops.CreateIndexOp(idx.index_name(tdef.table), tdef.table, list(idx.columns),
+                               unique=idx.unique, **_index_kw(idx))
+        op.info["index"] = idx
+        index_ops.append(op)
+    out: list[Any] = [create]
+    if index_ops:
+        out.append(ops.ModifyTableOps(tdef.table, index_ops))
+    changes = [Change("create_table", tdef.table, detail=f"{len(tdef.columns)} columns, "
+                                                         f"{len(tdef.indexes)} indexes")]
+    return out, changes
+
+
+def _alter_table(old: TableDef, new: TableDef) -> tuple[list[Any], list[Change]]:
+    """Operations on an existing table, in a lock-safe order: columns, constraints, indexes."""
+    from alembic.operations import ops
+
+    table = new.table
+    col_ops: list[Any] = []
+    constraint_ops: list[Any] = []
+    index_ops: list[Any] = []
+    changes: list[Change] = []
+    key = _key_columns(new)
+
+    old_comment = effective_comment(old.comment, old.deprecated)
+    new_comment = effective_comment(new.comment, new.deprecated)
+    if old_comment != new_comment:
+        if new_comment is None:
+            col_ops.append(ops.DropTableCommentOp(table, existing_comment=old_comment))
+        else:
+            col_ops.append(ops.CreateTableCommentOp(table, new_comment,
+                                                    existing_comment=old_comment))
+        action = "deprecate_table" if new.deprecated and not old.deprecated else "comment_table"
+        changes.append(Change(action, table, detail=new_comment or ""))
+
+    for col in old.columns:
+        if new.column(col.name) is None:
+            col_ops.append(ops.DropColumnOp(
+                table, col.name, _reverse=ops.AddColumnOp(table, _column_obj(col, table))))
+            changes.append(Change("drop_column", table, col.name))
+
+    for col in new.columns:
+        before = old.column(col.name)
+        if before is None:
+            add = ops.AddColumnOp(table, _column_obj(col, table))
+            add.info["key_columns"] = key
+            add.info["column"] = col
+            col_ops.append(add)
+            changes.append(Change("add_column", table, col.name, detail=col.type))
+            if col.references and col.ref_column:
+                constraint_ops.append(_fk_op(table, col))
+                changes.append(Change("add_foreign_key", table, col.name,
+                                      detail=f"references {col.references}"))
+            if col.unique and not col.primary_key:
+                constraint_ops.append(_unique_op(table, col))
+                changes.append(Change("add_unique", table, col.name))
+            continue
+        alter = _alter_column(table, before, col)
+        if alter is not None:
+            col_ops.append(alter[0])
+            changes.extend(alter[1])
+        if before.references != col.references:
+            if before.references and before.ref_table:
+                constraint_ops.append(ops.DropConstraintOp(
+                    fk_name(table, col.name, before.ref_table), table, type_="foreignkey"))
+                changes.append(Change("drop_foreign_key", table, col.name))
+            if col.references and col.ref_column:
+                constraint_ops.append(_fk_op(table, col))
+                changes.append(Change("add_foreign_key", table, col.name,
+                                      detail=f"references {col.references}"))
+        if before.unique != col.unique and not col.primary_key:
+            if col.unique:
+                constraint_ops.append(_unique_op(table, col))
+                changes.append(Change("add_unique", table, col.name))
+            else:
+                constraint_ops.append(ops.DropConstraintOp(uq_name(table, col.name), table,
+                                                           type_="unique"))
+                changes.append(Change("drop_unique", table, col.name))
+        if before.primary_key != col.primary_key:
+            # No operation: a primary key change is refused by the rules (SC204).
+            changes.append(Change("change_primary_key", table, col.name))
+
+    old_idx = {i.index_name(table): i for i in old.indexes}
+    new_idx = {i.index_name(table): i for i in new.indexes}
+    for name, idx in old_idx.items():
+        if name not in new_idx or new_idx[name] != idx:
+            index_ops.append(ops.DropIndexOp(name, table))
+            changes.append(Change("drop_index", table, index=name))
+    for name, idx in new_idx.items():
+        if name in old_idx and old_idx[name] == idx:
+            continue
+        create = ops.CreateIndexOp(name, table, list(idx.columns), unique=idx.unique,
+                                   if_not_exists=True, postgresql_concurrently=True,
+                                   **_index_kw(idx))
+        create.info["index"] = idx
+        index_ops.append(create)
+        changes.append(Change("add_index", table, index=name,
+                              detail=f"{idx.using or 'btree'} ({', '.join(idx.columns)})"))
+    return col_ops + constraint_ops + index_ops, changes
+
+
+def _fk_op(table: str, col: Column) -> Any:
+    from alembic.operations import ops
+
+    op = ops.CreateForeignKeyOp(fk_name(table, col.name, col.ref_table or ""), table,
+                                col.ref_table or "", [col.name], [col.ref_column or ""],
+                                postgresql_not_valid=True)
+    op.info["validate"] = True
+    op.info["column"] = col
+    return op
+
+
+def _unique_op(table: str, col: Column) -> Any:
+    """A unique constraint on an existing table: its index is built CONCURRENTLY first."""
+    from alembic.operations import ops
+
+    name = uq_name(table, col.name)
+    op = ops.CreateIndexOp(name, table, [col.name], unique=True, if_not_exists=True,
+                           postgresql_concurrently=True)
+    op.info["index"] = Index(columns=(col.name,), unique=True, name=name)
+    op.info["attach_constraint"] = True
+    op.info["column"] = col
+    return op
+
+
+def _alter_column(table: str, old: Column, new: Column) -> tuple[Any, list[Change]] | None:
+    import sqlalchemy as sa
+    from alembic.operations import ops
+
+    kw: dict[str, Any] = {}
+    changes: list[Change] = []
+    if old.type != new.type:
+        kw["modify_type"] = sa_type(new.type)
+        changes.append(Change("alter_type", table, new.name, detail=f"{old.type} → {new.type}"))
+    if old.nullable != new.nullable and not new.primary_key:
+        kw["modify_nullable"] = new.nullable
+        changes.append(Change("drop_not_null" if new.nullable else "set_not_null", table,
+                              new.name))
+    old_default, new_default = default_sql(old), default_sql(new)
+    if old_default != new_default:
+        kw["modify_server_default"] = sa.text(new_default) if new_default is not None else None
+        changes.append(Change("alter_default", table, new.name, detail=str(new_default)))
+    old_comment = effective_comment(old.comment, old.deprecated)
+    new_comment = effective_comment(new.comment, new.deprecated)
+    if old_comment != new_comment:
+        kw["modify_comment"] = new_comment
+        action = "deprecate_column" if new.deprecated and not old.deprecated else "comment_column"
+        changes.append(Change(action, table, new.name, detail=new_comment or ""))
+    if not kw:
+        return None
+    old_default_obj = sa.text(old_default) if old_default is not None else None
+    op = ops.AlterColumnOp(table, new.name, existing_type=sa_type(old.type),
+                           existing_nullable=old.nullable and not old.primary_key,
+                           existing_server_default=old_default_obj,
+                           existing_comment=old_comment, **kw)
+    op.info["old"] = old
+    op.info["new"] = new
+    return op, changes
+
+
+def build_plan(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef],
+               tables: Iterable[str] | None = None) -> Plan:
+    """The Alembic operations that take ``current`` to ``proposed``.
+
+    Args:
+        current: table name → definition at git HEAD.
+        proposed: table name → the proposed whole state.
+        tables: only look at these tables (default: every table whose definition differs;
+            computing that set compares definitions, never databases).
+
+    Returns:
+        A :class:`Plan`: its ``upgrade_ops`` is empty when nothing changes.
+    """
+    from alembic.operations import ops
+
+    if tables is None:
+        names = set(current) | set(proposed)
+        tables = sorted(n for n in names if n not in current or n not in proposed
+                        or not current[n].same_state(proposed[n]))
+    todo = sorted(set(tables))
+    # New tables in dependency order: a referenced table is created first.
+    new = [n for n in todo if n in proposed and n not in current]
+    new = _new_table_order(new, proposed)
+    top: list[Any] = []
+    changes: list[Change] = []
+    needs_vector = False
+    metadata = _reference_metadata(current, proposed, todo)
+    for name in new:
+        tdef = proposed[name]
+        made, ch = _create_table(tdef, metadata)
+        top += made
+        changes += ch
+        needs_vector |= any(uses_vector(c.type) for c in tdef.columns)
+    for name in todo:
+        if name in new:
+            continue
+        if name not in proposed:
+            top.append(ops.DropTableOp(name))
+            changes.append(Change("drop_table", name))
+            continue
+        old, tdef = current[name], proposed[name]
+        made_ops, ch = _alter_table(old, tdef)
+        if made_ops:
+            top.append(ops.ModifyTableOps(name, made_ops))
+        changes += ch
+        needs_vector |= any(uses_vector(c.type) and old.column(c.name) is None
+                            for c in tdef.columns)
+    if needs_vector:
+        ext = ops.ExecuteSQLOp(VECTOR_EXTENSION_SQL)
+        ext.info["schemactl"] = "extension"
+        top.insert(0, ext)
+    touched = tuple(n for n in [*new, *todo] if n in {c.table for c in changes})
+    return Plan(upgrade_ops=ops.UpgradeOps(ops=top), changes=changes,
+                tables=tuple(dict.fromkeys(touched)), new_tables=tuple(new))
+
+
+def _new_table_order(names: list[str], defs: Mapping[str, TableDef]) -> list[str]:
+    out: list[str] = []
+    pending = list(names)
+    while pending:
+        for name in pending:
+            refs = {c.ref_table for c in defs[name].columns if c.ref_table}
+            if not (refs & (set(pending) - {name})):
+                out.append(name)
+                pending.remove(name)
+                break
+        else:  # a reference cycle among new tables: keep alphabetical order
+            out += pending
+            break
+    return out
+
+
+def _reference_metadata(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef],
+                        tables: list[str]) -> Any:
+    """A MetaData holding what the changed tables reference (so FKs resolve), no more.
+
+    The core tables are always there (five tables); an existing dynamic table that is
+    referenced is added with its columns only. New tables are added by the caller, in
+    dependency order.
+    """
+    from sqlalchemy import MetaData
+
+    from schemactl.codegen.metadata import _core, add_table
+
+    core = _core()
+    metadata = MetaData(naming_convention=core.naming_convention)
+    for table in core.sorted_tables:
+        table.to_metadata(metadata)
+    wanted: set[str] = set()
+    for name in tables:
+        tdef = proposed.get(name)
+        if tdef:
+            wanted |= {c.ref_table for c in tdef.columns if c.ref_table and c.ref_table != name}
+    for name in sorted(wanted):
+        if name in current and name in proposed and name not in metadata.tables:
+            add_table(metadata, _keys_only(proposed[name]))
+    return metadata
+
+
+def _keys_only(tdef: TableDef) -> TableDef:
+    from dataclasses import replace
+
+    return replace(tdef, columns=tuple(replace(c, references=None) for c in tdef.columns),
+                   indexes=())

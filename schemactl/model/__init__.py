@@ -1,0 +1,1 @@
+"""The model: dynamic table definitions, the repository layout, its configuration and the actor."""

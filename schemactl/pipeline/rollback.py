@@ -1,0 +1,567 @@
+"""`schemactl rollback`: undo applied dynamic migrations without losing a value.
+
+Every rollback runs through the apply pipeline (:func:`schemactl.pipeline.applier.run_pipeline`):
+advisory lock, drift check, a fresh backup, the change with lock_timeout and retries,
+verify, audit row + audit line, and a git commit. Two ways back:
+
+- the migration's own ``downgrade()`` (what ``alembic downgrade -1`` runs): a table the
+  revision created moves to ``schemactl_archive``, an added column's values are copied
+  there before the column goes, added indexes and constraints are removed. ``--to REV``
+  repeats this one revision at a time, each step with its own backup, audit and commit.
+- ``--restore-backup ID``: the tables the undone revisions touched come back from the
+  pre-change dump an apply took. Their current versions move to the archive first (no
+  DROP there either); it refuses when rows were written to them since the dump, unless
+  forced.
+
+Git follows the database: the rollback commit removes the undone revisions' migration
+files and puts back the definitions their proposals changed, so ``status`` is clean and
+``validate`` sees no DROP.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from schemactl.adapters import gitops, migrator
+from schemactl.errors import (
+    BadInputError,
+    ConflictError,
+    DatabaseError,
+    EnvironmentError_,
+    RejectedError,
+)
+from schemactl.model.repo import SchemaRepo
+from schemactl.pipeline import archive
+from schemactl.results import Result
+
+if TYPE_CHECKING:
+    import psycopg
+    from sqlalchemy.engine import Connection
+
+    from schemactl.adapters.database import Target
+    from schemactl.pipeline.applier import ApplyResult, Operation, Plan, Progress
+
+# The marker `schemactl propose` writes into every migration it renders.
+PROPOSE_MARK = "Made by `schemactl propose`"
+
+
+@dataclass(frozen=True)
+class RollbackResult(Result):
+    """What a rollback undid; with ``--to``, ``steps`` holds each step's own record."""
+
+    rolled_back: str | None = None
+    revisions: list[str] = field(default_factory=list)
+    revision_before: str | None = None
+    revision: str | None = None
+    database: str = ""
+    archived: list[dict[str, str]] = field(default_factory=list)
+    backup: dict[str, Any] | None = None
+    commit: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    restored_backup: str | None = None
+    forced: bool = False
+    rows_written: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+
+
+# -- what may be rolled back ------------------------------------------------------------
+
+
+def check_rollbackable(repo: SchemaRepo, revision: str) -> migrator.RevisionFile:
+    """The revision's file, when schemactl may undo it.
+
+    Raises:
+        RejectedError: the core schema's migration, or one not written by propose (exit 1).
+    """
+    revs = migrator.read_revisions(repo)
+    rf = revs.get(revision)
+    if rf is None:
+        raise ConflictError(f"revision {revision} is not in migrations/versions/",
+                            hint="the database is ahead of git: check out the branch that made it")
+    text = Path(rf.path).read_text(encoding="utf-8", errors="replace")
+    if not rf.down_revisions:
+        raise RejectedError(f"{revision} is the core schema's migration: schemactl never rolls "
+                            "it back", code="core_protected",
+                            hint="the core schema is owned by humans; change it with a reviewed "
+                                 "migration")
+    if PROPOSE_MARK not in text:
+        raise RejectedError(f"{revision} was not made by `schemactl propose`: schemactl only "
+                            "rolls back its own migrations", code="not_proposed",
+                            hint="undo a hand-written migration with a reviewed migration")
+    return rf
+
+
+def expect_git_head(repo: SchemaRepo, current: str | None) -> str:
+    """The database's revision, when it is the one git expects (the single head).
+
+    Raises:
+        RejectedError: the database was never migrated (nothing to roll back, exit 1).
+        ConflictError: pending migrations, or a revision git does not have (exit 4).
+    """
+    head = migrator.head(repo)
+    if current is None:
+        raise RejectedError("the database was never migrated: nothing to roll back",
+                            code="nothing_to_roll_back")
+    todo = migrator.pending(repo, current)  # raises ConflictError when git lacks `current`
+    if todo or current != head:
+        raise ConflictError(
+            f"the database is at {current} but git expects {head} "
+            f"({len(todo)} migration(s) pending)",
+            hint="apply the pending migrations first (or check out the commit that matches "
+                 "the database), then roll back", code="not_at_head",
+            details={"db_revision": current, "head": head, "pending": todo})
+    return current
+
+
+def _proposal_commit(repo: SchemaRepo, rf: migrator.RevisionFile) -> str:
+    rel = str(Path(rf.path).resolve().relative_to(repo.root.resolve()))
+    found = gitops.log(repo.root, 1, [rel])
+    if not found:
+        raise ConflictError(f"{rel} was never committed", code="uncommitted",
+                            hint="commit the proposal first (schemactl propose does)")
+    return found[0]["sha"]
+
+
+def _dynamic_files(repo: SchemaRepo, rev: str) -> dict[str, bytes]:
+    try:
+        return {f.path: f.data for f in gitops.files_at(repo.root, rev, "dynamic_schema")}
+    except Exception:  # noqa: BLE001 - the root commit has no parent: no files
+        return {}
+
+
+def undo_files(repo: SchemaRepo, revisions: list[str]) -> dict[str, bytes | None]:
+    """The file changes that make git follow the database after undoing ``revisions``.
+
+    Each revision's migration file goes; every definition its proposal commit changed
+    goes back to what it was before that commit (None: the file did not exist).
+
+    Args:
+        revisions: newest first.
+    """
+    revs = migrator.read_revisions(repo)
+    out: dict[str, bytes | None] = {}
+    for rev in revisions:  # newest first: an older proposal's "before" wins
+        rf = revs[rev]
+        out[str(Path(rf.path).resolve().relative_to(repo.root.resolve()))] = None
+        sha = _proposal_commit(repo, rf)
+        after, before = _dynamic_files(repo, sha), _dynamic_files(repo, f"{sha}^")
+        for path in set(after) | set(before):
+            if after.get(path) != before.get(path):
+                out[path] = before.get(path)
+    from schemactl.codegen import sumfile
+
+    if (repo.root / sumfile.SUM_PATH).exists():
+        # The sum file keeps recording exactly the migrations git holds (schemactl check).
+        gone = [Path(p).name for p, d in out.items() if d is None and p.endswith(".py")]
+        out[sumfile.SUM_PATH] = sumfile.sum_text(repo.root, removed=gone).encode()
+    dirty = [p for p in out if gitops.is_dirty(repo.root, [p])]
+    if dirty:
+        raise ConflictError(f"{', '.join(sorted(dirty))} has uncommitted changes",
+                            hint="commit or stash them, then roll back", code="dirty")
+    return out
+
+
+def _commit_paths(repo: SchemaRepo, files: dict[str, bytes | None]) -> list[str]:
+    from schemactl.codegen import sumfile
+
+    extra = [sumfile.SUM_PATH] if (repo.root / sumfile.SUM_PATH).exists() \
+        and sumfile.SUM_PATH not in files else []
+    return sorted(files) + extra
+
+
+def _tables_of(files: dict[str, bytes | None]) -> set[str]:
+    return {Path(p).stem for p in files if p.startswith("dynamic_schema/")}
+
+
+# -- one downgrade step ------------------------------------------------------------------
+
+
+def _record_archived(conn: Connection, revision: str,
+                     archived: list[dict[str, str]]) -> None:
+    """Put what moved into the run's audit row, written with the downgrade's transaction.
+
+    That row was inserted at the migration's commit, before the archive could be compared;
+    the audit file line, written later, carries the same list.
+    """
+    from sqlalchemy import text
+
+    from schemactl.pipeline import audit
+
+    raw = conn.connection.dbapi_connection
+    if not archived or raw is None or not audit.table_exists(raw):
+        return
+    conn.execute(text(
+        "update audit_log set details = jsonb_set(details, '{archived}', cast(:a as jsonb)) "
+        "where id = (select id from audit_log where action = 'rollback' "
+        "and details->>'rolled_back' = :rev and details->'archived' = '[]'::jsonb "
+        "order by created_at desc limit 1)"), {"a": json.dumps(archived), "rev": revision})
+    conn.commit()
+
+
+def _explain_downgrade_failure(exc: DatabaseError, revision: str) -> None:
+    """Reword a failed downgrade for the one rolling back (the SQLSTATE stays for retries).
+
+    A data error (class 22, e.g. a varchar(200) value that no longer fits varchar(50), or
+    23) means rows written since the revision do not fit its parent's definition: the step
+    is refused as a whole rather than any value being cut.
+    """
+    state = str(exc.details.get("sqlstate") or "")
+    detail = exc.message.removeprefix("migration failed: ")
+    if state[:2] in ("22", "23"):
+        exc.message = (f"rolling back {revision} failed: {detail}. Values written since "
+                       f"{revision} do not fit the older definition; nothing was changed by "
+                       "this step and no value was cut")
+        exc.hint = (f"keep {revision} (roll forward instead), or change those rows so they "
+                    "fit the older definition, then roll back again")
+        exc.code = "rollback_data_conflict"
+    elif state != "55P03":
+        exc.message = f"rolling back {revision} failed: {detail}"
+        exc.hint = ("this step's transactional work was rolled back; see `schemactl status` "
+                    f"and the downgrade() of {revision}")
+
+
+def downgrade_plan(repo: SchemaRepo, revision: str, archived: list[dict[str, str]]) -> Plan:
+    """The pipeline plan undoing ``revision`` with its own downgrade()."""
+    from schemactl.pipeline.applier import Operation
+
+    schema = repo.config.dynamic_schema
+
+    def plan(current: str | None) -> Operation | None:
+        expect_git_head(repo, current)
+        if current != revision:
+            raise ConflictError(f"the database moved to {current} (expected {revision})",
+                                code="moved", hint="look at `schemactl status` and retry")
+        rf = check_rollbackable(repo, revision)
+        parent = rf.down_revisions[0]
+        files = undo_files(repo, [revision])
+
+        def migrate(conn: Connection) -> None:
+            before = archive.snapshot(archive.sqlalchemy_query(conn), schema)
+            conn.commit()  # no transaction open when Alembic configures (Known pitfalls)
+            try:
+                migrator.downgrade(repo, conn, parent)
+            except DatabaseError as exc:
+                _explain_downgrade_failure(exc, revision)
+                raise
+            after = archive.snapshot(archive.sqlalchemy_query(conn), schema)
+            conn.commit()
+            archived[:] = archive.diff(before, after, schema)
+            _record_archived(conn, revision, archived)
+
+        # The pipeline writes the files after the downgrade (and again on recovery after a
+        # crash), so git follows the database even when the process dies in between.
+        return Operation(action="rollback", revisions=[revision], revision_target=parent,
+                         migrate=migrate, verify_git_rev=None,
+                         details={"rolled_back": revision, "archived": archived},
+                         commit_paths=_commit_paths(repo, files), files=files)
+
+    return plan
+
+
+def _step(res: ApplyResult, archived: list[dict[str, str]]) -> dict[str, Any]:
+    return {"rolled_back": res.applied[0] if res.applied else None,
+            "revision": res.revision, "archived": list(archived), "backup": res.backup,
+            "commit": res.commit, "audit_id": res.audit_id}
+
+
+def rollback(repo: SchemaRepo, target: Target, actor: str, *, to: str | None = None,
+             wait: float | None = None, progress: Progress | None = None) -> RollbackResult:
+    """Undo the database's current revision, or every revision after ``to``, one at a time.
+
+    Raises:
+        RejectedError: the core schema's migration or a hand-written one (exit 1).
+        ConflictError: the database is not at git's head, ``to`` is not an ancestor of its
+            revision, drift, or the lock is held (exit 4).
+        EnvironmentError_: the database, pg_dump, a lock timeout, a failed downgrade (exit 3).
+    """
+    from schemactl.adapters.database import connect
+    from schemactl.pipeline import applier
+    from schemactl.verbs import policy
+
+    # Agents: "never" refuses before anything (policy.py).
+    policy.require_agent_may_change(repo, actor, "rollback")
+    with connect(target) as conn:
+        current = migrator.current_revision(conn)
+    current = expect_git_head(repo, current)
+    chain = migrator.revisions_upto(repo, current)
+    if to is None:
+        todo = [current]
+    elif to == current:
+        return RollbackResult(command="rollback", revision_before=current, revision=current,
+                              database=target.display,
+                              message=f"the database is already at {to}: nothing to roll back")
+    elif to not in migrator.read_revisions(repo):
+        # A typo or a revision already rolled back (its file is gone): bad input, not a conflict.
+        raise BadInputError(f"unknown revision {to}: migrations/versions/ has no such revision",
+                            code="unknown_revision",
+                            hint=f"pick one of {', '.join(reversed(chain))} "
+                                 "(see `schemactl history`)")
+    elif to not in chain:
+        raise ConflictError(f"{to} is not an ancestor of the database's revision {current}",
+                            code="not_ancestor",
+                            hint="see `schemactl history` or migrations/versions/ for revisions")
+    else:
+        todo = list(reversed(chain[chain.index(to) + 1:]))
+    for rev in todo:  # refuse before changing anything
+        check_rollbackable(repo, rev)
+    steps: list[dict[str, Any]] = []
+    for rev in todo:
+        archived: list[dict[str, str]] = []
+        try:
+            res = applier.run_pipeline(repo, target, actor,
+                                       downgrade_plan(repo, rev, archived),
+                                       action="rollback", wait=wait, progress=progress)
+        except EnvironmentError_ as exc:
+            if steps:
+                # Say what is already undone: those steps are committed and stay so.
+                exc.details["done"] = steps
+                exc.message = (f"rolled back {', '.join(s['rolled_back'] for s in steps)} "
+                               f"(the database is at {steps[-1]['revision']}), then: "
+                               f"{exc.message}")
+            raise
+        steps.append(_step(res, archived))
+    last = steps[-1]
+    return RollbackResult(
+        command="rollback", rolled_back=todo[0], revisions=todo, revision_before=current,
+        revision=last["revision"], database=target.display,
+        archived=[a for s in steps for a in s["archived"]], backup=steps[0]["backup"],
+        commit=last["commit"], steps=steps if len(steps) > 1 else [],
+        message=f"rolled back {', '.join(todo)}; the database is at {last['revision']}")
+
+
+# -- restore a backup --------------------------------------------------------------------
+
+
+def _marks(path: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    marks = data.get("marks") if isinstance(data, dict) else None
+    return marks if isinstance(marks, dict) and marks.get("txid") is not None else None
+
+
+def rows_written_since(conn: psycopg.Connection[Any], marks: dict[str, Any], tables: set[str],
+                       schema: str) -> list[dict[str, Any]]:
+    """Tables among ``tables`` with rows written after the backup's marks.
+
+    A table counts as written when its row count changed, or a row's ``xmin`` is not older
+    than the backup's transaction id (both ages taken against the same current xid, so
+    wraparound does not matter), or it was created since and holds rows.
+    """
+    from psycopg import sql
+
+    xid32 = int(marks["txid"]) % (1 << 32)
+    counts = marks.get("row_counts") or {}
+    out = []
+    for table in sorted(tables):
+        reg = conn.execute("select to_regclass(format('%%I.%%I', %s::text, %s::text))",
+                           (schema, table)).fetchone()
+        if not reg or not reg[0]:
+            continue
+        row = conn.execute(sql.SQL(
+            "select count(*), count(*) filter (where age(xmin) <= age(%s::text::xid)) "
+            "from {}.{}").format(sql.Identifier(schema), sql.Identifier(table)),
+            (str(xid32),)).fetchone()
+        now, newer = (int(row[0]), int(row[1])) if row else (0, 0)
+        then = counts.get(table)
+        if (then is None and now > 0) or (then is not None and (now != then or newer)):
+            out.append({"table": table, "rows_at_backup": then, "rows_now": now,
+                        "rows_written_since": newer if then is not None else now})
+    return out
+
+
+def _references_into(conn: psycopg.Connection[Any], tables: set[str], schema: str) -> list[str]:
+    rows = conn.execute(
+        "select cl.relname, cr.relname, k.conname from pg_constraint k "
+        "join pg_class cl on cl.oid = k.conrelid join pg_namespace nl on nl.oid = cl.relnamespace "
+        "join pg_class cr on cr.oid = k.confrelid "
+        "join pg_namespace nr on nr.oid = cr.relnamespace "
+        "where k.contype = 'f' and nl.nspname = %s and nr.nspname = %s "
+        "and cr.relname = any(%s) and not cl.relname = any(%s)",
+        (schema, schema, list(tables), list(tables))).fetchall()
+    return [f"{r[0]} ({r[2]} → {r[1]})" for r in rows]
+
+
+def _sql_literal(value: str | None) -> str:
+    """A SQL string literal for a psql script (revision ids come from editable files)."""
+    if value is None:
+        return "NULL"
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _move_sql(tables: list[str], revision: str, schema: str) -> str:
+    """SQL moving the current ``tables`` into the archive (never a DROP), registered."""
+    from schemactl.codegen.metadata import short_name
+    from schemactl.codegen.render import _REGISTRY_SQL
+
+    lit = _sql_literal
+    parts = [_REGISTRY_SQL.strip()]
+    for table in tables:
+        base = short_name(f"{table}__{revision}__restored")
+        parts.append(f"""DO $$
+DECLARE
+  base text := {lit(base)};
+  target text := base;
+  n int := 1;
+  moved bigint;
+  idx text;
+BEGIN
+  IF to_regclass(format('%I.%I', {lit(schema)}, {lit(table)})) IS NULL THEN
+    RETURN;
+  END IF;
+  WHILE to_regclass(format('%I.%I', {lit(archive.ARCHIVE_SCHEMA)}, target)) IS NOT NULL
+        OR to_regclass(format('%I.%I', {lit(schema)}, target)) IS NOT NULL LOOP
+    target := left(base, 63 - length('_' || n)) || '_' || n;
+    n := n + 1;
+  END LOOP;
+  EXECUTE format('SELECT count(*) FROM %I.%I', {lit(schema)}, {lit(table)}) INTO moved;
+  FOR idx IN SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE i.indrelid = format('%I.%I', {lit(schema)}, {lit(table)})::regclass LOOP
+    EXECUTE format('ALTER INDEX %I.%I RENAME TO %I', {lit(schema)}, idx,
+                   left(idx, 50) || '_' || substr(md5(target || '.' || idx), 1, 12));
+  END LOOP;
+  EXECUTE format('ALTER TABLE %I.%I RENAME TO %I', {lit(schema)}, {lit(table)}, target);
+  EXECUTE format('ALTER TABLE %I.%I SET SCHEMA %I', {lit(schema)}, target,
+                 {lit(archive.ARCHIVE_SCHEMA)});
+  INSERT INTO {archive.ARCHIVE_SCHEMA}.{archive.REGISTRY_TABLE}
+    (revision, kind, source_schema, source_table, archive_table, row_count)
+    VALUES ({lit(revision)}, 'table', {lit(schema)}, {lit(table)}, target, moved);
+END $$;""")
+    return "\n".join(parts) + "\n"
+
+
+def restore_plan(repo: SchemaRepo, target: Target, backup_id: str, force: bool,
+                 archived: list[dict[str, str]], written: list[dict[str, Any]]) -> Plan:
+    """The pipeline plan bringing the database back to a backup's ``revision_before``."""
+    from schemactl.adapters.database import connect
+    from schemactl.pipeline import backup
+    from schemactl.pipeline.applier import Operation
+
+    schema = repo.config.dynamic_schema
+    b = backup.get_backup(repo, backup_id)
+    back_to = b.revision_before
+
+    def plan(current: str | None) -> Operation | None:
+        current = expect_git_head(repo, current)
+        if current == back_to:
+            return None
+        chain = migrator.revisions_upto(repo, current)
+        if back_to is None:
+            raise RejectedError(f"backup {backup_id} was taken before the core schema existed: "
+                                "schemactl never rolls the core schema back",
+                                code="core_protected")
+        if back_to not in chain:
+            raise ConflictError(f"backup {backup_id} was taken at {back_to}, which is not an "
+                                f"ancestor of the database's revision {current}",
+                                code="not_ancestor", hint="pick a backup of this line "
+                                "(`schemactl backups list`)")
+        undone = list(reversed(chain[chain.index(back_to) + 1:]))
+        for rev in undone:
+            check_rollbackable(repo, rev)
+        files = undo_files(repo, undone)
+        tables = _tables_of(files)
+        marks = _marks(b.manifest_path)
+        with connect(target) as conn:
+            if marks is None:
+                written[:] = [{"table": t, "rows_at_backup": None, "rows_now": None,
+                               "rows_written_since": None} for t in sorted(tables)]
+            else:
+                written[:] = rows_written_since(conn, marks, tables, schema)
+            refs = _references_into(conn, tables, schema)
+        if refs:
+            raise RejectedError(
+                f"tables outside the restore reference {', '.join(sorted(tables))}: "
+                f"{'; '.join(refs)}", code="referenced",
+                hint="roll back one revision at a time instead (`schemactl rollback`)")
+        if written and not force:
+            what = "; ".join(f"{w['table']}: {w['rows_written_since']} row(s) written"
+                             if w["rows_now"] is not None else f"{w['table']}: unknown"
+                             for w in written)
+            raise RejectedError(
+                f"rows were written to the affected tables since backup {backup_id} "
+                f"({what}); restoring it would set them aside. Nothing was changed",
+                code="rows_written", details={"rows_written": written},
+                hint="roll back with the migrations' downgrade instead (`schemactl rollback "
+                     "--to`), or pass --force: the current tables then move to "
+                     "schemactl_archive and a fresh backup is taken first")
+
+        def migrate(conn: Connection) -> None:
+            from schemactl.adapters.database import connect as connect_
+
+            before = archive.snapshot(archive.sqlalchemy_query(conn), schema)
+            conn.commit()
+            lock_ms = repo.config.lock_timeout_ms
+            backup.restore_tables(
+                repo, backup_id, target, tables,
+                before_sql=f"SET lock_timeout = '{int(lock_ms)}ms';\n"
+                           + _move_sql(sorted(tables), current, schema),
+                after_sql="UPDATE public.alembic_version SET version_num = "
+                          f"{_sql_literal(back_to)} WHERE version_num = "
+                          f"{_sql_literal(current)};")
+            with connect_(target) as raw:
+                after = archive.snapshot(archive.cursor_query(raw), schema)
+            archived[:] = archive.diff(before, after, schema)
+
+        return Operation(action="rollback", revisions=undone, revision_target=back_to,
+                         migrate=migrate, verify_git_rev=None,
+                         details={"rolled_back": undone[0], "restored_backup": backup_id,
+                                  "forced": force, "rows_written": written,
+                                  "archived": archived},
+                         commit_paths=_commit_paths(repo, files), files=files)
+
+    return plan
+
+
+def restore_backup(repo: SchemaRepo, target: Target, actor: str, backup_id: str, *,
+                   force: bool = False, wait: float | None = None,
+                   progress: Progress | None = None) -> RollbackResult:
+    """Bring the database back to the pre-change dump ``backup_id`` of an apply.
+
+    Raises:
+        BadInputError: no such complete backup (exit 2).
+        RejectedError: rows were written to the affected tables since (unless ``force``),
+            the core schema would be undone, or a hand-written migration (exit 1).
+        ConflictError: the database is not at git's head, or the backup is from another
+            line of revisions (exit 4).
+    """
+    from schemactl.pipeline import applier
+    from schemactl.verbs import policy
+
+    policy.require_agent_may_change(repo, actor, "rollback")
+    archived: list[dict[str, str]] = []
+    written: list[dict[str, Any]] = []
+    res = applier.run_pipeline(repo, target, actor,
+                               restore_plan(repo, target, backup_id, force, archived, written),
+                               action="rollback", wait=wait, progress=progress)
+    if not res.applied:
+        return RollbackResult(command="rollback", revision_before=res.revision_before,
+                              revision=res.revision, database=target.display,
+                              restored_backup=backup_id,
+                              message="the database is already at the backup's revision")
+    return RollbackResult(
+        command="rollback", rolled_back=res.applied[0], revisions=list(res.applied),
+        revision_before=res.revision_before, revision=res.revision, database=target.display,
+        archived=list(archived), backup=res.backup, commit=res.commit,
+        restored_backup=backup_id, forced=force, rows_written=list(written),
+        message=f"restored backup {backup_id}; the database is at {res.revision}")
+
+
+# -- the archive ---------------------------------------------------------------------------
+
+
+def archive_entries(repo: SchemaRepo, target: Target) -> list[dict[str, Any]]:
+    """What schemactl_archive holds (see :func:`schemactl.pipeline.archive.list_entries`)."""
+    from schemactl.adapters.database import connect
+
+    with connect(target) as conn:
+        return [e.to_json() for e in archive.list_entries(conn, repo.config.dynamic_schema)]
+
+
+__all__ = ["RollbackResult", "archive_entries", "check_rollbackable", "downgrade_plan",
+           "expect_git_head", "restore_backup", "rollback", "rows_written_since",
+           "undo_files"]
+

@@ -1,0 +1,331 @@
+"""The rule engine's entry points: definitions and Alembic operation trees.
+
+Rules live in the top-level `safety_rules` package, one module per rule. This
+module runs them over a change (current state → proposed state), applies the
+configured severities and waivers, and returns a :class:`Report`.
+
+The rules are imported on first use, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemactl.model.config import Config, Waiver
+from schemactl.model.definitions import TableDef
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One rule finding, in the JSON shape of DESIGN.md."""
+
+    rule: str
+    name: str
+    severity: str
+    message: str
+    hint: str
+    table: str | None = None
+    column: str | None = None
+    source: str | None = None
+    line: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "name": self.name, "severity": self.severity,
+                "table": self.table, "column": self.column, "message": self.message,
+                "hint": self.hint, "source": self.source, "line": self.line}
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a rule run found: violations (after severities), waived ones, the rules run."""
+
+    violations: tuple[Violation, ...] = ()
+    waived: tuple[dict[str, Any], ...] = ()
+    rules_run: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def errors(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.severity == "error")
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def check_definitions(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef],
+                      config: Config, *, changed: Iterable[str] | None = None,
+                      allow_waivers: bool = True, core: Mapping[str, Any] | None = None,
+                      extra: Iterable[Violation] = ()) -> Report:
+    """Run every definition rule over the change ``current`` → ``proposed``.
+
+    Args:
+        current: table name → definition as git HEAD (or the base branch) has it.
+        proposed: table name → the whole proposed state (tables absent here were removed).
+        config: the repository's configuration (severities, limits, base fields, waivers).
+        changed: restrict per-table rules to these tables (None: every table that differs).
+        allow_waivers: False for agents, who never get waivers.
+        core: core table → column name → `safety_rules.core_tables.CoreColumn`
+            (default: the shipped core schema).
+        extra: violations found before parsing (an oversized file: SC406), put through
+            the same severities and waivers.
+
+    Returns:
+        The report; ``report.ok`` is False when an error-severity violation remains.
+    """
+    from safety_rules.base import RuleContext
+
+    kwargs: dict[str, Any] = {}
+    if core is not None:
+        kwargs["core"] = core
+    ctx = RuleContext(current=current, proposed=proposed, config=config,
+                      changed=frozenset(changed) if changed is not None else None, **kwargs)
+    rules = active_rules(config)
+    found: list[Violation] = list(extra)
+    for rule in rules:
+        found.extend(rule.check(ctx))
+    return _report(found, config, allow_waivers, tuple(r.code for r in rules))
+
+
+def check_operations(upgrade_ops: Any, current: Mapping[str, TableDef],
+                     proposed: Mapping[str, TableDef], config: Config, *,
+                     allow_waivers: bool = True, core: Mapping[str, Any] | None = None
+                     ) -> Report:
+    """Run the operation-level rules over an Alembic ``UpgradeOps`` tree (defence in depth).
+
+    Args:
+        upgrade_ops: what ``alembic.autogenerate.produce_migrations(...).upgrade_ops``
+            returns (or a list of operations).
+        current: the definitions at HEAD: tables there exist before the migration runs.
+        proposed: the proposed definitions.
+        config: the repository's configuration.
+        allow_waivers: False for agents.
+        core: as for :func:`check_definitions`.
+    """
+    from safety_rules.base import OpsContext
+
+    kwargs: dict[str, Any] = {"core": core} if core is not None else {}
+    ctx = OpsContext(upgrade_ops=upgrade_ops, current=current, proposed=proposed,
+                     config=config, **kwargs)
+    rules = [r for r in active_rules(config) if r.has_ops()]
+    found: list[Violation] = []
+    for rule in rules:
+        found.extend(rule.check_ops(ctx))
+    return _report(found, config, allow_waivers, tuple(r.code for r in rules))
+
+
+def active_rules(config: Config) -> list[Any]:
+    """Instances of every registered rule whose configured severity is not "off"."""
+    from safety_rules.registry import registry
+
+    return [rule() for rule in registry() if config.severities.get(rule.code) != "off"]
+
+
+def _waiver_for(v: Violation, waivers: Iterable[Waiver]) -> Waiver | None:
+    for w in waivers:
+        if w.rule == v.rule and (w.table is None or w.table == v.table) and (
+                w.column is None or w.column == v.column):
+            return w
+    return None
+
+
+def _report(found: Iterable[Violation], config: Config, allow_waivers: bool,
+            rules_run: tuple[str, ...]) -> Report:
+    """Apply severities, then waivers; drop duplicates, keep the rules' order."""
+    kept: list[Violation] = []
+    waived: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    for v in found:
+        severity = config.severities.get(v.rule, v.severity)
+        if severity == "off":
+            continue
+        key = (v.rule, v.table, v.column, v.message)
+        if key in seen:
+            continue
+        seen.add(key)
+        if severity != v.severity:
+            v = dataclasses.replace(v, severity=severity)
+        waiver = _waiver_for(v, config.waivers) if allow_waivers else None
+        if waiver is not None:
+            waived.append({**v.to_json(), "waived": True, "reason": waiver.reason})
+        else:
+            kept.append(v)
+    kept.sort(key=lambda v: (v.severity != "error", v.table or "", v.rule))
+    return Report(violations=tuple(kept), waived=tuple(waived), rules_run=rules_run)
+
+
+# -- validating a repository's proposal (what `schemactl validate` runs) ------------------
+
+# Above this size nothing is read, whatever the configured limit: input is bounded.
+HARD_MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """The states `validate` compares, and what it found before any rule ran."""
+
+    current: dict[str, TableDef]
+    proposed: dict[str, TableDef]
+    changed: frozenset[str] | None
+    oversized: tuple[Violation, ...] = ()
+
+
+def _oversized(source: str, size: int, config: Config, table: str | None) -> Violation:
+    from safety_rules.sc406_limits import Limits
+
+    return Limits().oversized(source, size, config.limits.max_definition_bytes, table)
+
+
+def _bounded_read(path: Any, config: Config, shown: str) -> tuple[bytes | None, int]:
+    """A file's bytes, or (None, size) when it is larger than the limit (then it is not read)."""
+    from schemactl.errors import BadInputError
+
+    try:
+        size = path.stat().st_size
+        if size > config.limits.max_definition_bytes or size > HARD_MAX_BYTES:
+            return None, size
+        with open(path, "rb") as fh:
+            data = fh.read(HARD_MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise BadInputError(f"{shown}: no such file",
+                            hint="pass definition files (YAML or JSON) or - for stdin") from None
+    except IsADirectoryError:
+        raise BadInputError(f"{shown}: is a directory, not a definition file") from None
+    except OSError as exc:
+        raise BadInputError(f"{shown}: cannot be read ({exc.strerror})") from None
+    return data, len(data)
+
+
+def _read_stream(stream: Any, limit: int) -> tuple[bytes | None, int]:
+    """Read at most ``limit`` bytes; past it, count (and drop) the rest up to the hard cap."""
+    head = stream.read(limit + 1)
+    if isinstance(head, str):
+        head = head.encode("utf-8", errors="surrogateescape")
+    if len(head) <= limit:
+        return head, len(head)
+    size = len(head)
+    while size <= HARD_MAX_BYTES:
+        chunk = stream.read(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+    return None, size
+
+
+def build_proposal(root: Any, config: Config, *, files: Iterable[str] | None = None,
+                   stdin: bytes | str | Any | None = None, base: str = "HEAD") -> Proposal:
+    """Read the current state (git ``base``) and the proposed one, without running rules.
+
+    - neither ``files`` nor ``stdin``: the work tree's dynamic_schema/ against ``base``
+      (a deleted file is a removed table);
+    - ``files``: each file is a proposal against ``base``; a file at a path ``base``
+      has replaces that path's table, any other replaces the table of the same name;
+    - ``stdin``: one definition (bytes, text or a binary stream).
+
+    A file over the size limit is not parsed: it becomes an SC406 violation.
+
+    Raises:
+        DefinitionError: a definition cannot be parsed (exit 2).
+        BadInputError: a missing file, an unknown revision (exit 2).
+    """
+    from pathlib import Path
+
+    from schemactl.errors import BadInputError
+    from schemactl.model.definitions import files_at_rev, is_definition_file, parse_definition
+
+    root = Path(root)
+    head_files = files_at_rev(root, base)
+    current: dict[str, TableDef] = {}
+    by_path: dict[str, TableDef] = {}
+    head_bytes: dict[str, bytes] = {}
+    for f in head_files:
+        tdef = parse_definition(f.data, f.path)
+        if tdef.table in current:
+            raise BadInputError(f"{f.path}: table {tdef.table!r} is also defined in "
+                                f"{current[tdef.table].source} at {base}")
+        current[tdef.table] = by_path[f.path] = tdef
+        head_bytes[f.path] = f.data
+    oversized: list[Violation] = []
+
+    if files is None and stdin is None:
+        proposed: dict[str, TableDef] = {}
+        folder = root / "dynamic_schema"
+        paths = sorted(p for p in folder.iterdir() if p.is_file()
+                       and is_definition_file(p.name)) if folder.is_dir() else []
+        for path in paths:
+            rel = path.relative_to(root).as_posix()
+            data, size = _bounded_read(path, config, rel)
+            if data is None:
+                old = by_path.get(rel)
+                oversized.append(_oversized(rel, size, config, old.table if old else None))
+                if old is not None:
+                    proposed[old.table] = old  # unknown new state: keep the old one
+                continue
+            # An unchanged file is the committed definition: parse it once.
+            tdef = by_path[rel] if head_bytes.get(rel) == data else parse_definition(data, rel)
+            if tdef.table in proposed:
+                raise BadInputError(f"{rel}: table {tdef.table!r} is also defined in "
+                                    f"{proposed[tdef.table].source}")
+            proposed[tdef.table] = tdef
+        return Proposal(current, proposed, None, tuple(oversized))
+
+    proposed = dict(current)
+    changed: set[str] = set()
+    sources: list[tuple[str, str | None, bytes | None, int]] = []  # shown, head path, data, size
+    if stdin is not None:
+        if isinstance(stdin, (bytes, str)):
+            raw = stdin.encode("utf-8", errors="surrogateescape") if isinstance(stdin, str) \
+                else stdin
+            data_s: bytes | None = raw if len(raw) <= config.limits.max_definition_bytes \
+                else None
+            sources.append(("<stdin>", None, data_s, len(raw)))
+        else:
+            data_s, size = _read_stream(stdin, min(config.limits.max_definition_bytes,
+                                                   HARD_MAX_BYTES))
+            sources.append(("<stdin>", None, data_s, size))
+    for name in files or ():
+        path = Path(name)
+        absolute = path if path.is_absolute() else Path.cwd() / path
+        try:
+            rel = absolute.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            rel = None
+        data, size = _bounded_read(absolute, config, name)
+        sources.append((name, rel, data, size))
+    seen: dict[str, str] = {}
+    for shown, rel, data, size in sources:
+        old = by_path.get(rel) if rel else None
+        if data is None:
+            oversized.append(_oversized(shown, size, config, old.table if old else None))
+            continue
+        tdef = parse_definition(data, shown)
+        if tdef.table in seen:
+            raise BadInputError(f"{shown}: table {tdef.table!r} is also defined in "
+                                f"{seen[tdef.table]}")
+        seen[tdef.table] = shown
+        if old is not None and old.table != tdef.table:
+            # The file at this path now defines another table: the old one is gone.
+            proposed.pop(old.table, None)
+            changed.add(old.table)
+        proposed[tdef.table] = tdef
+        changed.add(tdef.table)
+    return Proposal(current, proposed, frozenset(changed), tuple(oversized))
+
+
+def validate_proposal(proposal: Proposal, config: Config, *, allow_waivers: bool = True
+                      ) -> Report:
+    """Run the definition rules over a :class:`Proposal` (see :func:`build_proposal`)."""
+    return check_definitions(proposal.current, proposal.proposed, config,
+                             changed=proposal.changed, allow_waivers=allow_waivers,
+                             extra=proposal.oversized)
+
+
+def changed_tables(proposal: Proposal) -> list[str]:
+    """The tables a proposal changes (what `validate` reports as checked)."""
+    if proposal.changed is not None:
+        return sorted(proposal.changed)
+    names = set(proposal.current) | set(proposal.proposed)
+    return sorted(n for n in names if n not in proposal.current or n not in proposal.proposed
+                  or not proposal.current[n].same_state(proposal.proposed[n]))

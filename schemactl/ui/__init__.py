@@ -1,0 +1,1 @@
+"""Human output: rich tables, coloured diffs, progress."""

@@ -1,0 +1,199 @@
+"""`schemactl propose`: a definition becomes a reviewed-ready migration committed to git.
+
+validate (rules) → normalised definition in dynamic_schema/<table>.yaml → migration in
+migrations/versions/ (planner + render) → rules again over the operations → one commit
+with trailers. Offline and deterministic: no database, and the same definition on the
+same parent gives the same migration bytes. A proposal that is rejected or fails leaves
+the repository as it was, byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from schemactl.errors import ConflictError, RejectedError
+from schemactl.model.definitions import TableDef, definition_path, dump_definition
+from schemactl.model.repo import SchemaRepo
+from schemactl.results import Result
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ProposeResult(Result):
+    """What a proposal did (or, with ``dry_run``, would do)."""
+
+    table: str | None = None
+    migration: dict[str, Any] | None = None
+    commit: str | None = None
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    definition: str | None = None
+    dry_run: bool = False
+    message: str = ""
+    waived: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _rejected(table: str | None, report: Any, message: str, dry_run: bool) -> ProposeResult:
+    return ProposeResult(command="propose", ok=False, exit_code=1, table=table,
+                         violations=[v.to_json() for v in report.violations],
+                         dry_run=dry_run, message=message,
+                         error={"code": "rejected", "message": message,
+                                "hint": "fix the violations and propose again"})
+
+
+def _safe_table_name(name: str) -> None:
+    """The table name becomes a path: it must be a plain identifier whatever the rules say."""
+    if not _IDENTIFIER.match(name) or len(name.encode()) > 63:
+        raise RejectedError(f"table name {name[:80]!r} is not a valid identifier",
+                            code="rejected",
+                            hint="use ^[a-z_][a-z0-9_]*$, at most 63 bytes (rule SC401)")
+
+
+def propose(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool = False,
+            allow_waivers: bool = True, add_base_fields: bool = False) -> ProposeResult:
+    """Validate a definition, render its migration and commit both.
+
+    Args:
+        repo: the schema repository.
+        tdef: the proposed whole state of one table.
+        actor: who proposes (commit trailer).
+        dry_run: compute and return the plan with its SQL; write nothing.
+        allow_waivers: False for agents (they never get waivers).
+        add_base_fields: first insert the configured base fields the definition lacks.
+
+    Returns:
+        The result; ``ok`` is False (exit 1) when a rule rejected the proposal.
+
+    Raises:
+        ConflictError: the definition file or migrations/versions has uncommitted changes.
+        RejectedError: the table name is not an identifier; the plan cannot be rendered.
+        EnvironmentError_: git refused the commit (the repository is restored first).
+    """
+    from schemactl.adapters import gitops, migrator
+    from schemactl.model.definitions import load_at_rev
+    from schemactl.rules import validation
+
+    config = repo.config
+    if add_base_fields:
+        from schemactl.model.definitions import add_base_fields as with_base
+
+        # Before the unchanged check: a retried proposal stays a no-op.
+        tdef = with_base(tdef, [f.as_column() for f in config.base_fields])
+    current = load_at_rev(repo.root, "HEAD")
+    table = tdef.table
+    before = current.get(table)
+    if before is not None and before.same_state(tdef):
+        return ProposeResult(command="propose", table=table, dry_run=dry_run,
+                             definition=definition_path(table),
+                             message=f"{table} is unchanged: nothing to propose")
+    proposed = dict(current)
+    proposed[table] = tdef
+    report = validation.check_definitions(current, proposed, config, changed=[table],
+                                          allow_waivers=allow_waivers)
+    if not report.ok:
+        return _rejected(table, report, f"proposal for {table} rejected by the safety rules",
+                         dry_run)
+    _safe_table_name(table)
+
+    from schemactl.codegen.planner import build_plan
+    from schemactl.codegen.render import offline_sql, render_migration, revision_id
+
+    plan = build_plan(current, proposed, [table])
+    warnings = [v.to_json() for v in report.violations]
+    if plan.empty:
+        return ProposeResult(command="propose", table=table, dry_run=dry_run,
+                             definition=definition_path(table), violations=warnings,
+                             message=f"{table}: no schema change")
+    op_report = validation.check_operations(plan.upgrade_ops, current, proposed, config,
+                                            allow_waivers=allow_waivers)
+    if not op_report.ok:
+        return _rejected(table, op_report,
+                         f"the migration for {table} was rejected by the operation rules",
+                         dry_run)
+    warnings += [v.to_json() for v in op_report.violations]
+
+    parent = migrator.head(repo)
+    sequence = len(migrator.revisions_upto(repo, parent)) + 1 if parent else 1
+    key = (dump_definition(before) if before else "") + "\n---\n" + dump_definition(tdef)
+    revision = revision_id(sequence, parent, key)
+    def_rel = definition_path(table)
+    rendered = render_migration(plan, revision, parent, sources=[def_rel])
+    sql = offline_sql(rendered.source, rendered.filename)
+    mig_rel = f"migrations/versions/{rendered.filename}"
+    migration = {"revision": revision, "down_revision": parent, "path": mig_rel, "sql": sql,
+                 "message": rendered.message,
+                 "archives": [a.to_json() for a in rendered.archives]}
+    changes = [c.to_json() for c in plan.changes]
+    waived = list(report.waived) + list(op_report.waived)
+    if dry_run:
+        return ProposeResult(command="propose", table=table, migration=migration,
+                             changes=changes, definition=def_rel, dry_run=True,
+                             violations=warnings, waived=waived,
+                             message=f"would {rendered.message}")
+
+    if gitops.is_dirty(repo.root, [def_rel, "migrations/versions"]):
+        raise ConflictError(f"{def_rel} or migrations/versions/ has uncommitted changes",
+                            hint="commit or stash them, then propose again")
+    subject = f"propose: {rendered.message}"
+    body = "\n".join(f"- {c.describe()}" for c in plan.changes)
+    trailers = {"Schemactl-Action": "propose", "Schemactl-Revision": revision,
+                "Schemactl-Actor": actor}
+    text = dump_definition(replace(tdef, source=def_rel))
+    from schemactl.codegen.sumfile import SUM_PATH, sum_text
+
+    # The sum file records the new migration too (integrity check of `schemactl check`).
+    sums = sum_text(repo.root, {rendered.filename: rendered.source.encode()}).encode()
+    sha = _write_and_commit(repo.root, {def_rel: text.encode(),
+                                        mig_rel: rendered.source.encode(), SUM_PATH: sums},
+                            subject, trailers, body)
+    return ProposeResult(command="propose", table=table, migration=migration, commit=sha,
+                         changes=changes, definition=def_rel, violations=warnings,
+                         waived=waived, message=rendered.message)
+
+
+def _write_and_commit(root: Path, files: dict[str, bytes], subject: str,
+                      trailers: dict[str, str], body: str) -> str:
+    """Write ``files`` and commit exactly them; on any failure put every byte back.
+
+    Raises:
+        SchemactlError: whatever failed (after the repository was restored).
+    """
+    from schemactl.adapters import gitops
+
+    saved: dict[str, bytes | None] = {}
+    for rel in files:
+        path = root / rel
+        saved[rel] = path.read_bytes() if path.exists() else None
+    head_before = gitops.head_sha(root)
+    try:
+        for rel, data in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return gitops.commit(root, list(files), subject, trailers, body)
+    except BaseException:
+        if gitops.head_sha(root) == head_before:
+            for rel, old in saved.items():
+                path = root / rel
+                if old is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    path.write_bytes(old)
+            gitops.unstage(root, list(files))
+        raise
+
+
+def revisions_archives(source: str) -> list[dict[str, str]]:
+    """The ``ARCHIVES`` list of a migration file (what its downgrade moves), read statically."""
+    import ast
+
+    tree = ast.parse(source)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "ARCHIVES" for t in node.targets):
+            value = ast.literal_eval(node.value)
+            return [dict(v) for v in value]
+    return []
