@@ -2,7 +2,7 @@
 
 A rule is pure: it reads a :class:`RuleContext` (current state → proposed state)
 or an :class:`OpsContext` (an Alembic ``UpgradeOps`` tree), and yields
-:class:`~schemactl.rules.validation.Violation` objects. No I/O, no database.
+:class:`~safety_rules.violation.Violation` objects. No I/O, no database.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 from schemactl.model.config import Config
 from schemactl.model.definitions import Column, TableDef
-from schemactl.rules.validation import Violation
 
 from .core_tables import CORE_TABLES, CoreTable
+from .violation import Violation
 
 
 @dataclass(frozen=True)

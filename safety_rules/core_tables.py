@@ -79,7 +79,7 @@ def sa_type_name(type_: Any) -> str:
     try:
         from sqlalchemy.dialects import postgresql
 
-        text = str(type_.compile(dialect=postgresql.dialect()))
+        text = str(type_.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
     except Exception:  # noqa: BLE001 - an unknown/unrenderable type keeps its class name
         text = type(type_).__name__
     return normalise_type(text.lower())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from schemactl.model.definitions import TableDef, normalise_type
-from schemactl.rules.validation import Violation
 
 from .base import OpsContext, Rule, RuleContext
 from .core_tables import sa_type_name
+from .violation import Violation
 
 
 def _signature(tdef: TableDef) -> tuple[str, ...]:
@@ -112,7 +113,9 @@ def _op_col_type(op: object) -> str:
     return sa_type_name(col.type) if col is not None else "?"
 
 
-def _pairs(removed, added, key=lambda c: normalise_type(c.type)):  # type: ignore[no-untyped-def]
+def _pairs(removed: Iterable[Any], added: Iterable[Any],
+           key: Callable[[Any], object] = lambda c: normalise_type(c.type),
+           ) -> Iterator[tuple[Any, Any]]:
     """Greedily pair removed with added items of the same key (type or column types)."""
     pool = list(added)
     for old in removed:

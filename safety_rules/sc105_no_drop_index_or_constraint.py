@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterator
 
 from schemactl.model.definitions import Index
-from schemactl.rules.validation import Violation
 
 from .base import OpsContext, Rule, RuleContext
+from .violation import Violation
 
 
 class NoDropIndexOrConstraint(Rule):

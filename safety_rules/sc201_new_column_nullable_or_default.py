@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.rules.validation import Violation
-
 from .base import OpsContext, Rule, RuleContext
 from .typing_rules_ops import server_default_text
+from .violation import Violation
 
 
 class NewColumnNullableOrDefault(Rule):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from schemactl.rules.validation import Violation
-
 from .base import OpsContext, Rule, RuleContext
 from .typing_rules import VOLATILE_DEFAULTS, default_function
 from .typing_rules_ops import server_default_text
+from .violation import Violation
 
 _VOLATILE_SQL = re.compile(r"gen_random_uuid|uuid_generate|random\s*\(|clock_timestamp|"
                            r"timeofday|nextval|txid_current", re.IGNORECASE)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from schemactl.model.definitions import normalise_type
-from schemactl.rules.validation import Violation
 
 from .base import Rule, RuleContext
 from .typing_rules import canonical_default
+from .violation import Violation
 
 
 class BaseFieldShape(Rule):

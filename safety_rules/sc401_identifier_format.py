@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from schemactl.rules.validation import Violation
-
 from .base import Rule, RuleContext
 from .names import names_of, reference_parts
+from .violation import Violation
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 MAX_BYTES = 63

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.rules.validation import Violation
-
 from .base import Rule, RuleContext
 from .names import names_of
+from .violation import Violation
 
 # PostgreSQL's reserved key words, including those that may only be function or type names
 # (PostgreSQL documentation, appendix "SQL Key Words").

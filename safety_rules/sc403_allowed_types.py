@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.rules.validation import Violation
-
 from .base import Rule, RuleContext
 from .typing_rules import INDEX_METHODS, OPCLASSES, type_problem
+from .violation import Violation
 
 # pgvector builds hnsw and ivfflat indexes on vectors of at most 2,000 dimensions.
 MAX_INDEXED_VECTOR = 2000

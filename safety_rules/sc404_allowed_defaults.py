@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.rules.validation import Violation
-
 from .base import Rule, RuleContext
 from .typing_rules import default_problem
+from .violation import Violation
 
 
 class AllowedDefaults(Rule):

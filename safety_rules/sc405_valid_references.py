@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.codegen.metadata import pk_name, uq_name
 from schemactl.model.definitions import Column, TableDef, parse_type
-from schemactl.rules.validation import Violation
+from schemactl.model.naming import pk_name, uq_name
 
 from .base import Rule, RuleContext
 from .core_tables import CORE_INDEXES
 from .typing_rules import STRING_TYPES
+from .violation import Violation
 
 
 def _key_index_names(tdef: TableDef) -> list[str]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.rules.validation import Violation
-
 from .base import OpsContext, Rule, RuleContext
 from .core_tables import PROTECTED_PREFIXES, PROTECTED_TABLES, SYSTEM_SCHEMAS
+from .violation import Violation
 
 
 class CoreProtected(Rule):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.rules.validation import Violation
-
 from .base import OpsContext, Rule, RuleContext
+from .violation import Violation
 
 
 class ConcurrentIndex(Rule):

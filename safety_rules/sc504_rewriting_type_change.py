@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.rules.validation import Violation
-
 from .base import OpsContext, Rule, RuleContext
 from .typing_rules import classify_change
 from .typing_rules_ops import altered_types
+from .violation import Violation
 
 
 class RewritingTypeChange(Rule):

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from schemactl.rules.validation import Violation
-
 from .base import Rule
+from .violation import Violation
 
 if TYPE_CHECKING:
-    from schemactl.ci.check import RepoContext
+    from .repo_context import RepoContext
 
 
 class MigrationMissing(Rule):
@@ -50,7 +49,7 @@ class MigrationMissing(Rule):
             "definition in the work tree if needed): it writes the migration with the definition")
 
     def check_repo(self, ctx: RepoContext) -> Iterator[Violation]:
-        from schemactl.ci.check import describe_key
+        from .repo_context import describe_key
 
         for table in ctx.tables:
             head = ctx.head_state.get(table, {})

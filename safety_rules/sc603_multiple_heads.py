@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from schemactl.rules.validation import Violation
-
 from .base import Rule
+from .violation import Violation
 
 if TYPE_CHECKING:
-    from schemactl.ci.check import RepoContext
+    from .repo_context import RepoContext
 
 
 class MultipleHeads(Rule):

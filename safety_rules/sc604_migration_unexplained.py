@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from schemactl.rules.validation import Violation
-
 from .base import Rule
+from .violation import Violation
 
 if TYPE_CHECKING:
-    from schemactl.ci.check import RepoContext
+    from .repo_context import RepoContext
 
 
 class MigrationUnexplained(Rule):
@@ -49,7 +48,7 @@ class MigrationUnexplained(Rule):
             "or remove the operation from the migration")
 
     def check_repo(self, ctx: RepoContext) -> Iterator[Violation]:
-        from schemactl.ci.check import describe_key
+        from .repo_context import describe_key
 
         for table in ctx.tables:
             head = ctx.head_state.get(table, {})

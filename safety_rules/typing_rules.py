@@ -9,8 +9,8 @@ import uuid
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from schemactl.codegen.metadata import PLAIN_NUMBER
 from schemactl.model.definitions import Column, TypeSpec, parse_type
+from schemactl.model.literals import PLAIN_NUMBER
 
 ALLOWED_BASES = frozenset({
     "uuid", "text", "varchar", "smallint", "integer", "bigint", "numeric", "real",

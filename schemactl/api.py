@@ -37,6 +37,8 @@ from schemactl.results import Result
 if TYPE_CHECKING:
     from schemactl.adapters.database import Target
     from schemactl.pipeline.applier import ApplyResult
+    from schemactl.pipeline.rollback import RollbackResult
+    from schemactl.verbs.proposer import ProposeResult
 
 PathLike = str | Path
 
@@ -170,7 +172,7 @@ def definition_schema() -> dict[str, object]:
 def propose(repo: PathLike | None = None, file: PathLike | None = None,
             stdin: bytes | str | None = None, definition: dict[str, object] | None = None,
             dry_run: bool = False, actor: str | None = None,
-            add_base_fields: bool = False):  # type: ignore[no-untyped-def]
+            add_base_fields: bool = False) -> ProposeResult:
     """Validate one definition, write it with its migration and commit both.
 
     Exactly one of ``file`` (a path; ``"-"`` reads standard input), ``stdin`` (YAML or
@@ -276,8 +278,10 @@ def apply(repo: PathLike | None = None, database_url: str | None = None,
 
     sr = SchemaRepo.open(repo)
     who = resolve_actor(actor, sr.root)
+    from schemactl.verbs.policy import guard_for
+
     return applier.apply(sr, resolve_target(sr, database_url), who, wait=wait,
-                         progress=progress)
+                         progress=progress, guard=guard_for(sr, who))
 
 
 @dataclass(frozen=True)
@@ -433,7 +437,7 @@ def rollback(repo: PathLike | None = None, database_url: str | None = None,
              restore_backup: str | None = None, force: bool = False,
              wait: float | None = None,
              progress: Callable[[str, int, int | None], None] | None = None,
-             ):  # type: ignore[no-untyped-def]
+             ) -> RollbackResult:
     """Undo the last applied dynamic migration without losing data (DESIGN.md, Rollback).
 
     Args:
@@ -460,6 +464,7 @@ def rollback(repo: PathLike | None = None, database_url: str | None = None,
     from schemactl.adapters.database import resolve_target
     from schemactl.errors import BadInputError
     from schemactl.pipeline import rollback as rb
+    from schemactl.verbs.policy import guard_for
 
     if to is not None and restore_backup is not None:
         raise BadInputError("--to and --restore-backup cannot be combined",
@@ -475,8 +480,9 @@ def rollback(repo: PathLike | None = None, database_url: str | None = None,
     target = resolve_target(sr, database_url)
     if restore_backup is not None:
         return rb.restore_backup(sr, target, who, restore_backup, force=force, wait=wait,
-                                 progress=progress)
-    return rb.rollback(sr, target, who, to=to, wait=wait, progress=progress)
+                                 progress=progress, guard=guard_for(sr, who))
+    return rb.rollback(sr, target, who, to=to, wait=wait, progress=progress,
+                       guard=guard_for(sr, who))
 
 
 @dataclass(frozen=True)

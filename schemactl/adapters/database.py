@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import psycopg
     from sqlalchemy.engine import Engine
 
-    from schemactl.model.repo import SchemaRepo
+    from schemactl.adapters.paths import RepoPaths
 
 _SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
 
@@ -96,7 +96,7 @@ class Target:
         return Target(urlunsplit(parts._replace(path="/" + name)), embedded=self.embedded)
 
 
-def resolve_target(repo: SchemaRepo | None, url: str | None = None) -> Target:
+def resolve_target(repo: RepoPaths | None, url: str | None = None) -> Target:
     """Pick the database for a command (flag, environment, then the embedded server).
 
     Raises:

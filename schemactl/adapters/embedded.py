@@ -109,7 +109,7 @@ class EmbeddedServer:
         except subprocess.TimeoutExpired as exc:
             raise EnvironmentError_(f"{exe} did not finish within {timeout:.0f} s",
                                     hint=f"see {self.log_file}") from exc
-        return proc
+        return proc  # type: ignore[no-any-return]
 
     def _prepare_root(self) -> None:
         """Under root: make the system user, let it reach and own the data directory."""

@@ -21,12 +21,12 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
     from sqlalchemy.engine import Connection
 
-    from schemactl.model.repo import SchemaRepo
+    from schemactl.adapters.paths import RepoPaths
 
 VERSION_TABLE = "alembic_version"
 
 
-def alembic_config(repo: SchemaRepo, connection: Connection | None = None,
+def alembic_config(repo: RepoPaths, connection: Connection | None = None,
                    target_metadata: Any = None) -> AlembicConfig:
     from alembic.config import Config
 
@@ -41,7 +41,7 @@ def alembic_config(repo: SchemaRepo, connection: Connection | None = None,
     return cfg
 
 
-def script_directory(repo: SchemaRepo) -> ScriptDirectory:
+def script_directory(repo: RepoPaths) -> ScriptDirectory:
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
@@ -81,7 +81,7 @@ def parse_header(source: bytes | str) -> tuple[str | None, tuple[str, ...]]:
     return (rev if isinstance(rev, str) else None), downs
 
 
-def read_revisions(repo: SchemaRepo) -> dict[str, RevisionFile]:
+def read_revisions(repo: RepoPaths) -> dict[str, RevisionFile]:
     """Every revision in migrations/versions/, parsed from the files' assignments.
 
     Alembic would import every migration module (0.3 s of imports before the first one);
@@ -104,13 +104,13 @@ def read_revisions(repo: SchemaRepo) -> dict[str, RevisionFile]:
     return found
 
 
-def heads(repo: SchemaRepo) -> list[str]:
+def heads(repo: RepoPaths) -> list[str]:
     revs = read_revisions(repo)
     parents = {d for r in revs.values() for d in r.down_revisions}
     return sorted(r for r in revs if r not in parents)
 
 
-def head(repo: SchemaRepo) -> str | None:
+def head(repo: RepoPaths) -> str | None:
     """The single head revision of migrations/ (None when there are no migrations).
 
     Raises:
@@ -123,7 +123,7 @@ def head(repo: SchemaRepo) -> str | None:
     return found[0] if found else None
 
 
-def revisions_upto(repo: SchemaRepo, rev: str | None = None) -> list[str]:
+def revisions_upto(repo: RepoPaths, rev: str | None = None) -> list[str]:
     """Revisions from base to ``rev`` (default: the head), oldest first."""
     revs = read_revisions(repo)
     top = rev or head(repo)
@@ -139,7 +139,7 @@ def revisions_upto(repo: SchemaRepo, rev: str | None = None) -> list[str]:
     return list(reversed(chain))
 
 
-def pending(repo: SchemaRepo, current: str | None) -> list[str]:
+def pending(repo: RepoPaths, current: str | None) -> list[str]:
     """Revisions after ``current`` up to head, oldest first.
 
     Raises:
@@ -187,7 +187,7 @@ def _alembic_errors() -> Iterator[None]:
                                      "sqlstate": getattr(orig, "sqlstate", None)}) from exc
 
 
-def upgrade(repo: SchemaRepo, connection: Connection, target: str = "head") -> None:
+def upgrade(repo: RepoPaths, connection: Connection, target: str = "head") -> None:
     """Run `alembic upgrade` on ``connection`` (one transaction per migration)."""
     from alembic import command
 
@@ -195,14 +195,14 @@ def upgrade(repo: SchemaRepo, connection: Connection, target: str = "head") -> N
         command.upgrade(alembic_config(repo, connection), target)
 
 
-def downgrade(repo: SchemaRepo, connection: Connection, target: str) -> None:
+def downgrade(repo: RepoPaths, connection: Connection, target: str) -> None:
     from alembic import command
 
     with _alembic_errors():
         command.downgrade(alembic_config(repo, connection), target)
 
 
-def upgrade_sql(repo: SchemaRepo, start: str | None, end: str = "head") -> str:
+def upgrade_sql(repo: RepoPaths, start: str | None, end: str = "head") -> str:
     """The SQL an upgrade from ``start`` to ``end`` runs, rendered offline (Alembic --sql)."""
     import io
 

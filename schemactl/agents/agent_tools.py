@@ -250,8 +250,8 @@ def _shallow(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _check_arguments(spec: ToolSpec, arguments: Any, command: str) -> dict[str, Any] | None:
     """An error object when the arguments do not fit the tool's schema, else None."""
-    from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-    from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
 
     if arguments is None:
         return None

@@ -36,65 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from schemactl.model.config import Config
+from safety_rules.repo_context import RepoContext
 from schemactl.model.definitions import TableDef
 from schemactl.results import Result
 
 if TYPE_CHECKING:
+    from safety_rules.violation import Violation
     from schemactl.model.repo import SchemaRepo
-    from schemactl.rules.validation import Violation
 
 State = dict[str, dict[str, Any]]
-
-
-# -- the context the repository-level rules (SC601-SC604) read ----------------------------
-
-
-@dataclass(frozen=True)
-class RepoContext:
-    """What the repository-level rules see: migrations, heads and three schema models.
-
-    A schema model maps a table to its attributes (``column:<name>``, ``index:<name>``,
-    ``fk:<column>``, ...; see :func:`table_state`). All plain data: the rules stay pure.
-    """
-
-    config: Config
-    base_migrations: tuple[tuple[str, str], ...] = ()
-    head_migrations: tuple[tuple[str, str], ...] = ()
-    head_sum_problems: tuple[str, ...] = ()
-    heads: tuple[str, ...] = ()
-    base_state: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    head_state: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    migrated_state: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    tables: tuple[str, ...] = ()
-    head_defs: Mapping[str, TableDef] = field(default_factory=dict)
-    touched_by: Mapping[str, str] = field(default_factory=dict)
-    opaque: tuple[tuple[str, str], ...] = ()
-    # revision → migration file name at HEAD, and (file, parent) whose parent is missing.
-    head_revisions: Mapping[str, str] = field(default_factory=dict)
-    missing_parents: tuple[tuple[str, str], ...] = ()
-
-
-def describe_key(table: str, key: str) -> tuple[str, str | None]:
-    """A readable name of a model attribute, and the column it concerns."""
-    kind, _, name = key.partition(":")
-    if kind == "table":
-        return f"table {table}", None
-    if kind == "comment":
-        return f"the comment of table {table}", None
-    if kind == "pk":
-        return f"the primary key of {table}", None
-    if kind == "column":
-        return f"column {table}.{name}", name
-    if kind == "column_comment":
-        return f"the comment of column {table}.{name}", name
-    if kind == "index":
-        return f"index {name} on {table}", None
-    if kind == "fk":
-        return f"the foreign key of {table}.{name}", name
-    if kind == "unique":
-        return f"the unique constraint on {table}.{name}", name
-    return f"{key} of {table}", None
 
 
 # -- schema models ----------------------------------------------------------------------
@@ -104,7 +54,7 @@ def _type_sql(type_: Any) -> str:
     from sqlalchemy.dialects import postgresql
 
     try:
-        return str(type_.compile(dialect=postgresql.dialect())).upper()
+        return str(type_.compile(dialect=postgresql.dialect())).upper()  # type: ignore[no-untyped-call]
     except Exception:  # noqa: BLE001 - an uncompilable type is compared by its name
         return str(type_).upper()
 
@@ -175,7 +125,7 @@ def _index_value(op: Any) -> tuple[Any, ...]:
 
 
 def _constraint_key(s: Mapping[str, Any], table: str | None, name: str) -> str | None:
-    from schemactl.codegen.metadata import fk_name, uq_name
+    from schemactl.model.naming import fk_name, uq_name
 
     if f"index:{name}" in s:
         return f"index:{name}"

@@ -9,64 +9,27 @@ an application loads and the DDL a migration runs cannot disagree.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemactl.errors import BadInputError
 from schemactl.model.definitions import Column, TableDef, TypeSpec, parse_type
+from schemactl.model.literals import FUNCTION_DEFAULTS, NUMERIC_BASES, PLAIN_NUMBER
+from schemactl.model.naming import fk_name, pk_name, uq_name
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData, Table
     from sqlalchemy.types import TypeEngine
 
-MAX_IDENTIFIER = 63
-DEPRECATED = "DEPRECATED"
 
-# Default expressions that are SQL functions, by their lower-case spelling → the SQL written.
-FUNCTION_DEFAULTS = {
-    "now()": "now()",
-    "current_timestamp": "CURRENT_TIMESTAMP",
-    "gen_random_uuid()": "gen_random_uuid()",
-}
-NUMERIC_BASES = frozenset({"smallint", "integer", "bigint", "numeric", "real",
-                           "double precision"})
-# A number PostgreSQL reads as a bare literal on every supported version (no NaN, Infinity
-# or 1_000: those are written quoted, or refused by SC404).
-PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+DEPRECATED = "DEPRECATED"
 
 
 # -- names -----------------------------------------------------------------------------
-
-
-def short_name(name: str) -> str:
-    """``name`` if it fits PostgreSQL's 63 bytes, else a cut plus a stable hash suffix.
-
-    PostgreSQL would silently truncate a longer name, and two long names could then collide.
-    """
-    if len(name.encode()) <= MAX_IDENTIFIER:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return name.encode()[:MAX_IDENTIFIER - 9].decode(errors="ignore") + "_" + digest
-
-
-def pk_name(table: str) -> str:
-    """Primary key constraint name (the core naming convention: ``pk_<table>``)."""
-    return short_name(f"pk_{table}")
-
-
-def fk_name(table: str, column: str, ref_table: str) -> str:
-    """Foreign key constraint name: ``fk_<table>_<column>_<referred table>``."""
-    return short_name(f"fk_{table}_{column}_{ref_table}")
-
-
-def uq_name(table: str, column: str) -> str:
-    """Unique constraint name of a column marked ``unique: true``: ``uq_<table>_<column>``."""
-    return short_name(f"uq_{table}_{column}")
 
 
 def effective_comment(comment: str | None, deprecated: bool) -> str | None:

@@ -29,15 +29,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from schemactl.codegen.metadata import (
-    default_sql,
-    effective_comment,
-    fk_name,
-    sa_type,
-    uq_name,
-    uses_vector,
-)
+from schemactl.codegen.metadata import default_sql, effective_comment, sa_type, uses_vector
 from schemactl.model.definitions import Column, Index, TableDef
+from schemactl.model.naming import fk_name, uq_name
 
 if TYPE_CHECKING:
     from alembic.operations.ops import UpgradeOps

@@ -9,7 +9,7 @@ Archive naming (what downgrade() does instead of DROP; DESIGN.md, Rollback):
 - a table made by revision R moves to ``schemactl_archive.<table>__<R>``;
 - a column added by R is copied to ``schemactl_archive.<table>__<column>__<R>``
   (the row key columns, the column, ``revision``, ``archived_at``) and then dropped;
-- a name longer than 63 bytes is cut with a hash suffix (:func:`metadata.short_name`);
+- a name longer than 63 bytes is cut with a hash suffix (:func:`schemactl.model.naming.short_name`);
   when the name is taken (an earlier round trip) ``_1``, ``_2``, ... is appended;
 - every move is recorded in ``schemactl_archive.archive_registry`` (revision, kind,
   source_table, source_column, archive_table, row_count, archived_at), and the file's
@@ -24,17 +24,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from schemactl.codegen.metadata import (
-    default_sql,
-    effective_comment,
-    fk_name,
-    pk_name,
-    short_name,
-    type_source,
-    uq_name,
-)
+from schemactl.codegen.metadata import default_sql, effective_comment, type_source
 from schemactl.errors import RejectedError, SchemactlError
 from schemactl.model.definitions import Column, Index, TableDef
+from schemactl.model.naming import fk_name, pk_name, short_name, uq_name
 from schemactl.resources import TEMPLATES_DIR
 
 if TYPE_CHECKING:

@@ -293,7 +293,7 @@ def _StrictLoader() -> Any:  # noqa: N802 - a class factory
 
             def compose_node(self, parent: Any, index: Any) -> Any:
                 if self.check_event(yaml.AliasEvent):
-                    mark = self.peek_event().start_mark
+                    mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                     raise DefinitionError(
                         f"{self.source}:{mark.line + 1}:{mark.column + 1}: YAML aliases are "
                         "not allowed in a definition",

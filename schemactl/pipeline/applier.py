@@ -123,6 +123,22 @@ def _write_journal_files(repo: SchemaRepo, files: dict[str, str | None]) -> None
 Plan = Callable[[str | None], Operation | None]
 
 
+@dataclass(frozen=True)
+class Guard:
+    """Who may change the database, checked by the layer that calls the pipeline.
+
+    The pipeline never imports the policy that decides; the verb layer hands one in
+    (`schemactl.verbs.policy.guard_for`). ``refuse_early(action)`` runs before anything
+    is touched; ``wrap(plan)`` may re-check under the lock, where the plan is decided.
+    """
+
+    refuse_early: Callable[[str], None] = lambda action: None
+    wrap: Callable[[Plan], Plan] = lambda plan: plan
+
+
+NO_GUARD = Guard()
+
+
 def session_options(repo: SchemaRepo) -> dict[str, str]:
     """libpq options of the migration session (set at connect: no SET before Alembic)."""
     cfg = repo.config
@@ -597,7 +613,7 @@ def apply_plan(repo: SchemaRepo) -> Plan:
 
 
 def apply(repo: SchemaRepo, target: Target, actor: str, *, wait: float | None = None,
-          progress: Progress | None = None) -> ApplyResult:
+          progress: Progress | None = None, guard: Guard = NO_GUARD) -> ApplyResult:
     """Upgrade the database to the single head of migrations/, through the whole pipeline.
 
     Raises:
@@ -605,15 +621,13 @@ def apply(repo: SchemaRepo, target: Target, actor: str, *, wait: float | None = 
             revision git does not know, or migrations/ has several heads (exit 4).
         EnvironmentError_: the database cannot be reached, no usable pg_dump, lock timeouts
             on every try, a failed migration or verification (exit 3).
-        PolicyError: an agent refused by ``[policy] agent_apply`` (exit 1, nothing changed).
+        PolicyError: the guard refused the actor (exit 1, nothing changed).
     """
-    from schemactl.verbs import policy
-
-    # Agents: "never" refuses before the lock; "safe" re-checks under the lock (policy.py).
-    policy.require_agent_may_change(repo, actor, "apply")
+    # Agents: "never" refuses before the lock; "safe" re-checks under the lock (the guard).
+    guard.refuse_early("apply")
     waivers = [{"rule": w.rule, "reason": w.reason, "table": w.table, "column": w.column}
                for w in repo.config.waivers]
-    return run_pipeline(repo, target, actor, policy.guard_plan(repo, actor, apply_plan(repo)),
+    return run_pipeline(repo, target, actor, guard.wrap(apply_plan(repo)),
                         action="apply", wait=wait, progress=progress, waivers=waivers)
 
 

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from schemactl.adapters.database import Target
-    from schemactl.pipeline.applier import ApplyResult, Operation, Plan, Progress
+    from schemactl.pipeline.applier import ApplyResult, Guard, Operation, Plan, Progress
 
 # The marker `schemactl propose` writes into every migration it renders.
 PROPOSE_MARK = "Made by `schemactl propose`"
@@ -268,7 +268,8 @@ def _step(res: ApplyResult, archived: list[dict[str, str]]) -> dict[str, Any]:
 
 
 def rollback(repo: SchemaRepo, target: Target, actor: str, *, to: str | None = None,
-             wait: float | None = None, progress: Progress | None = None) -> RollbackResult:
+             wait: float | None = None, progress: Progress | None = None,
+             guard: Guard | None = None) -> RollbackResult:
     """Undo the database's current revision, or every revision after ``to``, one at a time.
 
     Raises:
@@ -279,10 +280,9 @@ def rollback(repo: SchemaRepo, target: Target, actor: str, *, to: str | None = N
     """
     from schemactl.adapters.database import connect
     from schemactl.pipeline import applier
-    from schemactl.verbs import policy
 
-    # Agents: "never" refuses before anything (policy.py).
-    policy.require_agent_may_change(repo, actor, "rollback")
+    # Agents: "never" refuses before anything (the guard, from schemactl.verbs.policy).
+    (guard or applier.NO_GUARD).refuse_early("rollback")
     with connect(target) as conn:
         current = migrator.current_revision(conn)
     current = expect_git_head(repo, current)
@@ -395,8 +395,8 @@ def _sql_literal(value: str | None) -> str:
 
 def _move_sql(tables: list[str], revision: str, schema: str) -> str:
     """SQL moving the current ``tables`` into the archive (never a DROP), registered."""
-    from schemactl.codegen.metadata import short_name
     from schemactl.codegen.render import _REGISTRY_SQL
+    from schemactl.model.naming import short_name
 
     lit = _sql_literal
     parts = [_REGISTRY_SQL.strip()]
@@ -518,7 +518,8 @@ def restore_plan(repo: SchemaRepo, target: Target, backup_id: str, force: bool,
 
 def restore_backup(repo: SchemaRepo, target: Target, actor: str, backup_id: str, *,
                    force: bool = False, wait: float | None = None,
-                   progress: Progress | None = None) -> RollbackResult:
+                   progress: Progress | None = None,
+                   guard: Guard | None = None) -> RollbackResult:
     """Bring the database back to the pre-change dump ``backup_id`` of an apply.
 
     Raises:
@@ -529,9 +530,8 @@ def restore_backup(repo: SchemaRepo, target: Target, actor: str, backup_id: str,
             line of revisions (exit 4).
     """
     from schemactl.pipeline import applier
-    from schemactl.verbs import policy
 
-    policy.require_agent_may_change(repo, actor, "rollback")
+    (guard or applier.NO_GUARD).refuse_early("rollback")
     archived: list[dict[str, str]] = []
     written: list[dict[str, Any]] = []
     res = applier.run_pipeline(repo, target, actor,

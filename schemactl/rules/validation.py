@@ -14,28 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from safety_rules.violation import Violation
 from schemactl.model.config import Config, Waiver
 from schemactl.model.definitions import TableDef
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One rule finding, in the JSON shape of DESIGN.md."""
-
-    rule: str
-    name: str
-    severity: str
-    message: str
-    hint: str
-    table: str | None = None
-    column: str | None = None
-    source: str | None = None
-    line: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"rule": self.rule, "name": self.name, "severity": self.severity,
-                "table": self.table, "column": self.column, "message": self.message,
-                "hint": self.hint, "source": self.source, "line": self.line}
 
 
 @dataclass(frozen=True)

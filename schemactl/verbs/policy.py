@@ -2,8 +2,8 @@
 
 ``agent_apply = "safe"`` (the default) lets an agent apply a change that passes every
 safety rule with no waiver; ``"never"`` leaves applying and rolling back to humans and
-CI. The checks live here and are called by the engine (`schemactl.pipeline.applier` and the
-rollback), so the CLI with ``--actor agent:x``, the Python API and the MCP server all
+CI. The checks live here; the engine API hands them to the pipeline as a guard
+(`guard_for`), so the CLI with ``--actor agent:x``, the Python API and the MCP server all
 obey the same policy. A refusal is a :class:`PolicyRefusal` (code ``policy``, exit 1),
 raised before anything is changed: no backup, no audit row, no commit.
 """
@@ -18,7 +18,7 @@ from schemactl.model.actor import is_agent
 from schemactl.model.repo import SchemaRepo
 
 if TYPE_CHECKING:
-    from schemactl.pipeline.applier import Operation, Plan
+    from schemactl.pipeline.applier import Guard, Operation, Plan
 
 SAFE = "safe"
 NEVER = "never"
@@ -129,3 +129,11 @@ def guard_plan(repo: SchemaRepo, actor: str, plan: Plan) -> Plan:
         return op
 
     return guarded
+
+
+def guard_for(repo: SchemaRepo, actor: str) -> Guard:
+    """The pipeline guard that enforces this policy for ``actor`` (a no-op for humans and CI)."""
+    from schemactl.pipeline.applier import Guard
+
+    return Guard(refuse_early=lambda action: require_agent_may_change(repo, actor, action),
+                 wrap=lambda plan: guard_plan(repo, actor, plan))

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemactl.ci.check import RepoContext, repo_violations, states_of
+from safety_rules.repo_context import RepoContext
+from schemactl.ci.check import repo_violations, states_of
 from schemactl.rules.validation import Report, check_definitions
 from tests.rules.helpers import make_config, tables
 

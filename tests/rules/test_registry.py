@@ -11,7 +11,7 @@ import yaml
 from safety_rules.base import Rule, RuleContext
 from safety_rules.core_tables import CORE_INDEXES, CORE_TABLES, core_from_metadata
 from safety_rules.registry import DuplicateRuleError, Registry, registry, rule_modules
-from schemactl.rules.validation import Violation
+from safety_rules.violation import Violation
 
 DESIGN_CODES = ["SC101", "SC102", "SC103", "SC104", "SC105", "SC201", "SC202", "SC203",
                 "SC204", "SC301", "SC302", "SC401", "SC402", "SC403", "SC404", "SC405",

@@ -1,0 +1,33 @@
+"""Names schemactl gives database objects: PostgreSQL's 63-byte limit and the constraint names."""
+
+from __future__ import annotations
+
+import hashlib
+
+MAX_IDENTIFIER = 63
+
+
+def short_name(name: str) -> str:
+    """``name`` if it fits PostgreSQL's 63 bytes, else a cut plus a stable hash suffix.
+
+    PostgreSQL would silently truncate a longer name, and two long names could then collide.
+    """
+    if len(name.encode()) <= MAX_IDENTIFIER:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return name.encode()[:MAX_IDENTIFIER - 9].decode(errors="ignore") + "_" + digest
+
+
+def pk_name(table: str) -> str:
+    """Primary key constraint name (the core naming convention: ``pk_<table>``)."""
+    return short_name(f"pk_{table}")
+
+
+def fk_name(table: str, column: str, ref_table: str) -> str:
+    """Foreign key constraint name: ``fk_<table>_<column>_<referred table>``."""
+    return short_name(f"fk_{table}_{column}_{ref_table}")
+
+
+def uq_name(table: str, column: str) -> str:
+    """Unique constraint name of a column marked ``unique: true``: ``uq_<table>_<column>``."""
+    return short_name(f"uq_{table}_{column}")
