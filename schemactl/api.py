@@ -36,7 +36,7 @@ from schemactl.results import Result
 
 if TYPE_CHECKING:
     from schemactl.adapters.database import Target
-    from schemactl.pipeline.applier import ApplyResult
+    from schemactl.pipeline.operation import ApplyResult
     from schemactl.pipeline.rollback import RollbackResult
     from schemactl.verbs.proposer import ProposeResult
 
@@ -334,16 +334,16 @@ def status(repo: PathLike | None = None, database_url: str | None = None) -> Sta
 
 
 def _blocking_drift(sr: SchemaRepo, found: list[dict[str, str]]) -> bool:
-    from schemactl.pipeline import applier, drift
+    from schemactl.pipeline import drift, migrate
 
-    return bool(drift.blocking(found, applier.managed_tables(sr)))
+    return bool(drift.blocking(found, migrate.managed_tables(sr)))
 
 
 def _apply_state(sr: SchemaRepo, target: Target, db_rev: str | None,
                  ) -> tuple[list[dict[str, str]], dict[str, object] | None, str | None]:
     """Drift, the newest complete backup, and what an interrupted apply left."""
     from schemactl.errors import SchemactlError
-    from schemactl.pipeline import applier, backup, drift
+    from schemactl.pipeline import backup, drift, runner
 
     try:
         found = drift.detect_drift(sr, target, db_rev)
@@ -351,7 +351,7 @@ def _apply_state(sr: SchemaRepo, target: Target, db_rev: str | None,
         found = [{"kind": "unchecked", "table": "", "message": f"drift not checked: {exc}"}]
     backups = backup.list_backups(sr)
     last = backups[0].to_json() if backups else None
-    return found, last, applier.pipeline_state(sr, target)
+    return found, last, runner.pipeline_state(sr, target)
 
 
 # -- history / backups -------------------------------------------------------------

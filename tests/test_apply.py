@@ -156,7 +156,7 @@ def test_unmanaged_table_is_reported_never_blocks_nor_touched(repo: Path, db: Ta
 def test_journal_of_an_embedded_database_is_found_again(repo: Path, db: Target) -> None:
     """The embedded server's port changes between starts: its journal is keyed without it."""
     from schemactl.model.repo import SchemaRepo
-    from schemactl.pipeline import applier, journal
+    from schemactl.pipeline import journal, runner
 
     sr, target = SchemaRepo.open(repo), Target(db.url, embedded=True)
     journal.new(sr, key=journal.key_of(target), id="run-1", action="apply",
@@ -165,7 +165,7 @@ def test_journal_of_an_embedded_database_is_found_again(repo: Path, db: Target) 
                 git_branch=None)
     found = journal.load(sr, journal.key_of(target))
     assert found is not None and found.id == "run-1"
-    assert "apply of 0002_notes in progress" in (applier.pipeline_state(sr, target) or "")
+    assert "apply of 0002_notes in progress" in (runner.pipeline_state(sr, target) or "")
     journal.clear(sr, journal.key_of(target))
     assert not list(sr.state_dir.glob("journal-*.json"))
 

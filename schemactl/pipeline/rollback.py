@@ -1,6 +1,6 @@
 """`schemactl rollback`: undo applied dynamic migrations without losing a value.
 
-Every rollback runs through the apply pipeline (:func:`schemactl.pipeline.applier.run_pipeline`):
+Every rollback runs through the apply pipeline (:func:`schemactl.pipeline.runner.run_pipeline`):
 advisory lock, drift check, a fresh backup, the change with lock_timeout and retries,
 verify, audit row + audit line, and a git commit. Two ways back:
 
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from schemactl.adapters.database import Target
-    from schemactl.pipeline.applier import ApplyResult, Guard, Operation, Plan, Progress
+    from schemactl.pipeline.operation import ApplyResult, Guard, Operation, Plan, Progress
 
 # The marker `schemactl propose` writes into every migration it renders.
 PROPOSE_MARK = "Made by `schemactl propose`"
@@ -225,7 +225,7 @@ def _explain_downgrade_failure(exc: DatabaseError, revision: str) -> None:
 
 def downgrade_plan(repo: SchemaRepo, revision: str, archived: list[dict[str, str]]) -> Plan:
     """The pipeline plan undoing ``revision`` with its own downgrade()."""
-    from schemactl.pipeline.applier import Operation
+    from schemactl.pipeline.operation import Operation
 
     schema = repo.config.dynamic_schema
 
@@ -279,10 +279,11 @@ def rollback(repo: SchemaRepo, target: Target, actor: str, *, to: str | None = N
         EnvironmentError_: the database, pg_dump, a lock timeout, a failed downgrade (exit 3).
     """
     from schemactl.adapters.database import connect
-    from schemactl.pipeline import applier
+    from schemactl.pipeline.operation import NO_GUARD
+    from schemactl.pipeline.runner import run_pipeline
 
     # Agents: "never" refuses before anything (the guard, from schemactl.verbs.policy).
-    (guard or applier.NO_GUARD).refuse_early("rollback")
+    (guard or NO_GUARD).refuse_early("rollback")
     with connect(target) as conn:
         current = migrator.current_revision(conn)
     current = expect_git_head(repo, current)
@@ -311,7 +312,7 @@ def rollback(repo: SchemaRepo, target: Target, actor: str, *, to: str | None = N
     for rev in todo:
         archived: list[dict[str, str]] = []
         try:
-            res = applier.run_pipeline(repo, target, actor,
+            res = run_pipeline(repo, target, actor,
                                        downgrade_plan(repo, rev, archived),
                                        action="rollback", wait=wait, progress=progress)
         except EnvironmentError_ as exc:
@@ -439,7 +440,7 @@ def restore_plan(repo: SchemaRepo, target: Target, backup_id: str, force: bool,
     """The pipeline plan bringing the database back to a backup's ``revision_before``."""
     from schemactl.adapters.database import connect
     from schemactl.pipeline import backup
-    from schemactl.pipeline.applier import Operation
+    from schemactl.pipeline.operation import Operation
 
     schema = repo.config.dynamic_schema
     b = backup.get_backup(repo, backup_id)
@@ -529,12 +530,13 @@ def restore_backup(repo: SchemaRepo, target: Target, actor: str, backup_id: str,
         ConflictError: the database is not at git's head, or the backup is from another
             line of revisions (exit 4).
     """
-    from schemactl.pipeline import applier
+    from schemactl.pipeline.operation import NO_GUARD
+    from schemactl.pipeline.runner import run_pipeline
 
-    (guard or applier.NO_GUARD).refuse_early("rollback")
+    (guard or NO_GUARD).refuse_early("rollback")
     archived: list[dict[str, str]] = []
     written: list[dict[str, Any]] = []
-    res = applier.run_pipeline(repo, target, actor,
+    res = run_pipeline(repo, target, actor,
                                restore_plan(repo, target, backup_id, force, archived, written),
                                action="rollback", wait=wait, progress=progress)
     if not res.applied:

@@ -18,7 +18,7 @@ from schemactl.model.actor import is_agent
 from schemactl.model.repo import SchemaRepo
 
 if TYPE_CHECKING:
-    from schemactl.pipeline.applier import Guard, Operation, Plan
+    from schemactl.pipeline.operation import Guard, Operation, Plan
 
 SAFE = "safe"
 NEVER = "never"
@@ -133,7 +133,7 @@ def guard_plan(repo: SchemaRepo, actor: str, plan: Plan) -> Plan:
 
 def guard_for(repo: SchemaRepo, actor: str) -> Guard:
     """The pipeline guard that enforces this policy for ``actor`` (a no-op for humans and CI)."""
-    from schemactl.pipeline.applier import Guard
+    from schemactl.pipeline.operation import Guard
 
     return Guard(refuse_early=lambda action: require_agent_may_change(repo, actor, action),
                  wrap=lambda plan: guard_plan(repo, actor, plan))

@@ -1,0 +1,349 @@
+"""The pipeline runner: one :class:`~schemactl.pipeline.operation.Operation` through every step.
+
+    lock ─► drift check ─► pg_dump backup ─► migrate (timeouts, retries) ─► verify
+         ─► audit row + audit line ─► git commit
+
+:func:`run_pipeline` runs those steps for any operation (apply upgrades; a rollback
+downgrades with the same steps). Each step is recorded in the journal
+(`schemactl.pipeline.journal`) so that a run killed at any point is finished or cleanly
+redone by the next one, and ``status`` can say what happened.
+
+Where the audit row is written: inside the transaction of the last migration
+(a SQLAlchemy ``commit`` event on the migration connection inserts it just before
+that migration commits, once ``alembic_version`` holds the target revision), so
+the schema change and its audit row commit together. When that is not possible
+(the connection is in an autocommit block, or audit_log does not exist yet) it is
+written right after. A failed verify turns the row's status to ``failed``.
+
+Failures: a run that changed nothing (lock timeout, drift, backup failure)
+leaves the database's schema and the repository as they were, with one
+``failed`` row in audit_log when the table exists. A run that changed the
+database and then failed also gets its audit line and commit, so git always
+hears about a change to the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from schemactl.adapters import gitops
+from schemactl.adapters.database import Target
+from schemactl.errors import ConflictError, DatabaseError, EnvironmentError_, SchemactlError
+from schemactl.model.repo import SchemaRepo
+from schemactl.pipeline import audit, backup, drift, journal, locking
+from schemactl.pipeline.migrate import (
+    AuditInTransaction,
+    current_revision,
+    drop_new_invalid_indexes,
+    invalid_indexes,
+    managed_tables,
+    migrate_with_retries,
+)
+from schemactl.pipeline.operation import ApplyResult, Operation, Plan, Progress, say
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+def _encode_files(files: dict[str, bytes | None]) -> dict[str, str | None]:
+    return {p: None if d is None else base64.b64encode(d).decode() for p, d in files.items()}
+
+
+def _write_journal_files(repo: SchemaRepo, files: dict[str, str | None]) -> None:
+    """Write (or remove) the run's repository files; idempotent, so recovery may repeat it."""
+    for rel, data in files.items():
+        path = repo.root / rel
+        if data is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(base64.b64decode(data))
+            os.replace(tmp, path)
+
+
+def _commit_with_retry(repo: SchemaRepo, paths: list[Path], subject: str,
+                       trailers: dict[str, str | None]) -> str:
+    last: EnvironmentError_ | None = None
+    for delay in (0.0, 0.5, 1.0, 2.0):
+        time.sleep(delay)
+        try:
+            return gitops.commit(repo.root, paths, subject, trailers)
+        except EnvironmentError_ as exc:
+            last = exc
+            if "index.lock" not in exc.message:
+                raise
+    assert last is not None
+    raise last
+
+
+def _subject(action: str, revisions: list[str], target: Target, failed: bool) -> str:
+    revs = ", ".join(revisions) if len(revisions) <= 3 else \
+        f"{revisions[0]} … {revisions[-1]} ({len(revisions)})"
+    where = f"{target.database} ({target.host_port})"
+    return f"{action}{' FAILED' if failed else ''}: {revs or '-'} → {where}"
+
+
+def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any],
+            j: journal.Journal, entry: audit.AuditEntry,
+            progress: Progress | None) -> tuple[journal.Journal, str | None, audit.AuditEntry]:
+    """Verify, audit and commit a run whose migrations are done (also used to recover one).
+
+    Returns:
+        (journal, commit sha, final audit entry). Raises after auditing and committing when
+        the verification fails.
+    """
+    say(progress, "verify")
+    report = drift.check(repo, target, entry.revision, git_rev=j.verify_git_rev)
+    differences = drift.blocking(report.differences, managed_tables(repo))
+    verify_error = None
+    if differences:
+        verify_error = "; ".join(d["message"] for d in differences[:10])
+        entry = entry.with_status("failed", f"verify: {verify_error}")
+        entry = replace(entry, extra={**entry.extra, "drift": differences})
+    j = journal.write(repo, j.at("verified"))
+    say(progress, "audit")
+    if audit.table_exists(lock_conn):
+        if verify_error or not audit.row_exists(lock_conn, entry.id):
+            audit.update_status(lock_conn, entry)
+    audit.append_line(repo, entry)
+    j = journal.write(repo, j.at("audited"))
+    say(progress, "commit")
+    _write_journal_files(repo, j.files)
+    # Paths already committed (a recovered run) are gone from disk and from HEAD: skip them.
+    extra = [repo.root / p for p in j.commit_paths
+             if (repo.root / p).exists() or gitops.read_at(repo.root, "HEAD", p) is not None]
+    sha = _commit_with_retry(
+        repo, [repo.audit_file, *extra],
+        _subject(j.action, j.revisions, target, bool(verify_error)),
+        {"Schemactl-Action": j.action, "Schemactl-Revision": entry.revision,
+         "Schemactl-Backup": entry.backup_id, "Schemactl-Actor": entry.actor,
+         "Schemactl-Audit": entry.id, "Schemactl-Database": target.display,
+         "Schemactl-Status": entry.status})
+    journal.clear(repo, journal.key_of(target))
+    if verify_error:
+        raise EnvironmentError_(
+            f"{j.action} ran but the database does not match the definitions at HEAD: "
+            f"{verify_error}",
+            hint="the run is audited as failed and a backup was taken; inspect the differences "
+                 "(`schemactl status`) and fix the migration",
+            code="verify_failed", details={"drift": differences, "commit": sha})
+    return j, sha, entry
+
+
+def _recover(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any],
+             j: journal.Journal, progress: Progress | None) -> ApplyResult | None:
+    """Finish or clean up a run that died; returns its result when it was finished here."""
+    current = current_revision(lock_conn)
+    if j.step in ("locked", "backup", "backup_done", "upgrade") \
+            and current != j.revision_target:
+        # The database is where the run started, or part-way: committed migrations stay,
+        # a half-built concurrent index goes, and this run redoes the rest.
+        _dropped, left = drop_new_invalid_indexes(repo, lock_conn, j.invalid_indexes_before)
+        if left:
+            raise DatabaseError(
+                f"the interrupted {j.action} left invalid index(es) {', '.join(left)} that "
+                "cannot be dropped yet", code="invalid_index_left",
+                hint="a long transaction uses the table; retry when it ends")
+        journal.clear(repo, journal.key_of(target))
+        return None
+    if current != j.revision_target:
+        journal.clear(repo, journal.key_of(target))
+        return None
+    # The migrations are all in: write what is missing (audit row, line, commit).
+    entry = _entry_from(j, status="success")
+    _j, sha, entry = _finish(repo, target, lock_conn, j, entry, progress)
+    b = None
+    if j.backup_id:
+        try:
+            b = backup.get_backup(repo, j.backup_id).brief()
+        except SchemactlError:
+            b = {"id": j.backup_id, "path": None, "sha256": None}
+    return ApplyResult(command=j.action, applied=list(j.revisions),
+                       revision_before=j.revision_before, revision=current,
+                       database=target.display, backup=b, commit=sha, audit_id=entry.id,
+                       recovered=f"finished the interrupted {j.action} {j.id}",
+                       message="finished an interrupted run")
+
+
+def _entry_from(j: journal.Journal, status: str, error: str | None = None,
+                details: dict[str, Any] | None = None) -> audit.AuditEntry:
+    return audit.AuditEntry(
+        id=j.id, action=j.action, actor=j.actor, status=status, database=j.database,
+        revision_before=j.revision_before, revision=j.revision_target,
+        revisions=list(j.revisions), backup_id=j.backup_id, git_commit=j.git_commit,
+        git_branch=j.git_branch, error=error, extra=dict(details or {}))
+
+
+@dataclass
+class _Run:
+    """One pipeline run in progress: what a failure needs to audit, commit and journal."""
+
+    repo: SchemaRepo
+    target: Target
+    actor: str
+    op: Operation
+    lock_conn: psycopg.Connection[Any]
+    j: journal.Journal
+    id: str
+    details: dict[str, Any] = field(default_factory=dict)
+    rules_run: list[str] = field(default_factory=list)
+    waivers: list[dict[str, Any]] = field(default_factory=list)
+
+    def entry(self, status: str, error: str | None) -> audit.AuditEntry:
+        return replace(_entry_from(self.j, status, error, self.details),
+                       rules_run=list(self.rules_run), waivers=list(self.waivers))
+
+    def fail(self, exc: SchemactlError, changed: bool) -> None:
+        """Audit a failed run; when it changed the database, git hears of it too."""
+        repo, target, op = self.repo, self.target, self.op
+        entry = self.entry("failed", target.scrub(exc.message))
+        try:
+            if audit.table_exists(self.lock_conn):
+                audit.update_status(self.lock_conn, entry)
+        except Exception:  # noqa: BLE001 - the original error matters more
+            pass
+        if changed:
+            now = current_revision(self.lock_conn)
+            entry = replace(entry, revision=now)
+            audit.append_line(repo, entry)
+            try:
+                _commit_with_retry(
+                    repo, [repo.audit_file], _subject(op.action, op.revisions, target, True),
+                    {"Schemactl-Action": op.action, "Schemactl-Revision": now,
+                     "Schemactl-Backup": self.j.backup_id, "Schemactl-Actor": self.actor,
+                     "Schemactl-Audit": self.id, "Schemactl-Database": target.display,
+                     "Schemactl-Status": "failed"})
+            except SchemactlError:
+                pass
+        if exc.details.get("invalid_indexes_left"):
+            # Keep the journal: the next run drops what this one could not.
+            journal.write(repo, self.j.at("upgrade", failed=exc.message))
+        else:
+            journal.clear(repo, journal.key_of(target))
+        exc.message = target.scrub(exc.message)
+
+
+def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
+                 action: str = "apply", wait: float | None = None,
+                 progress: Progress | None = None, rules_run: list[str] | None = None,
+                 waivers: list[dict[str, Any]] | None = None) -> ApplyResult:
+    """Run lock, drift check, backup, migration, verify, audit and commit for one operation.
+
+    Args:
+        repo: the schema repository.
+        target: the database.
+        actor: who acts (audit entry, commit trailer, application_name).
+        plan: called under the lock with the database's revision; returns the
+            :class:`Operation` to run, or None when there is nothing to do.
+        action: the action name used before the plan exists (lock, messages).
+        wait: None to fail at once when another run holds the lock, else seconds to wait
+            (0 or less: no limit).
+        progress: called with (step, done, total) as the run advances; never prints.
+        rules_run: safety rule codes that checked these migrations (recorded in the audit).
+        waivers: waivers in force (recorded in the audit).
+
+    Raises:
+        ConflictError: the lock is held, or the live schema drifted from git (exit 4).
+        EnvironmentError_: pg_dump missing or failing, lock timeouts on every try, a failed
+            migration or verification (exit 3).
+    """
+    with locking.apply_lock(target, actor, wait=wait, action=action) as lock_conn:
+        say(progress, "lock")
+        backup.cleanup_incomplete(repo)
+        recovered: ApplyResult | None = None
+        previous = journal.load(repo, journal.key_of(target))
+        if previous is not None:
+            recovered = _recover(repo, target, lock_conn, previous, progress)
+        before = current_revision(lock_conn)
+        op = plan(before)
+        if op is None:
+            if recovered is not None:
+                return recovered
+            return ApplyResult(command=action, applied=[], revision_before=before,
+                               revision=before, database=target.display,
+                               message="nothing to do")
+        schema = repo.config.dynamic_schema
+        run_id = str(uuid.uuid4())
+        j = journal.new(repo, key=journal.key_of(target), id=run_id, action=op.action,
+                        database=target.display, actor=actor,
+                        revision_before=before, revision_target=op.revision_target,
+                        revisions=list(op.revisions), git_commit=gitops.head_sha(repo.root),
+                        git_branch=gitops.current_branch(repo.root),
+                        verify_git_rev=op.verify_git_rev, commit_paths=list(op.commit_paths),
+                        files=_encode_files(op.files))
+        run = _Run(repo, target, actor, op, lock_conn, j, run_id,
+                   details={**op.details, **({"recovered_from": previous.id} if previous else {})},
+                   rules_run=list(rules_run or []), waivers=list(waivers or []))
+
+        # 1. drift: the live schema must be what git says for this revision.
+        say(progress, "drift check")
+        try:
+            report = drift.check(repo, target, before)
+        except SchemactlError as exc:
+            journal.clear(repo, journal.key_of(target))
+            raise exc
+        managed = managed_tables(repo)
+        unmanaged = drift.unmanaged_tables(report.differences, managed)
+        if drift.blocking(report.differences, managed):
+            journal.clear(repo, journal.key_of(target))
+            shown = "; ".join(d["message"] for d in report.differences[:5])
+            more = len(report.differences) - 5
+            raise ConflictError(
+                f"the database has drifted from git at revision {before}: {shown}"
+                + (f" (+{more} more)" if more > 0 else ""),
+                hint="nothing was changed; bring the database back to its definitions (or "
+                     "the definitions to the database, through a proposal) and apply again",
+                code="drift", details={"drift": report.differences})
+
+        # 2. backup, before anything changes.
+        j = run.j = journal.write(repo, j.at("backup"))
+        say(progress, "backup")
+        try:
+            b = backup.create_backup(repo, target, before, progress=progress)
+        except SchemactlError as exc:
+            run.fail(exc, changed=False)
+            raise
+        j = run.j = journal.write(repo, j.at("backup_done", backup_id=b.id))
+
+        # 3. migrate, with timeouts and retries.
+        invalid_before = invalid_indexes(lock_conn, managed_tables(repo), schema)
+        j = run.j = journal.write(repo, j.at("upgrade", invalid_indexes_before=invalid_before))
+        entry = run.entry("success", None)
+        hook = AuditInTransaction(entry)
+        say(progress, op.action)
+        try:
+            attempts = migrate_with_retries(repo, target, actor, op, lock_conn, j, hook,
+                                             progress)
+        except SchemactlError as exc:
+            run.fail(exc, changed=current_revision(lock_conn) != before)
+            raise
+        after = current_revision(lock_conn)
+        if after != op.revision_target:
+            wrong = DatabaseError(f"{op.action} ended at revision {after}, expected "
+                                  f"{op.revision_target}")
+            run.fail(wrong, changed=after != before)
+            raise wrong
+        j = journal.write(repo, j.at("upgraded", audit_row=hook.written))
+
+        # 4. verify, audit, commit.
+        _j, sha, entry = _finish(repo, target, lock_conn, j, entry, progress)
+        return ApplyResult(command=op.action, applied=list(op.revisions),
+                           revision_before=before, revision=after, database=target.display,
+                           backup=b.brief(), commit=sha, audit_id=run_id, attempts=attempts,
+                           audit_row="in_transaction" if hook.written else "after",
+                           recovered=recovered.recovered if recovered else None,
+                           unmanaged=unmanaged,
+                           message=f"{op.action}: {len(op.revisions)} revision(s)")
+
+
+def pipeline_state(repo: SchemaRepo, target: Target) -> str | None:
+    """What an interrupted or running pipeline left for ``target`` (None: nothing)."""
+    j = journal.load(repo, journal.key_of(target))
+    return j.describe() if j is not None else None
