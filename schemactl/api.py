@@ -193,7 +193,7 @@ def propose(repo: PathLike | None = None, file: PathLike | None = None,
 
     from schemactl.errors import BadInputError
     from schemactl.model.actor import is_agent
-    from schemactl.model.definitions import from_dict, parse_definition
+    from schemactl.model.parsing import from_dict, parse_definition
     from schemactl.verbs import proposer
 
     sr = SchemaRepo.open(repo)
@@ -203,7 +203,7 @@ def propose(repo: PathLike | None = None, file: PathLike | None = None,
         raise BadInputError("propose needs exactly one definition (a file, - or a definition)",
                             hint="schemactl propose dynamic_schema/notes.yaml")
     if definition is not None:
-        from schemactl.model.definitions import definition_size
+        from schemactl.model.parsing import definition_size
 
         # Sized as compact JSON, so SC406 bounds a dict like a file.
         tdef = from_dict(definition, source="<definition>", size=definition_size(definition))

@@ -48,7 +48,7 @@ def seed_large(repo: Path, n: int) -> None:
     from schemactl.adapters import gitops, migrator
     from schemactl.codegen.planner import build_plan
     from schemactl.codegen.render import render_migration
-    from schemactl.model.definitions import dump_definition, parse_definition
+    from schemactl.model.parsing import dump_definition, parse_definition
     from schemactl.model.repo import SchemaRepo
 
     defs = {f"t{i:04d}": parse_definition(definition(f"t{i:04d}")) for i in range(n)}

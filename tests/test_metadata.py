@@ -14,7 +14,7 @@ from sqlalchemy.schema import CreateTable
 
 from schemactl.adapters.database import Target, make_engine
 from schemactl.codegen.metadata import build_metadata, default_sql, sa_type
-from schemactl.model.definitions import parse_definition
+from schemactl.model.parsing import parse_definition
 from tests.conftest import REPO_ROOT
 
 pytest_alembic = pytest.importorskip("pytest_alembic")
@@ -182,7 +182,7 @@ def test_pytest_alembic_default_checks(tmp_path: Path, db: Target, cli: Any,
         test_upgrade,
     )
 
-    from schemactl.model.definitions import load_dir
+    from schemactl.model.loading import load_dir
 
     if not has_vector:
         pytest.skip("the reference schema has a vector column; the server has no pgvector")

@@ -411,7 +411,7 @@ def test_dry_run_writes_nothing(repo: Path, cli: Any) -> None:
 
 def test_definition_dict_and_deprecation_is_a_comment(repo: Path, db: Target, cli: Any) -> None:
     from schemactl import api
-    from schemactl.model.definitions import parse_definition
+    from schemactl.model.parsing import parse_definition
 
     as_dict = parse_definition(NOTES).to_dict()
     res = api.propose(repo, definition=as_dict, actor="agent:mechanic")

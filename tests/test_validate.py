@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from safety_rules.core_tables import CORE_TABLES, PROTECTED_PREFIXES, PROTECTED_TABLES
 from safety_rules.sc402_reserved_word import RESERVED
 from schemactl.model.config import Config
-from schemactl.model.definitions import DefinitionError, from_dict, parse_definition
+from schemactl.model.definitions import DefinitionError
+from schemactl.model.parsing import from_dict, parse_definition
 from schemactl.rules.validation import check_definitions
 from tests.rules.helpers import BASE_COLUMNS
 

@@ -339,7 +339,7 @@ def _validate(args: dict[str, Any], ctx: ToolContext) -> Any:
     if definition is None:
         return api.validate(ctx.repo, actor=ctx.actor)
     if args.get("add_base_fields"):
-        from schemactl.model.definitions import add_base_fields, from_dict
+        from schemactl.model.parsing import add_base_fields, from_dict
         from schemactl.model.repo import SchemaRepo
 
         config = SchemaRepo.open(ctx.repo).config

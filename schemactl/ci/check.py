@@ -384,7 +384,8 @@ def rule_catalogue(codes: Iterable[str]) -> dict[str, dict[str, str]]:
 def _parse_all(files: Iterable[Any], cache: dict[tuple[str, bytes], TableDef]
                ) -> dict[str, TableDef]:
     """Parse definition files; a file with the same path and bytes is parsed only once."""
-    from schemactl.model.definitions import DefinitionError, parse_definition
+    from schemactl.model.definitions import DefinitionError
+    from schemactl.model.parsing import parse_definition
 
     out: dict[str, TableDef] = {}
     for f in files:
@@ -548,7 +549,7 @@ def run_check(repo: SchemaRepo, base: str, *, database_url: str | None = None,
     from schemactl.adapters import gitops
     from schemactl.codegen import sumfile
     from schemactl.errors import BadInputError
-    from schemactl.model.definitions import files_at_rev
+    from schemactl.model.loading import files_at_rev
     from schemactl.rules import validation
 
     root = repo.root
@@ -565,7 +566,7 @@ def run_check(repo: SchemaRepo, base: str, *, database_url: str | None = None,
     cache: dict[tuple[str, bytes], TableDef] = {}
     base_files = files_at_rev(root, mb)
     if rollbacks:
-        from schemactl.model.definitions import SourceFile
+        from schemactl.model.loading import SourceFile
 
         by_path: dict[str, bytes | None] = {f.path: f.data for f in base_files}
         for rb in rollbacks:

@@ -269,7 +269,8 @@ def build_metadata(definitions: Mapping[str, TableDef], *,
     """MetaData holding the core tables and one Table per dynamic definition.
 
     Args:
-        definitions: table name → definition (as `definitions.load_dir`/`load_at_rev` give).
+        definitions: table name → definition (as `schemactl.model.loading.load_dir` or
+            `load_at_rev` give).
         include_deprecated: keep deprecated tables and columns (True: what the database
             holds; False: what an application should use).
 
@@ -301,7 +302,7 @@ def load_metadata(repo: str | Path = ".", *, include_deprecated: bool = False) -
         notes = md.tables["notes"]
         conn.execute(notes.insert().values(title="hello"))
     """
-    from schemactl.model.definitions import load_dir
+    from schemactl.model.loading import load_dir
 
     root = Path(repo).resolve()
     return build_metadata(load_dir(root / "dynamic_schema", root),

@@ -246,7 +246,7 @@ def write_marks(repo: SchemaRepo, target: Target) -> dict[str, Any] | None:
     import psycopg
     from psycopg import sql
 
-    from schemactl.model.definitions import load_at_rev
+    from schemactl.model.loading import load_at_rev
 
     try:
         tables = sorted(load_at_rev(repo.root, "HEAD"))

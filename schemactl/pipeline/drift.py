@@ -59,7 +59,7 @@ def expected_definitions(repo: SchemaRepo, revision: str | None,
     Returns:
         (definitions by table, sha or None when they come from the work tree).
     """
-    from schemactl.model.definitions import load_at_rev, load_dir
+    from schemactl.model.loading import load_at_rev, load_dir
 
     if git_rev is not None:
         return dict(load_at_rev(repo.root, git_rev)), git_rev

@@ -61,7 +61,7 @@ def invalid_indexes(conn: psycopg.Connection[Any], tables: set[str], schema: str
 def managed_tables(repo: SchemaRepo) -> set[str]:
     """Tables schemactl manages: core models plus every dynamic definition at HEAD."""
     from schemactl.codegen.metadata import build_metadata
-    from schemactl.model.definitions import load_at_rev
+    from schemactl.model.loading import load_at_rev
 
     defs = dict(load_at_rev(repo.root, "HEAD"))
     return set(build_metadata(defs).tables) | set(defs)

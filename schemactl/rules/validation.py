@@ -214,7 +214,9 @@ def build_proposal(root: Any, config: Config, *, files: Iterable[str] | None = N
     from pathlib import Path
 
     from schemactl.errors import BadInputError
-    from schemactl.model.definitions import files_at_rev, is_definition_file, parse_definition
+    from schemactl.model.definitions import is_definition_file
+    from schemactl.model.loading import files_at_rev
+    from schemactl.model.parsing import parse_definition
 
     root = Path(root)
     head_files = files_at_rev(root, base)

@@ -76,7 +76,7 @@ def unsafe_findings(repo: SchemaRepo, db_revision: str | None) -> list[dict[str,
     Returns:
         The violations (JSON objects) that make the change unsafe; empty when it is safe.
     """
-    from schemactl.model.definitions import load_at_rev
+    from schemactl.model.loading import load_at_rev
     from schemactl.pipeline import drift
     from schemactl.rules import validation
 

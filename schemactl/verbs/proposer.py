@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from schemactl.errors import ConflictError, RejectedError
-from schemactl.model.definitions import TableDef, definition_path, dump_definition
+from schemactl.model.definitions import TableDef, definition_path
+from schemactl.model.parsing import dump_definition
 from schemactl.model.repo import SchemaRepo
 from schemactl.results import Result
 
@@ -73,12 +74,12 @@ def propose(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool = Fal
         EnvironmentError_: git refused the commit (the repository is restored first).
     """
     from schemactl.adapters import gitops, migrator
-    from schemactl.model.definitions import load_at_rev
+    from schemactl.model.loading import load_at_rev
     from schemactl.rules import validation
 
     config = repo.config
     if add_base_fields:
-        from schemactl.model.definitions import add_base_fields as with_base
+        from schemactl.model.parsing import add_base_fields as with_base
 
         # Before the unchanged check: a retried proposal stays a no-op.
         tdef = with_base(tdef, [f.as_column() for f in config.base_fields])

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from schemactl.model.config import DEFAULT_BASE_FIELDS, Config, Limits, Waiver
-from schemactl.model.definitions import TableDef, from_dict
+from schemactl.model.definitions import TableDef
+from schemactl.model.parsing import from_dict
 
 BASE_COLUMNS = [
     {"name": "id", "type": "uuid", "primary_key": True, "default": "gen_random_uuid()"},
