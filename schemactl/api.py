@@ -102,6 +102,76 @@ def db_status(repo: PathLike | None = None) -> DbStatusResult:
     return _db_result("db status", SchemaRepo.open(repo), None)
 
 
+# -- connecting: db url / db env / db psql ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class DbUrlResult(Result):
+    url: str
+    embedded: bool
+    password_shown: bool
+
+
+@dataclass(frozen=True)
+class DbEnvResult(Result):
+    # Variable → value, for `eval "$(schemactl db env)"`; holds the password.
+    variables: dict[str, str]
+    embedded: bool
+
+
+@dataclass(frozen=True)
+class DbPsqlResult(Result):
+    psql: str
+    returncode: int
+    database: str
+    stdout: str | None = None
+    stderr: str | None = None
+
+
+def db_url(repo: PathLike | None = None, database_url: str | None = None,
+           show_password: bool = False) -> DbUrlResult:
+    """The URL an application connects with: the given database, else the embedded server
+    (started on demand). Without ``show_password`` the password is left out.
+    """
+    from schemactl.adapters.database import resolve_target
+
+    target = resolve_target(SchemaRepo.open(repo), database_url)
+    return DbUrlResult(command="db url", url=target.url if show_password else target.display,
+                       embedded=target.embedded, password_shown=show_password)
+
+
+def db_env(repo: PathLike | None = None, database_url: str | None = None) -> DbEnvResult:
+    """``DATABASE_URL`` (with its password) for the application's environment."""
+    from schemactl.adapters.database import resolve_target
+
+    target = resolve_target(SchemaRepo.open(repo), database_url)
+    return DbEnvResult(command="db env", variables={"DATABASE_URL": target.url},
+                       embedded=target.embedded)
+
+
+def db_psql(repo: PathLike | None = None, database_url: str | None = None,
+            args: list[str] | None = None, capture: bool = False) -> DbPsqlResult:
+    """Run psql on the database (the password through ``PGPASSWORD``, never in argv).
+
+    With ``capture`` its output is returned in the result; otherwise psql uses this
+    process's terminal. Not ok, with psql's own exit code, when psql fails.
+
+    Raises:
+        EnvironmentError_: no psql found, or the embedded server cannot start (exit 3).
+    """
+    from schemactl.adapters.database import resolve_target
+    from schemactl.adapters.psql import run_psql
+
+    target = resolve_target(SchemaRepo.open(repo), database_url)
+    ran = run_psql(target, list(args or []), capture=capture)
+    ok = ran.returncode == 0
+    error = None if ok else {"code": "psql", "message": f"psql exited {ran.returncode}",
+                             "hint": "see psql's message above (or in stderr)"}
+    return DbPsqlResult(command="db psql", ok=ok, exit_code=ran.returncode or 1, error=error,
+                        psql=ran.executable, returncode=ran.returncode,
+                        database=target.display, stdout=ran.stdout, stderr=ran.stderr)
+
+
 # -- validate ------------------------------------------------------------------
 
 

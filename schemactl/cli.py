@@ -17,6 +17,7 @@ import click
 
 from schemactl.errors import SchemactlError
 from schemactl.results import error_json
+from schemactl.ui import connect as _connect  # noqa: F401 - registers renderers
 from schemactl.ui import output
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -203,6 +204,55 @@ def db_status() -> None:
     from schemactl import api
 
     emit(api.db_status(_opts().repo))
+
+
+@db.command("url")
+@click.option("--show-password", is_flag=True,
+              help="Include the password (for an application's configuration; never log it).")
+@global_options
+def db_url(show_password: bool) -> None:
+    """The URL to connect with: --database-url / $DATABASE_URL, else the embedded server.
+
+    Without --show-password the password is left out.
+    """
+    from schemactl import api
+
+    o = _opts()
+    emit(api.db_url(o.repo, database_url=o.database_url, show_password=show_password))
+
+
+@db.command("env")
+@global_options
+def db_env() -> None:
+    """Print `export DATABASE_URL=...` (with the password) for `eval "$(schemactl db env)"`."""
+    from schemactl import api
+
+    o = _opts()
+    emit(api.db_env(o.repo, database_url=o.database_url))
+
+
+@db.command("psql", context_settings={"ignore_unknown_options": True,
+                                      "allow_interspersed_args": False})
+@global_options
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED, metavar="[PSQL ARGS]...")
+def db_psql(psql_args: tuple[str, ...]) -> None:
+    """Run psql on the database (the embedded server's unless --database-url/$DATABASE_URL).
+
+    Arguments after the command go to psql (`schemactl db psql -c 'select 1'`); the
+    password reaches psql through PGPASSWORD, never its command line. With --json psql's
+    output is captured into the JSON object.
+    """
+    from schemactl import api
+
+    o = _opts()
+    args = list(psql_args)
+    if "--json" in args:  # psql has no --json: it is ours wherever it stands
+        args.remove("--json")
+        o.json = True
+    result = api.db_psql(o.repo, database_url=o.database_url, args=args, capture=o.json)
+    if o.json:
+        emit(result)
+    sys.exit(result.returncode)
 
 
 @main.command()

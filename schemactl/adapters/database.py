@@ -151,6 +151,34 @@ def make_engine(target: Target, options: dict[str, str] | None = None) -> Engine
     return create_engine(target.sqlalchemy_url, poolclass=NullPool, connect_args=connect_args)
 
 
+def libpq_args(target: Target) -> tuple[str, dict[str, str]]:
+    """A connection URL without any password, and a child environment carrying it.
+
+    For running libpq programs (pg_dump, pg_restore, psql): the password goes in
+    ``PGPASSWORD``, never on a command line where `ps` would show it. Other ``PG*``
+    variables of this process are left out so that they cannot redirect the child.
+    """
+    from urllib.parse import unquote
+
+    parts = urlsplit(target.url)
+    password = parts.password
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}@{host}"
+    query = []
+    for k, v in parse_qsl(parts.query):
+        if k.lower() == "password":
+            password = password or v
+        else:
+            query.append((k, v))
+    url = urlunsplit(("postgresql", netloc, parts.path, urlencode(query), ""))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    if password:
+        env["PGPASSWORD"] = unquote(password)
+    return url, env
+
+
 def check_connection(target: Target) -> str:
     """Connect once and return the server version string.
 

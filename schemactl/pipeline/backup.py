@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from schemactl.adapters.database import Target, connect
 from schemactl.errors import BadInputError, EnvironmentError_, SchemactlError
@@ -157,25 +156,9 @@ def compatible_script(sql_text: str, server_major: int) -> str:
 
 def _libpq_args(target: Target) -> tuple[str, dict[str, str]]:
     """A connection URL without any password, and the child environment carrying it."""
-    parts = urlsplit(target.url)
-    password = parts.password
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        netloc = f"{userinfo.split(':', 1)[0]}@{host}"
-    query = []
-    for k, v in parse_qsl(parts.query):
-        if k.lower() == "password":
-            password = password or v
-        else:
-            query.append((k, v))
-    url = urlunsplit(("postgresql", netloc, parts.path, urlencode(query), ""))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    if password:
-        from urllib.parse import unquote
+    from schemactl.adapters.database import libpq_args
 
-        env["PGPASSWORD"] = unquote(password)
-    return url, env
+    return libpq_args(target)
 
 
 # -- manifests -------------------------------------------------------------------------
