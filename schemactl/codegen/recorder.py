@@ -1,0 +1,143 @@
+"""The offline recorder: a migration's ``upgrade()``/``downgrade()`` run without a database.
+
+Each function runs against a recording Alembic ``Operations`` object in offline mode
+(``as_sql``): no connection exists, the operations it invokes are kept as Alembic op
+objects and the SQL they render is collected. `schemactl check` models a branch's
+migrations with it; the pipeline reads from it which existing tables a run touches
+(the scope of its backup). The code that runs is the migration's own, as
+``alembic upgrade --sql`` would run it.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Recorded:
+    """A migration's upgrade (or downgrade), run offline: its operations and the SQL it rendered."""
+
+    name: str
+    ops: list[Any] = field(default_factory=list)
+    sql: str = ""
+    error: str | None = None
+
+
+def _recording_operations(ctx: Any) -> Any:
+    """Alembic's ``Operations`` whose ``invoke`` records each operation, then renders it.
+
+    The instance's ``invoke`` is replaced rather than subclassing: Alembic installs the
+    ``op`` module proxy per class, and only for ``Operations`` itself.
+    """
+    from alembic.operations import Operations
+
+    rec = Operations(ctx)
+    rec.recorded = []  # type: ignore[attr-defined]
+    rec.depth = 0  # type: ignore[attr-defined]
+    plain = rec.invoke
+
+    def invoke(operation: Any) -> Any:
+        if rec.depth == 0:  # type: ignore[attr-defined]
+            rec.recorded.append(operation)  # type: ignore[attr-defined]
+        return plain(operation)
+
+    rec.invoke = invoke  # type: ignore[method-assign]
+    return rec
+
+
+def _wrap_helpers(namespace: dict[str, Any], rec: Any) -> None:
+    """Record the lock-safe helpers schemactl writes into migrations as the operations they are.
+
+    Each helper emits a ``DO`` block through ``op.execute``; recorded as such it would
+    hide a concurrent index or a NOT VALID foreign key behind opaque SQL.
+    """
+    from alembic.operations import ops
+
+    def quiet(fn: Any, *args: Any, **kw: Any) -> Any:
+        rec.depth += 1
+        try:
+            return fn(*args, **kw)
+        finally:
+            rec.depth -= 1
+
+    index_fn = namespace.get("_create_index_concurrently")
+    if callable(index_fn):
+        def index(name: str, table: str, columns: list[str], **kw: Any) -> Any:
+            extra = {k: v for k, v in kw.items() if k.startswith("postgresql_")}
+            rec.recorded.append(ops.CreateIndexOp(name, table, list(columns),
+                                                  unique=bool(kw.get("unique")),
+                                                  if_not_exists=True,
+                                                  postgresql_concurrently=True, **extra))
+            return quiet(index_fn, name, table, columns, **kw)
+        namespace["_create_index_concurrently"] = index
+    fk_fn = namespace.get("_add_foreign_key_not_valid")
+    if callable(fk_fn):
+        def fk(name: str, table: str, column: str, ref_table: str, ref_column: str) -> Any:
+            op = ops.CreateForeignKeyOp(name, table, ref_table, [column], [ref_column],
+                                        postgresql_not_valid=True)
+            op.info["validate"] = True
+            rec.recorded.append(op)
+            return quiet(fk_fn, name, table, column, ref_table, ref_column)
+        namespace["_add_foreign_key_not_valid"] = fk
+    unique_fn = namespace.get("_add_unique_using_index")
+    if callable(unique_fn):
+        def unique(name: str, table: str) -> Any:
+            for op in rec.recorded:
+                if type(op).__name__ == "CreateIndexOp" and op.index_name == name:
+                    op.info["attach_constraint"] = True
+            return quiet(unique_fn, name, table)
+        namespace["_add_unique_using_index"] = unique
+
+
+def _is_validate(sql: str) -> bool:
+    return "VALIDATE CONSTRAINT" in sql.upper() and sql.strip().upper().startswith("ALTER TABLE")
+
+
+def record_migration(source: bytes | str, name: str, *, direction: str = "upgrade"
+                     ) -> Recorded:
+    """Run a migration's ``upgrade()`` (or ``downgrade()``) offline, recording its operations
+    and its SQL.
+
+    Never raises for the migration's own failures: they are kept in ``error``.
+    """
+    from alembic.runtime.migration import MigrationContext
+
+    from schemactl.codegen.planner import VECTOR_EXTENSION_SQL
+
+    out = Recorded(name)
+    buf = io.StringIO()
+    ctx = MigrationContext.configure(
+        dialect_name="postgresql", dialect_opts={"paramstyle": "named"},
+        opts={"as_sql": True, "output_buffer": buf, "literal_binds": True,
+              "transaction_per_migration": True})
+    rec = _recording_operations(ctx)
+    rec._install_proxy()
+    try:
+        text = source.decode("utf-8") if isinstance(source, bytes) else source
+        namespace: dict[str, Any] = {"__name__": f"schemactl_check_{name}", "__file__": name}
+        exec(compile(text, name, "exec"), namespace)  # noqa: S102 - see the module docstring
+        _wrap_helpers(namespace, rec)
+        ctx.impl.emit_begin()
+        namespace[direction]()
+        ctx.impl.emit_commit()
+    except Exception as exc:  # noqa: BLE001 - any failure is a finding, not a crash
+        out.error = f"{type(exc).__name__}: {exc}".strip()[:500]
+    finally:
+        rec._remove_proxy()
+    kept = []
+    for op in rec.recorded:
+        if type(op).__name__ == "ExecuteSQLOp":
+            sql = str(op.sqltext)
+            if _is_validate(sql):
+                continue  # the second half of a NOT VALID foreign key
+            if " ".join(sql.split()).upper() == VECTOR_EXTENSION_SQL.upper():
+                op.info["schemactl"] = "extension"
+                continue
+        kept.append(op)
+    out.ops = kept
+    from schemactl.codegen.render import _tidy_sql
+
+    out.sql = _tidy_sql(buf.getvalue())
+    return out
