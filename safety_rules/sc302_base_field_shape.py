@@ -17,6 +17,8 @@ class BaseFieldShape(Rule):
     A base field is only useful when it is the same everywhere: ``id`` a
     ``uuid`` primary key defaulting to ``gen_random_uuid()``, ``is_deleted`` a
     NOT NULL ``boolean`` defaulting to false, and so on (``schemactl.toml``).
+    The key is ``id`` alone: a second ``primary_key: true`` column is refused
+    (it would silently turn the key into a composite one).
 
     **Anti-pattern**
 
@@ -28,6 +30,7 @@ class BaseFieldShape(Rule):
       - {name: updated_at, type: timestamptz, nullable: false,   default: now()}
       - {name: is_deleted, type: boolean}
       - {name: created_by, type: bigint}
+      - {name: slug,       type: text,        primary_key: true}
     ```
 
     **Best practice**
@@ -52,6 +55,18 @@ class BaseFieldShape(Rule):
             tdef = ch.after
             if tdef is None or tdef.deprecated:
                 continue
+            keys = tdef.primary_key
+            if len(keys) > 1:
+                key_field = next((bf.name for bf in ctx.config.base_fields if bf.primary_key),
+                                 None)
+                extra = [k for k in keys if k != key_field] if key_field in keys else keys[1:]
+                yield self.violation(
+                    f"{ch.name} has {len(keys)} primary_key columns ({', '.join(keys)}): a "
+                    "second one would silently make a composite key", table=ch.name,
+                    column=extra[0], tdef=tdef,
+                    hint=(f"keep `primary_key: true` on {key_field or keys[0]} only; make "
+                          f"{', '.join(extra)} `unique: true`, or add a unique index over "
+                          "the columns together"))
             for bf in ctx.config.base_fields:
                 col = tdef.column(bf.name)
                 if col is None:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from schemactl.model.definitions import Index, TableDef
+
 from .base import Rule, RuleContext
-from .typing_rules import INDEX_METHODS, OPCLASSES, type_problem
+from .typing_rules import (
+    DEFAULT_OPCLASS_TYPES,
+    INDEX_METHODS,
+    OPCLASS_FITS,
+    OPCLASSES,
+    index_type_key,
+    type_problem,
+)
 from .violation import Violation
 
-# pgvector builds hnsw and ivfflat indexes on vectors of at most 2,000 dimensions.
-MAX_INDEXED_VECTOR = 2000
+VECTOR_TYPES = frozenset({"vector", "halfvec", "sparsevec"})
+# pgvector builds hnsw and ivfflat indexes on at most 2,000 vector or 4,000 halfvec dimensions.
+MAX_INDEXED_DIMENSIONS = {"vector": 2000, "halfvec": 4000}
 
 
 class AllowedTypes(Rule):
@@ -19,7 +29,10 @@ class AllowedTypes(Rule):
     numeric(p,s), real, double precision, boolean, date, timestamptz,
     timestamp, interval, jsonb, bytea, vector(n) (1 to 16000 dimensions) and
     arrays ``T[]`` of these. Index methods: btree, hash, gin, gist, brin,
-    hnsw, ivfflat (the last two on vector columns).
+    hnsw, ivfflat (the last two on vector columns). An index method must have
+    a default operator class for each column's type, or the index names one
+    that fits (gist on varchar, gin on integer and hnsw without an opclass
+    cannot be built).
 
     **Anti-pattern**
 
@@ -29,6 +42,8 @@ class AllowedTypes(Rule):
       - {name: label, type: varchar(0)}
       - {name: embedding, type: vector(0)}
       - {name: payload, type: xml}
+    indexes:
+      - {columns: [label], using: gist}
     ```
 
     **Best practice**
@@ -60,37 +75,55 @@ class AllowedTypes(Rule):
                     yield self.violation(f"column {ch.name}.{col.name}: {problem}", table=ch.name,
                                          column=col.name, tdef=tdef)
             for idx in tdef.indexes:
-                method = idx.using or "btree"
-                where = f"index on {ch.name}({', '.join(idx.columns)})"
-                if method not in INDEX_METHODS:
-                    yield self.violation(f"{where}: index method {method!r} is not allowed",
-                                         table=ch.name, tdef=tdef,
-                                         hint=f"use one of {', '.join(sorted(INDEX_METHODS))}")
-                    continue
-                if idx.opclass is not None and idx.opclass not in OPCLASSES:
-                    yield self.violation(f"{where}: operator class {idx.opclass!r} is not allowed",
-                                         table=ch.name, tdef=tdef,
-                                         hint=f"use one of {', '.join(sorted(OPCLASSES))}")
-                if method in ("hnsw", "ivfflat"):
-                    cols = [tdef.column(c) for c in idx.columns]
-                    if len(cols) != 1 or cols[0] is None or \
-                            not cols[0].type.startswith("vector("):
-                        yield self.violation(f"{where}: {method} indexes one vector(n) column",
-                                             table=ch.name, tdef=tdef,
-                                             hint=f"index a single vector column with {method}, "
-                                                  "or use btree")
-                        continue
-                    spec = cols[0].type_spec
-                    # pgvector refuses these when the index is built: fail at validate instead.
-                    if spec and spec.args and spec.args[0] > MAX_INDEXED_VECTOR:
-                        yield self.violation(
-                            f"{where}: {method} indexes at most {MAX_INDEXED_VECTOR} dimensions, "
-                            f"not {spec.args[0]}", table=ch.name, tdef=tdef,
-                            hint="reduce the embedding's dimensions, or leave the column "
-                                 "unindexed (exact search)")
-                    if idx.opclass is not None and not idx.opclass.startswith("vector_") or (
-                            method == "ivfflat" and idx.opclass == "vector_l1_ops"):
-                        yield self.violation(
-                            f"{where}: operator class {idx.opclass} does not work with {method}",
-                            table=ch.name, tdef=tdef,
-                            hint="use vector_cosine_ops, vector_l2_ops or vector_ip_ops")
+                yield from self._index(ch.name, tdef, idx)
+
+    def _index(self, table: str, tdef: TableDef, idx: Index) -> Iterator[Violation]:
+        method = idx.using or "btree"
+        where = f"index on {table}({', '.join(idx.columns)})"
+        if method not in INDEX_METHODS:
+            yield self.violation(f"{where}: index method {method!r} is not allowed",
+                                 table=table, tdef=tdef,
+                                 hint=f"use one of {', '.join(sorted(INDEX_METHODS))}")
+            return
+        if idx.opclass is not None and idx.opclass not in OPCLASSES:
+            yield self.violation(f"{where}: operator class {idx.opclass!r} is not allowed",
+                                 table=table, tdef=tdef,
+                                 hint=f"use one of {', '.join(sorted(OPCLASSES))}")
+            return
+        if method in ("hnsw", "ivfflat"):
+            cols = [tdef.column(c) for c in idx.columns]
+            spec = cols[0].type_spec if len(cols) == 1 and cols[0] is not None else None
+            if spec is None or spec.array or spec.base not in VECTOR_TYPES:
+                yield self.violation(f"{where}: {method} indexes one vector, halfvec or "
+                                     "sparsevec column", table=table, tdef=tdef,
+                                     hint=f"index a single vector column with {method}, "
+                                          "or use btree")
+                return
+            # pgvector refuses these when the index is built: fail at validate instead.
+            limit = MAX_INDEXED_DIMENSIONS.get(spec.base)
+            if limit and spec.args and spec.args[0] > limit:
+                yield self.violation(
+                    f"{where}: {method} indexes at most {limit} dimensions of {spec.base}, "
+                    f"not {spec.args[0]}", table=table, tdef=tdef,
+                    hint="reduce the embedding's dimensions, use halfvec(n) (up to 4,000), "
+                         "or leave the column unindexed (exact search)")
+        for cname in dict.fromkeys(idx.columns):
+            col = tdef.column(cname)
+            spec = col.type_spec if col is not None else None
+            if spec is None or type_problem(col.type if col else "") is not None:
+                continue  # an unknown column or type is reported on its own
+            key = index_type_key(spec)
+            fitting = sorted(o for o, fits in OPCLASS_FITS.items() if (method, key) in fits)
+            if idx.opclass is not None:
+                if (method, key) not in OPCLASS_FITS[idx.opclass]:
+                    yield self.violation(
+                        f"{where}: operator class {idx.opclass} does not work with {method} "
+                        f"on {cname} ({spec})", table=table, column=cname, tdef=tdef,
+                        hint=(f"use {' or '.join(fitting)}" if fitting else
+                              f"drop the opclass, or index {cname} with btree"))
+            elif key not in DEFAULT_OPCLASS_TYPES[method]:
+                yield self.violation(
+                    f"{where}: {method} has no default operator class for {cname} ({spec}); "
+                    "the index cannot be built", table=table, column=cname, tdef=tdef,
+                    hint=(f"give an opclass: {', '.join(fitting)}" if fitting else
+                          f"index {cname} with btree (or another method that fits {spec})"))

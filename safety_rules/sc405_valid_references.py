@@ -20,6 +20,29 @@ def _key_index_names(tdef: TableDef) -> list[str]:
                     if c.unique and not c.primary_key]
 
 
+def is_whole_key(tdef: TableDef, columns: tuple[str, ...]) -> bool:
+    """Whether ``columns`` are exactly the primary key or a unique key of ``tdef``.
+
+    A foreign key needs a unique constraint or a plain (non-partial) unique index over
+    exactly its columns: one member of a composite key is not enough.
+    """
+    wanted = set(columns)
+    if len(wanted) != len(columns):
+        return False
+    if tdef.primary_key and set(tdef.primary_key) == wanted:
+        return True
+    if len(columns) == 1:
+        col = tdef.column(columns[0])
+        if col is not None and col.unique:
+            return True
+    return any(i.unique and set(i.columns) == wanted and len(i.columns) == len(wanted)
+               and not _partial(i) for i in tdef.indexes)
+
+
+def _partial(idx: object) -> bool:
+    return bool(getattr(idx, "where", None))
+
+
 def _same_type(a: str, b: str) -> bool:
     sa, sb = parse_type(a), parse_type(b)
     if sa is None or sb is None:
@@ -36,8 +59,10 @@ class ValidReferences(Rule):
 
     ``references: table.column`` must name a column of a dynamic table in the
     proposal or of a core table, with the same type, and that column must be
-    a primary key or unique. Column names are unique within a table, index
-    names within the schema, and every indexed column exists.
+    the whole primary key or a whole unique key (one member of a composite
+    key is not enough: PostgreSQL refuses the foreign key). Column names are
+    unique within a table, index names within the schema, and every indexed
+    column exists and is listed once.
 
     **Anti-pattern**
 
@@ -49,6 +74,7 @@ class ValidReferences(Rule):
       - {name: name, type: text}
     indexes:
       - {columns: [nickname]}
+      - {columns: [name, name]}
     ```
 
     **Best practice**
@@ -130,6 +156,11 @@ class ValidReferences(Rule):
                                      table=t, tdef=tdef, hint="give the index another `name`")
             if not idx.columns:
                 yield self.violation(f"an index of {t} lists no columns", table=t, tdef=tdef)
+            twice = sorted({c for c in idx.columns if idx.columns.count(c) > 1})
+            if twice:
+                yield self.violation(f"index {iname} of {t} lists {', '.join(twice)} twice",
+                                     table=t, tdef=tdef,
+                                     hint="list each column once in an index")
             for c in idx.columns:
                 if c not in seen:
                     yield self.violation(f"index of {t} names the unknown column {c}", table=t,
@@ -151,8 +182,7 @@ class ValidReferences(Rule):
         if rtable in ctx.proposed:
             target = ctx.proposed[rtable].column(rcol)
             if target is not None:
-                target_type, keyed = target.type, target.primary_key or target.unique or any(
-                    i.unique and i.columns == (rcol,) for i in ctx.proposed[rtable].indexes)
+                target_type, keyed = target.type, is_whole_key(ctx.proposed[rtable], (rcol,))
         elif rtable in ctx.core:
             core_col = ctx.core[rtable].get(rcol)
             if core_col is not None:
@@ -174,6 +204,8 @@ class ValidReferences(Rule):
                                  f"{target_type}", table=t, column=col.name, tdef=tdef,
                                  hint=f"declare {col.name} as {target_type}")
         if not keyed:
-            yield self.violation(f"{t}.{col.name} references {ref}, which is neither a primary "
-                                 "key nor unique", table=t, column=col.name, tdef=tdef,
-                                 hint="reference the primary key (usually id) of the table")
+            yield self.violation(f"{t}.{col.name} references {ref}, which is neither the "
+                                 f"primary key nor a whole unique key of {rtable}", table=t,
+                                 column=col.name, tdef=tdef,
+                                 hint="reference the primary key (usually id) of the table, or "
+                                      "give the column `unique: true`")

@@ -18,11 +18,54 @@ ALLOWED_BASES = frozenset({
     "bytea", "vector",
 })
 INDEX_METHODS = frozenset({"btree", "hash", "gin", "gist", "brin", "hnsw", "ivfflat"})
-OPCLASSES = frozenset({
-    "vector_cosine_ops", "vector_l2_ops", "vector_ip_ops", "vector_l1_ops",
-    "jsonb_ops", "jsonb_path_ops", "text_pattern_ops", "varchar_pattern_ops",
-    "array_ops",
+# Base types (``array`` for any ``T[]``) that have a default operator class for each index
+# method, as PostgreSQL 15-18 and pgvector 0.7+ ship them (pg_opclass.opcdefault; varchar,
+# cidr and citext use text's, inet's and their own). An index whose column type is not
+# listed needs an ``opclass`` or cannot be built.
+_SCALAR_BTREE = frozenset({
+    "uuid", "text", "varchar", "smallint", "integer", "bigint", "numeric", "real",
+    "double precision", "boolean", "date", "timestamptz", "timestamp", "interval", "jsonb",
+    "bytea", "vector", "halfvec", "sparsevec", "time", "timetz", "inet", "cidr", "macaddr",
+    "citext", "tsvector", "array",
 })
+DEFAULT_OPCLASS_TYPES: dict[str, frozenset[str]] = {
+    "btree": _SCALAR_BTREE,
+    "hash": _SCALAR_BTREE - {"vector", "halfvec", "sparsevec", "tsvector"},
+    "gin": frozenset({"jsonb", "tsvector", "array"}),
+    "gist": frozenset({"tsvector"}),
+    "brin": frozenset({"uuid", "text", "varchar", "smallint", "integer", "bigint", "numeric",
+                       "real", "double precision", "date", "timestamptz", "timestamp",
+                       "interval", "bytea", "time", "timetz", "inet", "cidr", "macaddr"}),
+    "hnsw": frozenset(),
+    "ivfflat": frozenset({"vector"}),
+}
+# Operator class → the (method, base type) pairs it serves.
+_VEC = ("vector", "halfvec", "sparsevec")
+OPCLASS_FITS: dict[str, frozenset[tuple[str, str]]] = {
+    **{f"{v}_{d}_ops": frozenset({("hnsw", v)} | ({("ivfflat", v)} if v != "sparsevec" and
+                                                  d != "l1" else set()))
+       for v in _VEC for d in ("cosine", "l2", "ip", "l1")},
+    "jsonb_ops": frozenset({("gin", "jsonb"), ("btree", "jsonb"), ("hash", "jsonb")}),
+    "jsonb_path_ops": frozenset({("gin", "jsonb")}),
+    "text_pattern_ops": frozenset({("btree", "text"), ("btree", "varchar")}),
+    "varchar_pattern_ops": frozenset({("btree", "text"), ("btree", "varchar")}),
+    "citext_pattern_ops": frozenset({("btree", "citext")}),
+    "array_ops": frozenset({("gin", "array"), ("btree", "array"), ("hash", "array")}),
+    "tsvector_ops": frozenset({("gin", "tsvector"), ("gist", "tsvector"),
+                               ("btree", "tsvector")}),
+    "inet_ops": frozenset({("gist", "inet"), ("gist", "cidr"), ("btree", "inet"),
+                           ("btree", "cidr"), ("hash", "inet"), ("hash", "cidr")}),
+}
+
+
+OPCLASSES = frozenset(OPCLASS_FITS)
+
+
+def index_type_key(spec: TypeSpec) -> str:
+    """The key of :data:`DEFAULT_OPCLASS_TYPES` for a column type (``array`` for ``T[]``)."""
+    return "array" if spec.array else spec.base
+
+
 MAX_VARCHAR = 10_485_760
 MAX_VECTOR = 16_000
 INTEGER_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1),
