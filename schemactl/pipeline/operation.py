@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING, Any
 from schemactl.results import Result
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sqlalchemy.engine import Connection
+
+    from schemactl.model.repo import SchemaRepo
 
 # progress(step, done, total): the pipeline's steps and the backup's bytes.
 Progress = Callable[[str, int, int | None], None]
@@ -65,6 +69,10 @@ class Operation:
     # Repository files to write (None: remove) after the migrations, before the commit.
     files: dict[str, bytes | None] = field(default_factory=dict)
 
+
+# committer(repo, paths, subject, trailers) -> commit sha, or None when the caller commits later
+# (run_pipeline's ``committer``: a fleet run makes one commit for all of its targets).
+Committer = Callable[["SchemaRepo", list["Path"], str, dict[str, str | None]], str | None]
 
 # plan(current_revision) -> Operation, or None when there is nothing to do.
 Plan = Callable[[str | None], Operation | None]

@@ -45,7 +45,14 @@ from schemactl.pipeline.migrate import (
     managed_tables,
     migrate_with_retries,
 )
-from schemactl.pipeline.operation import ApplyResult, Operation, Plan, Progress, say
+from schemactl.pipeline.operation import (
+    ApplyResult,
+    Committer,
+    Operation,
+    Plan,
+    Progress,
+    say,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -91,8 +98,9 @@ def _subject(action: str, revisions: list[str], target: Target, failed: bool) ->
 
 
 def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any],
-            j: journal.Journal, entry: audit.AuditEntry,
-            progress: Progress | None) -> tuple[journal.Journal, str | None, audit.AuditEntry]:
+            j: journal.Journal, entry: audit.AuditEntry, progress: Progress | None,
+            committer: Committer | None = None,
+            ) -> tuple[journal.Journal, str | None, audit.AuditEntry]:
     """Verify, audit and commit a run whose migrations are done (also used to recover one).
 
     Returns:
@@ -119,14 +127,16 @@ def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any]
     # Paths already committed (a recovered run) are gone from disk and from HEAD: skip them.
     extra = [repo.root / p for p in j.commit_paths
              if (repo.root / p).exists() or gitops.read_at(repo.root, "HEAD", p) is not None]
-    sha = _commit_with_retry(
+    sha = (committer or _commit_with_retry)(
         repo, [repo.audit_file, *extra],
         _subject(j.action, j.revisions, target, bool(verify_error)),
         {"Schemactl-Action": j.action, "Schemactl-Revision": entry.revision,
          "Schemactl-Backup": entry.backup_id, "Schemactl-Actor": entry.actor,
          "Schemactl-Audit": entry.id, "Schemactl-Database": target.display,
          "Schemactl-Status": entry.status})
-    journal.clear(repo, journal.key_of(target))
+    if sha is not None:
+        # A deferred commit (sha None) keeps the journal at "audited" until the caller commits.
+        journal.clear(repo, journal.key_of(target))
     if verify_error:
         raise EnvironmentError_(
             f"{j.action} ran but the database does not match the definitions at HEAD: "
@@ -138,7 +148,8 @@ def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any]
 
 
 def _recover(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any],
-             j: journal.Journal, progress: Progress | None) -> ApplyResult | None:
+             j: journal.Journal, progress: Progress | None,
+             committer: Committer | None = None) -> ApplyResult | None:
     """Finish or clean up a run that died; returns its result when it was finished here."""
     current = current_revision(lock_conn)
     if j.step in ("locked", "backup", "backup_done", "upgrade") \
@@ -158,7 +169,7 @@ def _recover(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any
         return None
     # The migrations are all in: write what is missing (audit row, line, commit).
     entry = _entry_from(j, status="success")
-    _j, sha, entry = _finish(repo, target, lock_conn, j, entry, progress)
+    _j, sha, entry = _finish(repo, target, lock_conn, j, entry, progress, committer)
     b = None
     if j.backup_id:
         try:
@@ -195,6 +206,7 @@ class _Run:
     details: dict[str, Any] = field(default_factory=dict)
     rules_run: list[str] = field(default_factory=list)
     waivers: list[dict[str, Any]] = field(default_factory=list)
+    committer: Committer | None = None
 
     def entry(self, status: str, error: str | None) -> audit.AuditEntry:
         return replace(_entry_from(self.j, status, error, self.details),
@@ -214,7 +226,7 @@ class _Run:
             entry = replace(entry, revision=now)
             audit.append_line(repo, entry)
             try:
-                _commit_with_retry(
+                (self.committer or _commit_with_retry)(
                     repo, [repo.audit_file], _subject(op.action, op.revisions, target, True),
                     {"Schemactl-Action": op.action, "Schemactl-Revision": now,
                      "Schemactl-Backup": self.j.backup_id, "Schemactl-Actor": self.actor,
@@ -233,7 +245,8 @@ class _Run:
 def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
                  action: str = "apply", wait: float | None = None,
                  progress: Progress | None = None, rules_run: list[str] | None = None,
-                 waivers: list[dict[str, Any]] | None = None) -> ApplyResult:
+                 waivers: list[dict[str, Any]] | None = None,
+                 committer: Committer | None = None) -> ApplyResult:
     """Run lock, drift check, backup, migration, verify, audit and commit for one operation.
 
     Args:
@@ -248,6 +261,12 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
         progress: called with (step, done, total) as the run advances; never prints.
         rules_run: safety rule codes that checked these migrations (recorded in the audit).
         waivers: waivers in force (recorded in the audit).
+        committer: takes the run's commit instead of the runner, called as
+            ``committer(repo, paths, subject, trailers)``; a fleet run collects every
+            target's and commits once. When it returns None the journal stays at
+            ``audited`` until the caller has committed and cleared it
+            (``journal.clear(repo, journal.key_of(target))``), so a run killed before that
+            commit is finished by the next one.
 
     Raises:
         ConflictError: the lock is held, or the live schema drifted from git (exit 4).
@@ -260,7 +279,7 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
         recovered: ApplyResult | None = None
         previous = journal.load(repo, journal.key_of(target))
         if previous is not None:
-            recovered = _recover(repo, target, lock_conn, previous, progress)
+            recovered = _recover(repo, target, lock_conn, previous, progress, committer)
         before = current_revision(lock_conn)
         op = plan(before)
         if op is None:
@@ -280,7 +299,8 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
                         files=_encode_files(op.files))
         run = _Run(repo, target, actor, op, lock_conn, j, run_id,
                    details={**op.details, **({"recovered_from": previous.id} if previous else {})},
-                   rules_run=list(rules_run or []), waivers=list(waivers or []))
+                   rules_run=list(rules_run or []), waivers=list(waivers or []),
+                   committer=committer)
 
         # 1. drift: the live schema must be what git says for this revision.
         say(progress, "drift check")
@@ -333,7 +353,7 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
         j = journal.write(repo, j.at("upgraded", audit_row=hook.written))
 
         # 4. verify, audit, commit.
-        _j, sha, entry = _finish(repo, target, lock_conn, j, entry, progress)
+        _j, sha, entry = _finish(repo, target, lock_conn, j, entry, progress, committer)
         return ApplyResult(command=op.action, applied=list(op.revisions),
                            revision_before=before, revision=after, database=target.display,
                            backup=b.brief(), commit=sha, audit_id=run_id, attempts=attempts,
