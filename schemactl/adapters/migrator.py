@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
     from schemactl.adapters.paths import RepoPaths
 
 VERSION_TABLE = "alembic_version"
+
+# Alembic installs `alembic.context` and `alembic.op` as module-wide proxies while a command
+# runs, so two commands in threads of one process would run on each other's connection: a
+# fleet run (several targets in threads) serialises the commands, not the rest of the pipeline.
+_COMMAND_LOCK = threading.RLock()
 
 
 def alembic_config(repo: RepoPaths, connection: Connection | None = None,
@@ -191,14 +197,14 @@ def upgrade(repo: RepoPaths, connection: Connection, target: str = "head") -> No
     """Run `alembic upgrade` on ``connection`` (one transaction per migration)."""
     from alembic import command
 
-    with _alembic_errors():
+    with _COMMAND_LOCK, _alembic_errors():
         command.upgrade(alembic_config(repo, connection), target)
 
 
 def downgrade(repo: RepoPaths, connection: Connection, target: str) -> None:
     from alembic import command
 
-    with _alembic_errors():
+    with _COMMAND_LOCK, _alembic_errors():
         command.downgrade(alembic_config(repo, connection), target)
 
 
@@ -213,6 +219,6 @@ def upgrade_sql(repo: RepoPaths, start: str | None, end: str = "head") -> str:
     cfg.output_buffer = buf
     cfg.set_main_option("sqlalchemy.url", "postgresql+psycopg://offline/offline")
     rng = f"{start}:{end}" if start else end
-    with _alembic_errors():
+    with _COMMAND_LOCK, _alembic_errors():
         command.upgrade(cfg, rng, sql=True)
     return buf.getvalue()

@@ -420,7 +420,12 @@ def cleanup_incomplete(repo: SchemaRepo) -> list[str]:
             p.unlink(missing_ok=True)
             removed.append(p.name)
     for p in folder.glob("*.json.tmp"):
-        p.unlink(missing_ok=True)
+        try:
+            # A fresh one may be another thread's manifest being written (a fleet run).
+            if time.time() - p.stat().st_mtime > 60:
+                p.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
     return removed
 
 
