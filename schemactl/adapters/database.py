@@ -151,6 +151,10 @@ def make_engine(target: Target, options: dict[str, str] | None = None) -> Engine
     return create_engine(target.sqlalchemy_url, poolclass=NullPool, connect_args=connect_args)
 
 
+# Where libpq finds a password the URL lacks (PGPASSWORD, .pgpass, a service file).
+_PASSWORD_SOURCES = ("PGPASSWORD", "PGPASSFILE", "PGSERVICEFILE", "PGSYSCONFDIR")
+
+
 def libpq_args(target: Target) -> tuple[str, dict[str, str]]:
     """A connection URL without any password, and a child environment carrying it.
 
@@ -174,6 +178,9 @@ def libpq_args(target: Target) -> tuple[str, dict[str, str]]:
             query.append((k, v))
     url = urlunsplit(("postgresql", netloc, parts.path, urlencode(query), ""))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    if not password:
+        # libpq's own password sources still count for a URL without one (a fleet target).
+        env.update({k: os.environ[k] for k in _PASSWORD_SOURCES if k in os.environ})
     if password:
         env["PGPASSWORD"] = unquote(password)
     return url, env
