@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from schemactl.model.config import Config
 from schemactl.model.definitions import Column, TableDef
+from schemactl.model.online import column_pairs, renamed_source
 
 from .core_tables import CORE_TABLES, CoreTable
 from .violation import Violation
@@ -42,20 +43,23 @@ class TableChange:
         if self.before is None:
             return list(self.after.columns)
         old = set(self.before.column_names)
-        return [c for c in self.after.columns if c.name not in old]
+        return [c for c in self.after.columns
+                if c.name not in old and renamed_source(self.before, c) is None]
 
     def removed_columns(self) -> list[Column]:
         """Columns of ``before`` that ``after`` lacks (deprecating is not removing)."""
         if self.before is None or self.after is None:
             return []
         new = set(self.after.column_names)
-        return [c for c in self.before.columns if c.name not in new]
+        renamed = {c.renamed_from for c in self.after.columns
+                   if renamed_source(self.before, c) is not None}
+        return [c for c in self.before.columns if c.name not in new and c.name not in renamed]
 
     def kept_columns(self) -> list[tuple[Column, Column]]:
-        """(before, after) pairs of the columns both states have."""
+        """(before, after) pairs of the columns both states have (a marked rename is kept)."""
         if self.before is None or self.after is None:
             return []
-        return [(c, a) for c in self.before.columns if (a := self.after.column(c.name))]
+        return column_pairs(self.before, self.after)
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,16 @@ class RuleContext:
     def changes(self) -> list[TableChange]:
         """The tables that differ between the two states (or the ``changed`` ones), sorted."""
         names = sorted(set(self.current) | set(self.proposed))
+        renames = table_renames(self.current, self.proposed)
         out = []
         for name in names:
+            if name in renames.values():
+                continue  # seen under its new name
             before, after = self.current.get(name), self.proposed.get(name)
+            if name in renames:
+                before = self.current[renames[name]]
             if self.changed is not None:
-                if name not in self.changed:
+                if name not in self.changed and renames.get(name) not in self.changed:
                     continue
             elif before is not None and after is not None and before.same_state(after):
                 continue
@@ -90,6 +99,14 @@ class RuleContext:
 
     def table_exists(self, name: str) -> bool:
         return name in self.proposed or name in self.core
+
+
+def table_renames(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef]
+                  ) -> dict[str, str]:
+    """new name → old name for the tables a proposal renames with ``renamed_from``."""
+    return {name: t.renamed_from for name, t in proposed.items()
+            if t.renamed_from and name not in current and t.renamed_from in current
+            and t.renamed_from not in proposed}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from schemactl.model.definitions import TableDef, normalise_type
+from schemactl.model.online import ColumnChange, online_problem, renamed_source
 
 from .base import OpsContext, Rule, RuleContext
 from .core_tables import sa_type_name
@@ -21,8 +22,11 @@ class NoRename(Rule):
 
     A rename shows up as one column (or table) removed and another of the same
     type added. Autogenerate turns it into a drop and an add, losing the data;
-    even a real ``RENAME`` breaks every running client. Add the new name, copy
-    the values, and deprecate the old name.
+    even a real ``RENAME`` breaks every running client. Say it is a rename with
+    ``renamed_from``: schemactl then renames online (a shadow column kept in step
+    with the old one by a trigger, backfilled in batches, swapped in under a short
+    lock; the old name's values go to the archive). Old readers and writers keep
+    working until the contract.
 
     **Anti-pattern**
 
@@ -37,19 +41,19 @@ class NoRename(Rule):
     **Best practice**
 
     ```yaml
-    # expand: add the new column next to the old one, copy, then deprecate the old one
+    # an online rename: expand, backfill, contract (docs/online.md)
     table: notes
     columns:
       - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
-      - {name: title, type: text, deprecated: true}
-      - {name: headline, type: text}
+      - {name: headline, type: text, renamed_from: title}
     ```
     """
 
     code = "SC103"
     name = "no-rename"
-    hint = ("add the new name alongside the old one, copy the values over, move readers, then "
-            "set `deprecated: true` on the old name (expand/contract)")
+    hint = ("to rename online write the new name with the old one as its marker, "
+            "`{name: headline, type: text, renamed_from: title}` (a table: `renamed_from: "
+            "<old>` at the top level); schemactl keeps both names in step until the contract")
 
     def check(self, ctx: RuleContext) -> Iterator[Violation]:
         removed_tables, new_tables = [], []
@@ -62,10 +66,34 @@ class NoRename(Rule):
                 yield self.violation(
                     f"column {ch.name}.{old.name} looks renamed to {new.name} (one {old.type} "
                     "column removed, one added)", table=ch.name, column=old.name, tdef=ch.after)
+            yield from self._marked(ch.name, ch.before, ch.after)
         for old_t, new_t in _pairs(removed_tables, new_tables, key=_signature):
             yield self.violation(f"table {old_t.table} looks renamed to {new_t.table} (removed, "
                                  "and a table of the same columns added)", table=old_t.table,
                                  tdef=new_t)
+
+    def _marked(self, table: str, before: TableDef | None, after: TableDef | None
+                ) -> Iterator[Violation]:
+        """A `renamed_from` marker that names no column, or a rename that cannot run online."""
+        if before is None or after is None:
+            return
+        for col in after.columns:
+            if not col.renamed_from or before.column(col.name) is not None:
+                continue
+            old = renamed_source(before, col)
+            if old is None:
+                yield self.violation(
+                    f"column {table}.{col.name} is renamed_from {col.renamed_from}, which "
+                    f"{before.table} does not have", table=table, column=col.name, tdef=after,
+                    hint=f"renamed_from names the column's current name, one of: "
+                         f"{', '.join(before.column_names)}")
+                continue
+            problem = online_problem(before, ColumnChange(table, old, col))
+            if problem:
+                yield self.violation(f"column {table}.{old.name} cannot be renamed online: "
+                                     f"{problem}", table=table, column=col.name, tdef=after,
+                                     hint="keep the name, or add a new column and deprecate "
+                                          "the old one")
 
     def check_ops(self, ctx: OpsContext) -> Iterator[Violation]:
         for item in ctx.of_kind("RenameTableOp"):

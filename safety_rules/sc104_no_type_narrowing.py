@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from schemactl.model.online import ColumnChange, online_cast, online_problem
+
 from .base import OpsContext, Rule, RuleContext
 from .typing_rules import classify_change
 from .typing_rules_ops import altered_types
@@ -16,7 +18,9 @@ class NoTypeNarrowing(Rule):
     ``varchar(200)`` → ``varchar(100)``, ``bigint`` → ``integer`` or
     ``text`` → ``integer`` truncate, overflow or fail half-way on the rows
     already stored. Widening is fine: ``varchar(n)`` → ``varchar(m > n)``,
-    ``varchar`` → ``text``.
+    ``varchar`` → ``text``. ``varchar(n)`` → ``varchar(m < n)`` and ``text`` →
+    ``varchar(n)`` run online (shadow column, batched backfill, short contract) and
+    stop before the contract, naming the rows, when a stored value does not fit.
 
     **Anti-pattern**
 
@@ -36,18 +40,30 @@ class NoTypeNarrowing(Rule):
     columns:
       - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
       - {name: name, type: varchar(400)}
+    # bigint → integer or text → integer: add a new column, copy, deprecate the old one
     ```
     """
 
     code = "SC104"
     name = "no-type-narrowing"
-    hint = ("keep the type (or widen it: varchar(n)→varchar(m>n), varchar→text); to change the "
-            "kind of data add a new column, copy the values and deprecate the old one")
+    hint = ("keep the type (or widen it: varchar(n)→varchar(m>n), varchar→text); these run "
+            "online: smallint→integer→bigint→numeric, real→double precision, numeric "
+            "widening, varchar(n)→varchar(m<n) and text→varchar(n) when every value fits; for "
+            "another kind of data add a new column, copy the values and deprecate the old one")
 
     def check(self, ctx: RuleContext) -> Iterator[Violation]:
         for ch in ctx.changes:
             for old, new in ch.kept_columns():
-                if classify_change(old.type, new.type) == "narrowing":
+                if classify_change(old.type, new.type) != "narrowing":
+                    continue
+                if online_cast(old.type, new.type) is not None and ch.before is not None:
+                    problem = online_problem(ch.before, ColumnChange(ch.name, old, new))
+                    if problem:
+                        yield self.violation(
+                            f"column {ch.name}.{new.name} cannot change type online "
+                            f"({old.type} → {new.type}): {problem}", table=ch.name,
+                            column=new.name, tdef=ch.after)
+                else:
                     yield self.violation(
                         f"column {ch.name}.{new.name} changes type {old.type} → {new.type}, "
                         "which can lose data or fail on existing rows",

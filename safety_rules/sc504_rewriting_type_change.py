@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from schemactl.model.online import ColumnChange, online_cast, online_problem
+
 from .base import OpsContext, Rule, RuleContext
 from .typing_rules import classify_change
 from .typing_rules_ops import altered_types
@@ -17,6 +19,10 @@ class RewritingTypeChange(Rule):
     ``real`` → ``double precision`` keep every value but PostgreSQL rewrites
     the whole table and blocks reads and writes meanwhile. Binary-compatible
     changes (``varchar(n)`` → ``varchar(m > n)``, ``varchar`` → ``text``) do not.
+    In a definition, a change along the online cast whitelist (smallint → integer →
+    bigint → numeric, real → double precision, numeric widening) runs online instead:
+    a shadow column kept in step by a trigger, backfilled in primary-key batches, then
+    swapped in under a short lock. The old values go to the archive.
 
     **Anti-pattern**
 
@@ -31,24 +37,35 @@ class RewritingTypeChange(Rule):
     **Best practice**
 
     ```yaml
-    # add the wider column, backfill it in batches, switch readers, deprecate the old one
+    # the same definition change, made by `schemactl propose`: an online retype
+    # (expand, backfill, contract); a migration with a direct ALTER TYPE stays refused
     table: projects
     columns:
       - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
-      - {name: views, type: integer, deprecated: true}
-      - {name: view_count, type: bigint}
+      - {name: views, type: bigint}
     ```
     """
 
     code = "SC504"
     name = "rewriting-type-change"
-    hint = ("add a new column of the new type, backfill it in batches, move readers, then "
-            "deprecate the old column; or waive this rule for a small table with a reason")
+    hint = ("let `schemactl propose` write the change: along the online cast whitelist "
+            "(smallint→integer→bigint→numeric, real→double precision, numeric widening) it "
+            "runs online (expand, backfill, contract); for another type add a new column, "
+            "backfill it and deprecate the old one, or waive this rule for a small table")
 
     def check(self, ctx: RuleContext) -> Iterator[Violation]:
         for ch in ctx.changes:
             for old, new in ch.kept_columns():
-                if classify_change(old.type, new.type) == "rewrite":
+                if classify_change(old.type, new.type) != "rewrite":
+                    continue
+                if online_cast(old.type, new.type) is not None and ch.before is not None:
+                    problem = online_problem(ch.before, ColumnChange(ch.name, old, new))
+                    if problem:
+                        yield self.violation(
+                            f"column {ch.name}.{new.name} cannot change type online "
+                            f"({old.type} → {new.type}): {problem}", table=ch.name,
+                            column=new.name, tdef=ch.after)
+                else:
                     yield self.violation(
                         f"column {ch.name}.{new.name} changes type {old.type} → {new.type}: "
                         "PostgreSQL rewrites the table under an ACCESS EXCLUSIVE lock",

@@ -83,6 +83,10 @@ class Column:
     references: str | None = None
     comment: str | None = None
     deprecated: bool = False
+    # Online-change markers (schemactl.model.online): a rename and a NOT NULL backfill.
+    renamed_from: str | None = None
+    backfill: Scalar = None
+    has_backfill: bool = False
 
     @property
     def type_spec(self) -> TypeSpec | None:
@@ -114,6 +118,10 @@ class Column:
             out["comment"] = self.comment
         if self.deprecated:
             out["deprecated"] = True
+        if self.renamed_from:
+            out["renamed_from"] = self.renamed_from
+        if self.has_backfill:
+            out["backfill"] = self.backfill
         return out
 
 
@@ -157,6 +165,7 @@ class TableDef:
     indexes: tuple[Index, ...] = ()
     comment: str | None = None
     deprecated: bool = False
+    renamed_from: str | None = None  # an online table rename (schemactl.model.online)
     source: str = "<definition>"
     size: int = 0
     text: str = field(default="", repr=False, compare=False)
@@ -181,6 +190,8 @@ class TableDef:
             out["comment"] = self.comment
         if self.deprecated:
             out["deprecated"] = True
+        if self.renamed_from:
+            out["renamed_from"] = self.renamed_from
         out["columns"] = [c.to_dict() for c in self.columns]
         if self.indexes:
             out["indexes"] = [i.to_dict() for i in self.indexes]

@@ -29,6 +29,9 @@ from schemactl.model.definitions import (
 TABLE_KEYS = {"table", "comment", "columns", "indexes", "deprecated"}
 COLUMN_KEYS = {"name", "type", "nullable", "default", "primary_key", "unique", "references",
                "comment", "deprecated"}
+# Online-change markers (schemactl.model.online).
+TABLE_KEYS |= {"renamed_from"}
+COLUMN_KEYS |= {"renamed_from", "backfill"}
 INDEX_KEYS = {"columns", "unique", "using", "opclass", "name"}
 
 
@@ -213,6 +216,7 @@ def from_dict(obj: Any, source: str = "<definition>", text: str = "", size: int 
             if rc.get(key) is not None:
                 _need(str, rc[key], f"{where}.{key}", source)
         primary = bool(rc.get("primary_key", False))
+        renamed_from, backfill = _online_markers(rc, where, source)
         columns.append(Column(
             name=name, type=normalise_type(type_),
             nullable=False if primary else bool(rc.get("nullable", True)),
@@ -220,6 +224,7 @@ def from_dict(obj: Any, source: str = "<definition>", text: str = "", size: int 
             primary_key=primary, unique=bool(rc.get("unique", False)),
             references=rc.get("references"), comment=rc.get("comment"),
             deprecated=bool(rc.get("deprecated", False)),
+            renamed_from=renamed_from, backfill=backfill, has_backfill="backfill" in rc,
         ))
     indexes = []
     raw_indexes = obj.get("indexes")
@@ -247,9 +252,25 @@ def from_dict(obj: Any, source: str = "<definition>", text: str = "", size: int 
         _need(str, comment, "comment", source)
     if "deprecated" in obj:
         _need(bool, obj["deprecated"], "deprecated", source)
+    table_renamed_from = obj.get("renamed_from")
+    if table_renamed_from is not None:
+        _need(str, table_renamed_from, "renamed_from", source)
     return TableDef(table=table, columns=tuple(columns), indexes=tuple(indexes),
                     comment=comment, deprecated=bool(obj.get("deprecated", False)),
-                    source=source, size=size, text=text)
+                    renamed_from=table_renamed_from, source=source, size=size, text=text)
+
+
+def _online_markers(rc: Mapping[str, Any], where: str, source: str) -> tuple[str | None, Any]:
+    """A column's `renamed_from` (a name) and `backfill` (a scalar literal or null)."""
+    renamed_from = rc.get("renamed_from")
+    if renamed_from is not None:
+        _need(str, renamed_from, f"{where}.renamed_from", source)
+    backfill = rc.get("backfill")
+    if backfill is not None and not isinstance(backfill, (str, int, float, bool)):
+        raise DefinitionError(f"{source}: {where}.backfill must be a scalar "
+                              "(string, number, boolean or null)",
+                              hint="backfill is the literal existing NULLs become")
+    return renamed_from, backfill
 
 
 def parse_definition(data: bytes | str, source: str = "<definition>") -> TableDef:
@@ -276,6 +297,8 @@ def dump_definition(tdef: TableDef) -> str:
         lines.append(flow({"comment": tdef.comment})[1:-1])
     if tdef.deprecated:
         lines.append("deprecated: true")
+    if tdef.renamed_from:
+        lines.append(flow({"renamed_from": tdef.renamed_from})[1:-1])
     lines.append("columns:")
     lines += [f"  - {flow(c.to_dict())}" for c in tdef.columns]
     if tdef.indexes:

@@ -1,0 +1,154 @@
+"""Online changes (expand / backfill / contract): the cast whitelist and what a change is.
+
+This is the one home of the online cast whitelist: the safety rules read it to let a
+marked change through, the planner reads it to write the expand/backfill/contract
+migration. A definition asks for an online change with a marker:
+
+- ``renamed_from: <old>`` on a column (a rename), or at the top level of a table;
+- a type change along :data:`ONLINE_CASTS` (a retype);
+- ``nullable: false`` with ``backfill: <literal>`` on an existing nullable column
+  (``backfill: null`` says the column holds no NULL; the run checks it before the contract).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemactl.model.definitions import Column, TableDef, TypeSpec, parse_type
+
+# old base → new bases whose cast keeps every value (the table would be rewritten by a
+# direct ALTER TYPE, so it goes through a shadow column instead).
+_WIDENING = {
+    "smallint": ("integer", "bigint", "numeric"),
+    "integer": ("bigint", "numeric"),
+    "bigint": ("numeric",),
+    "real": ("double precision",),
+}
+
+#: The online cast whitelist as text (docs, hints and the JSON Schema say the same).
+ONLINE_CASTS = (
+    "smallint → integer → bigint → numeric",
+    "real → double precision",
+    "numeric(p,s) → numeric(p2,s2) with s2 ≥ s and p2 − s2 ≥ p − s, or unconstrained numeric",
+    "varchar(n) → varchar(m < n) and text → varchar(n), when every value fits "
+    "(checked before the contract)",
+)
+
+
+@dataclass(frozen=True)
+class OnlineCast:
+    """A whitelisted retype: ``checked`` when some stored values may not fit (checked per row)."""
+
+    old: str
+    new: str
+    checked: bool = False
+
+
+def _numeric_widens(old: TypeSpec, new: TypeSpec) -> bool:
+    if not new.args:
+        return True
+    if not old.args:
+        return False
+    p, s = old.args[0], (old.args[1] if len(old.args) > 1 else 0)
+    p2, s2 = new.args[0], (new.args[1] if len(new.args) > 1 else 0)
+    return s2 >= s and p2 - s2 >= p - s
+
+
+def online_cast(old_type: str, new_type: str) -> OnlineCast | None:
+    """The whitelisted online cast from ``old_type`` to ``new_type``, or None.
+
+    None also for changes that need no online form (same type, varchar widening,
+    varchar → text: PostgreSQL does those without a rewrite).
+    """
+    old, new = parse_type(old_type), parse_type(new_type)
+    if old is None or new is None or old.array or new.array or str(old) == str(new):
+        return None
+    if new.base == "numeric" and old.base in ("smallint", "integer", "bigint"):
+        # integer → numeric(p,s) keeps every value only when p − s holds its digits
+        digits = {"smallint": 5, "integer": 10, "bigint": 19}[old.base]
+        if new.args and new.args[0] - (new.args[1] if len(new.args) > 1 else 0) < digits:
+            return None
+        return OnlineCast(str(old), str(new))
+    if new.base in _WIDENING.get(old.base, ()):
+        return OnlineCast(str(old), str(new))
+    if old.base == "numeric" and new.base == "numeric":
+        return OnlineCast(str(old), str(new)) if _numeric_widens(old, new) else None
+    if new.base == "varchar" and new.args and (
+            old.base == "text" or (old.base == "varchar" and (not old.args
+                                                              or new.args[0] < old.args[0]))):
+        return OnlineCast(str(old), str(new), checked=True)
+    return None
+
+
+@dataclass(frozen=True)
+class ColumnChange:
+    """One column changed online: any of rename, retype and tighten to NOT NULL at once."""
+
+    table: str
+    old: Column
+    new: Column
+
+    @property
+    def renamed(self) -> bool:
+        return self.old.name != self.new.name
+
+    @property
+    def cast(self) -> OnlineCast | None:
+        return online_cast(self.old.type, self.new.type)
+
+    @property
+    def retyped(self) -> bool:
+        return self.cast is not None
+
+    @property
+    def tightened(self) -> bool:
+        return self.old.nullable and not self.new.nullable and self.new.has_backfill
+
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(k for k, on in (("rename", self.renamed), ("retype", self.retyped),
+                                     ("set_not_null", self.tightened)) if on)
+
+
+def renamed_source(before: TableDef, col: Column) -> Column | None:
+    """The column of ``before`` that ``col`` is renamed from (its marker names a present
+    column and its own name is new), else None."""
+    if not col.renamed_from or before.column(col.name) is not None:
+        return None
+    return before.column(col.renamed_from)
+
+
+def column_pairs(before: TableDef, after: TableDef) -> list[tuple[Column, Column]]:
+    """(before, after) pairs of the columns both states have, renames followed."""
+    out = []
+    for new in after.columns:
+        old = before.column(new.name) or renamed_source(before, new)
+        if old is not None:
+            out.append((old, new))
+    return out
+
+
+def online_changes(before: TableDef, after: TableDef) -> list[ColumnChange]:
+    """The column changes between two states of a table that run online."""
+    out = []
+    for old, new in column_pairs(before, after):
+        change = ColumnChange(after.table, old, new)
+        if change.kinds():
+            out.append(change)
+    return out
+
+
+def online_problem(before: TableDef, change: ColumnChange) -> str | None:
+    """Why a marked column change cannot run online (None when it can)."""
+    old, new = change.old, change.new
+    name = f"{change.table}.{old.name}"
+    if old.primary_key or new.primary_key:
+        return f"{name} is (or becomes) the primary key"
+    if not before.primary_key or len(before.primary_key) != 1:
+        return f"{change.table} needs a one-column primary key to backfill in batches"
+    if old.references or new.references or old.unique or new.unique:
+        return f"{name} has a foreign key or unique constraint"
+    if any(old.name in idx.columns for idx in before.indexes):
+        return f"{name} is in an index"
+    if old.type != new.type and change.cast is None:
+        return f"{old.type} → {new.type} is not on the online cast whitelist"
+    return None
