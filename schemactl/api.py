@@ -390,8 +390,8 @@ def status(repo: PathLike | None = None, database_url: str | None = None) -> Sta
                             exit_code=exc.exit_code, error=exc.to_json())
     todo = migrator.pending(sr, db_rev)
     msg = "up to date" if not todo else f"{len(todo)} migration(s) pending"
-    drift_found, last_backup, interrupted = _apply_state(sr, target, db_rev)
-    if _blocking_drift(sr, drift_found):
+    drift_found, last_backup, interrupted = _apply_state(sr, target, db_rev, todo)
+    if _blocking_drift(sr, drift_found, allow_pending=interrupted is not None):
         # "up to date" would be wrong: apply and rollback refuse this database until it is fixed.
         msg = (f"drifted from git ({len(drift_found)} difference(s)); "
                + ("no migration pending" if not todo else msg))
@@ -403,20 +403,24 @@ def status(repo: PathLike | None = None, database_url: str | None = None) -> Sta
                         drift=drift_found, last_backup=last_backup, interrupted=interrupted)
 
 
-def _blocking_drift(sr: SchemaRepo, found: list[dict[str, str]]) -> bool:
+def _blocking_drift(sr: SchemaRepo, found: list[dict[str, str]], *,
+                   allow_pending: bool = False) -> bool:
     from schemactl.pipeline import drift, migrate
 
-    return bool(drift.blocking(found, migrate.managed_tables(sr)))
+    return bool(drift.blocking(found, migrate.managed_tables(sr), allow_pending=allow_pending))
 
 
-def _apply_state(sr: SchemaRepo, target: Target, db_rev: str | None,
+def _apply_state(sr: SchemaRepo, target: Target, db_rev: str | None, todo: list[str],
                  ) -> tuple[list[dict[str, str]], dict[str, object] | None, str | None]:
-    """Drift, the newest complete backup, and what an interrupted apply left."""
+    """Drift (what pending migrations already made marked as theirs), the newest complete
+    backup, and what an interrupted apply left."""
     from schemactl.errors import SchemactlError
     from schemactl.pipeline import backup, drift, runner
 
     try:
         found = drift.detect_drift(sr, target, db_rev)
+        if todo:
+            found = drift.mark_pending(sr, target, found, todo, todo[-1])
     except SchemactlError as exc:  # status still answers when the drift check cannot run
         found = [{"kind": "unchecked", "table": "", "message": f"drift not checked: {exc}"}]
     backups = backup.list_backups(sr)

@@ -223,15 +223,69 @@ def check(repo: SchemaRepo, target: Target, revision: str | None, *,
     return DriftReport(report.differences, report.names_only, sha)
 
 
-def blocking(differences: list[dict[str, Any]], managed: set[str]) -> list[dict[str, Any]]:
+def _identity(d: dict[str, Any]) -> tuple[Any, ...]:
+    return d.get("kind"), d.get("table"), d.get("column"), d.get("index")
+
+
+def _what(d: dict[str, Any]) -> str:
+    kind, table = str(d.get("kind", "")), str(d.get("table", ""))
+    noun = kind.split("_", 1)[-1]
+    if noun == "index":
+        return f"index {d.get('index')}"
+    if noun == "column":
+        return f"{table}.{d.get('column')}"
+    if noun in ("constraint", "foreign_key"):
+        return f"{noun.replace('_', ' ')} {d.get('index')}"
+    return f"table {table}"
+
+
+def mark_pending(repo: SchemaRepo, target: Target, differences: list[dict[str, Any]],
+                 revisions: list[str], revision_target: str | None,
+                 git_rev: str | None = "HEAD") -> list[dict[str, Any]]:
+    """Mark the differences that pending (or interrupted) migrations already account for.
+
+    A difference at the database's revision that is gone when the live schema is compared
+    with the definitions of ``revision_target`` (at ``git_rev``) is an object those
+    migrations make (or remove) that is already there (or gone): a run killed after a
+    ``CREATE INDEX CONCURRENTLY`` but before ``alembic_version`` moved leaves exactly that.
+    Such a difference gets ``pending`` (the revisions) and a message that says so.
+    """
+    if not differences or not revisions:
+        return differences
+    if all(d.get("kind") == "unchecked" for d in differences):
+        return differences
+    later = {_identity(d) for d in check(repo, target, revision_target,
+                                         git_rev=git_rev).differences}
+    revs = ", ".join(revisions)
+    out: list[dict[str, Any]] = []
+    for d in differences:
+        kind = str(d.get("kind", ""))
+        if kind == "unchecked" or _identity(d) in later:
+            out.append(d)
+            continue
+        if kind.startswith("extra_"):
+            message = f"{_what(d)} exists already: pending {revs} define(s) it"
+        elif kind.startswith("missing_"):
+            message = f"{_what(d)} is gone already, as pending {revs} want(s)"
+        else:
+            message = f"{d.get('message')} (as pending {revs} define(s) it)"
+        out.append({**d, "pending": list(revisions), "message": message})
+    return out
+
+
+def blocking(differences: list[dict[str, Any]], managed: set[str], *,
+             allow_pending: bool = False) -> list[dict[str, Any]]:
     """The differences that stop an apply or a rollback.
 
     A table that neither the core models nor the definitions at HEAD name belongs to someone
     else: it is reported and left alone, never a reason to refuse (or fail) a run. An extra
     table that HEAD does define still blocks: a pending migration would collide with it.
+    With ``allow_pending`` (recovering an interrupted run), what the run's own migrations
+    already made (see :func:`mark_pending`) does not block either: the redo finishes it.
     """
     return [d for d in differences
-            if not (d.get("kind") == "extra_table" and d.get("table") not in managed)]
+            if not (d.get("kind") == "extra_table" and d.get("table") not in managed)
+            and not (allow_pending and d.get("pending"))]
 
 
 def unmanaged_tables(differences: list[dict[str, Any]], managed: set[str]) -> list[str]:

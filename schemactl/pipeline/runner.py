@@ -149,24 +149,33 @@ def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any]
 
 def _recover(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any],
              j: journal.Journal, progress: Progress | None,
-             committer: Committer | None = None) -> ApplyResult | None:
-    """Finish or clean up a run that died; returns its result when it was finished here."""
+             committer: Committer | None = None,
+             ) -> tuple[ApplyResult | None, journal.Journal | None]:
+    """Finish or clean up a run that died.
+
+    Returns:
+        (its result when it was finished here, the journal of a run to redo). A run to redo
+        keeps its journal until the new run replaces it, so that ``status`` can still say
+        what happened when the redo is refused.
+    """
     current = current_revision(lock_conn)
     if j.step in ("locked", "backup", "backup_done", "upgrade") \
             and current != j.revision_target:
         # The database is where the run started, or part-way: committed migrations stay,
-        # a half-built concurrent index goes, and this run redoes the rest.
+        # a half-built concurrent index goes, a finished one stays (the redo's IF NOT
+        # EXISTS keeps it), and this run redoes the rest.
         _dropped, left = drop_new_invalid_indexes(repo, lock_conn, j.invalid_indexes_before)
         if left:
+            journal.write(repo, j.at(j.step, failed=f"invalid index(es) {', '.join(left)} "
+                                                    "could not be dropped yet"))
             raise DatabaseError(
                 f"the interrupted {j.action} left invalid index(es) {', '.join(left)} that "
                 "cannot be dropped yet", code="invalid_index_left",
                 hint="a long transaction uses the table; retry when it ends")
-        journal.clear(repo, journal.key_of(target))
-        return None
+        return None, j
     if current != j.revision_target:
         journal.clear(repo, journal.key_of(target))
-        return None
+        return None, None
     # The migrations are all in: write what is missing (audit row, line, commit).
     entry = _entry_from(j, status="success")
     _j, sha, entry = _finish(repo, target, lock_conn, j, entry, progress, committer)
@@ -180,7 +189,7 @@ def _recover(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any
                        revision_before=j.revision_before, revision=current,
                        database=target.display, backup=b, commit=sha, audit_id=entry.id,
                        recovered=f"finished the interrupted {j.action} {j.id}",
-                       message="finished an interrupted run")
+                       message="finished an interrupted run"), None
 
 
 def _entry_from(j: journal.Journal, status: str, error: str | None = None,
@@ -277,12 +286,15 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
         say(progress, "lock")
         backup.cleanup_incomplete(repo)
         recovered: ApplyResult | None = None
+        redo: journal.Journal | None = None
         previous = journal.load(repo, journal.key_of(target))
         if previous is not None:
-            recovered = _recover(repo, target, lock_conn, previous, progress, committer)
+            recovered, redo = _recover(repo, target, lock_conn, previous, progress, committer)
         before = current_revision(lock_conn)
         op = plan(before)
         if op is None:
+            if redo is not None:
+                journal.clear(repo, journal.key_of(target))
             if recovered is not None:
                 return recovered
             return ApplyResult(command=action, applied=[], revision_before=before,
@@ -304,23 +316,40 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
 
         # 1. drift: the live schema must be what git says for this revision.
         say(progress, "drift check")
+
+        def refused(message: str) -> None:
+            # The interrupted run's journal stays (marked failed) so that status says why.
+            if redo is not None:
+                journal.write(repo, redo.at(redo.step, failed=target.scrub(message)))
+            else:
+                journal.clear(repo, journal.key_of(target))
+
         try:
             report = drift.check(repo, target, before)
+            differences = report.differences
+            if redo is not None:
+                # What the interrupted run already made (a built index) is its own work.
+                differences = drift.mark_pending(repo, target, differences, redo.revisions,
+                                                 redo.revision_target, redo.verify_git_rev)
         except SchemactlError as exc:
-            journal.clear(repo, journal.key_of(target))
+            refused(exc.message)
             raise exc
         managed = managed_tables(repo)
-        unmanaged = drift.unmanaged_tables(report.differences, managed)
-        if drift.blocking(report.differences, managed):
-            journal.clear(repo, journal.key_of(target))
-            shown = "; ".join(d["message"] for d in report.differences[:5])
-            more = len(report.differences) - 5
+        unmanaged = drift.unmanaged_tables(differences, managed)
+        blocked = drift.blocking(differences, managed, allow_pending=redo is not None)
+        if blocked:
+            shown = "; ".join(d["message"] for d in blocked[:5])
+            more = len(blocked) - 5
+            refused(f"drift: {shown}")
             raise ConflictError(
                 f"the database has drifted from git at revision {before}: {shown}"
                 + (f" (+{more} more)" if more > 0 else ""),
                 hint="nothing was changed; bring the database back to its definitions (or "
                      "the definitions to the database, through a proposal) and apply again",
-                code="drift", details={"drift": report.differences})
+                code="drift", details={"drift": differences})
+        adopted = [d for d in differences if d.get("pending")]
+        if adopted:
+            run.details["adopted"] = adopted
 
         # 2. backup, before anything changes.
         j = run.j = journal.write(repo, j.at("backup"))

@@ -1,0 +1,153 @@
+"""Issue 12: runs killed mid-way are recognised, finished or redone, never wedged."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from schemactl.adapters.database import Target, connect
+from tests.apply_helpers import (
+    add_index,
+    add_notes,
+    audit_lines,
+    audit_rows,
+    git,
+    insert_notes,
+    notes_fingerprint,
+    revision_of,
+)
+from tests.conftest import git_log
+
+
+def _popen(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "SCHEMACTL_DATABASE_URL", "SCHEMACTL_ACTOR")}
+    full.update(env or {})
+    return subprocess.Popen([sys.executable, "-m", "schemactl.cli", *args], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full)
+
+
+def _wait_for(cond, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+def _indexes(db: Target) -> list[tuple[str, bool]]:
+    with connect(db) as conn:
+        rows = conn.execute("select indexrelid::regclass::text, indisvalid from pg_index "
+                            "where indrelid = 'notes'::regclass order by 1").fetchall()
+    return [(str(r[0]), bool(r[1])) for r in rows]
+
+
+def _idle_in_transaction(db: Target) -> bool:
+    with connect(db) as conn:
+        row = conn.execute("select count(*) from pg_stat_activity where datname = "
+                           "current_database() and state = 'idle in transaction' and "
+                           "application_name like 'schemactl apply%%'").fetchone()
+    return bool(row and row[0])
+
+
+def _converged(repo: Path, db: Target, cli, revision: str, fingerprint: tuple[int, str]) -> None:  # type: ignore[no-untyped-def]
+    """After recovery: one success row, one audit line, one commit, clean git, no drift."""
+    assert revision_of(db) == revision
+    assert notes_fingerprint(db) == fingerprint
+    assert all(valid for _name, valid in _indexes(db)), _indexes(db)
+    done = [r for r in audit_rows(db) if r["details"]["revision"] == revision  # type: ignore[index]
+            and r["status"] == "success"]
+    assert len(done) == 1, audit_rows(db)
+    assert len([ln for ln in audit_lines(repo) if ln["revision"] == revision
+                and ln["status"] == "success"]) == 1
+    commits = [m for m in git_log(repo) if f"Schemactl-Revision: {revision}" in m
+               and "Schemactl-Status: success" in m]
+    assert len(commits) == 1, git_log(repo)
+    assert git(repo, "status", "--porcelain") == ""
+    st = cli("status", "--json", "--database-url", db.url, cwd=repo)
+    assert st.code == 0 and st.json["interrupted"] is None and st.json["drift"] == [], st
+
+
+@pytest.mark.slow
+def test_killed_after_concurrent_index_before_version_moved(repo: Path, db: Target, cli) -> None:  # type: ignore[no-untyped-def]
+    """Wedge 1: the index is built and valid, alembic_version still at the parent."""
+    add_notes(repo)
+    assert cli("apply", "--json", "--database-url", db.url, cwd=repo).code == 0
+    insert_notes(db, 200)
+    add_index(repo, "0003_ix_body", "0002_notes", "body")
+    fingerprint = notes_fingerprint(db)
+    # "migration": the last migration's version row is written, its transaction not committed.
+    proc = _popen(repo, "apply", "--json", "--database-url", db.url,
+                  env={"SCHEMACTL_TEST_PAUSE_AT": "migration",
+                       "SCHEMACTL_TEST_PAUSE_SECONDS": "60"})
+    try:
+        _wait_for(lambda: ("ix_notes_body", True) in _indexes(db) and _idle_in_transaction(db))
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    _wait_for(lambda: not _idle_in_transaction(db))
+    assert revision_of(db) == "0002_notes"
+    st = cli("status", "--json", "--database-url", db.url, cwd=repo)
+    assert st.code == 0, st
+    assert "interrupted during the upgrade" in st.json["interrupted"], st.json
+    # The index HEAD defines is not "not defined": status says a pending migration made it.
+    for d in st.json["drift"]:
+        assert "is not defined" not in d["message"] or "0003_ix_body" in d["message"], d
+    res = cli("apply", "--json", "--database-url", db.url, cwd=repo, timeout=120)
+    assert res.code == 0, res
+    assert res.json["applied"] == ["0003_ix_body"]
+    _converged(repo, db, cli, "0003_ix_body", fingerprint)
+    assert ("ix_notes_body", True) in _indexes(db)
+
+
+@pytest.mark.slow
+def test_killed_during_concurrent_index_build(repo: Path, db: Target, cli) -> None:  # type: ignore[no-untyped-def]
+    """The build is cut half-way (an invalid index): the next apply drops it and redoes it."""
+    add_notes(repo)
+    assert cli("apply", "--json", "--database-url", db.url, cwd=repo).code == 0
+    insert_notes(db, 200)
+    add_index(repo, "0003_ix_body", "0002_notes", "body")
+    fingerprint = notes_fingerprint(db)
+    holder = psycopg.connect(db.url)
+    try:
+        # A writer holds its transaction open: CREATE INDEX CONCURRENTLY waits on it with the
+        # invalid index already in the catalog; the client is killed there.
+        holder.execute("insert into notes (body) select 'x' where false")
+        proc = _popen(repo, "apply", "--json", "--database-url", db.url)
+        try:
+            _wait_for(lambda: ("ix_notes_body", False) in _indexes(db))
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    finally:
+        holder.rollback()
+        holder.close()
+    st = cli("status", "--json", "--database-url", db.url, cwd=repo)
+    assert st.code == 0 and "interrupted" in (st.json["interrupted"] or ""), st
+    res = cli("apply", "--json", "--database-url", db.url, cwd=repo, timeout=120)
+    assert res.code == 0, res
+    _converged(repo, db, cli, "0003_ix_body", fingerprint)
+
+
+def test_status_names_an_index_a_pending_migration_defines(repo: Path, db: Target, cli) -> None:  # type: ignore[no-untyped-def]
+    """An index present before its migration ran is "defined at HEAD", not "not defined"."""
+    add_notes(repo)
+    assert cli("apply", "--json", "--database-url", db.url, cwd=repo).code == 0
+    add_index(repo, "0003_ix_body", "0002_notes", "body")
+    with connect(db) as conn:
+        conn.execute("create index ix_notes_body on notes (body)")
+    st = cli("status", "--json", "--database-url", db.url, cwd=repo)
+    assert st.code == 0, st
+    [d] = st.json["drift"]
+    assert d["index"] == "ix_notes_body" and d.get("pending") == ["0003_ix_body"], d
+    assert "not defined" not in d["message"] and "0003_ix_body" in d["message"], d
+    assert json.dumps(st.json)
