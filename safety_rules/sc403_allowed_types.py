@@ -12,6 +12,7 @@ from .typing_rules import (
     INDEX_METHODS,
     OPCLASS_FITS,
     OPCLASSES,
+    REFUSED_TYPES,
     index_type_key,
     type_problem,
 )
@@ -25,10 +26,13 @@ MAX_INDEXED_DIMENSIONS = {"vector": 2000, "halfvec": 4000}
 class AllowedTypes(Rule):
     """A column type outside the whitelist, a malformed type, or an unknown index method.
 
-    The whitelist: uuid, text, varchar(n), smallint, integer, bigint,
-    numeric(p,s), real, double precision, boolean, date, timestamptz,
-    timestamp, interval, jsonb, bytea, vector(n) (1 to 16000 dimensions) and
-    arrays ``T[]`` of these. Index methods: btree, hash, gin, gist, brin,
+    The whitelist: uuid, text, varchar(n), citext, smallint, integer, bigint,
+    numeric(p,s), real, double precision, boolean, date, time, timetz,
+    timestamptz(p), timestamp(p), interval (p: 0 to 6 fractional digits),
+    inet, cidr, macaddr, jsonb, bytea, tsvector, vector(n) (1 to 16000
+    dimensions), halfvec(n) and sparsevec(n) (pgvector 0.7 or later) and arrays
+    ``T[]`` of these. ``char(n)`` (it pads with spaces) and ``json`` (use
+    jsonb) are refused with a hint. Index methods: btree, hash, gin, gist, brin,
     hnsw, ivfflat (the last two on vector columns). An index method must have
     a default operator class for each column's type, or the index names one
     that fits (gist on varchar, gin on integer and hnsw without an opclass
@@ -41,7 +45,8 @@ class AllowedTypes(Rule):
     columns:
       - {name: label, type: varchar(0)}
       - {name: embedding, type: vector(0)}
-      - {name: payload, type: xml}
+      - {name: payload, type: json}
+      - {name: code, type: char(3)}
     indexes:
       - {columns: [label], using: gist}
     ```
@@ -61,9 +66,10 @@ class AllowedTypes(Rule):
 
     code = "SC403"
     name = "allowed-types"
-    hint = ("use a whitelisted type: uuid, text, varchar(n), smallint, integer, bigint, "
-            "numeric(p,s), real, double precision, boolean, date, timestamptz, timestamp, "
-            "interval, jsonb, bytea, vector(n), or an array T[] of these")
+    hint = ("use a whitelisted type: uuid, text, varchar(n), citext, smallint, integer, "
+            "bigint, numeric(p,s), real, double precision, boolean, date, time, timetz, "
+            "timestamptz(p), timestamp(p), interval, inet, cidr, macaddr, jsonb, bytea, "
+            "tsvector, vector(n), halfvec(n), sparsevec(n), or an array T[] of these")
 
     def check(self, ctx: RuleContext) -> Iterator[Violation]:
         for ch in ctx.proposed_changes:
@@ -72,8 +78,11 @@ class AllowedTypes(Rule):
             for col in tdef.columns:
                 problem = type_problem(col.type)
                 if problem:
+                    spec = col.type_spec
+                    refused = REFUSED_TYPES.get(spec.base) if spec else None
                     yield self.violation(f"column {ch.name}.{col.name}: {problem}", table=ch.name,
-                                         column=col.name, tdef=tdef)
+                                         column=col.name, tdef=tdef,
+                                         hint=refused.split("; ")[-1] if refused else None)
             for idx in tdef.indexes:
                 yield from self._index(ch.name, tdef, idx)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -15,8 +16,19 @@ from schemactl.model.literals import PLAIN_NUMBER
 ALLOWED_BASES = frozenset({
     "uuid", "text", "varchar", "smallint", "integer", "bigint", "numeric", "real",
     "double precision", "boolean", "date", "timestamptz", "timestamp", "interval", "jsonb",
-    "bytea", "vector",
+    "bytea", "vector", "time", "timetz", "inet", "cidr", "macaddr", "citext", "tsvector",
+    "halfvec", "sparsevec",
 })
+# Types PostgreSQL has but schemactl refuses, with what to write instead.
+REFUSED_TYPES = {
+    "char": "char(n) pads values with spaces and is no faster (PostgreSQL's own advice: "
+            "don't use char(n)); use varchar(n) or text",
+    "json": "json keeps the text as written and cannot be indexed; use jsonb",
+}
+# Types whose parameter is a fractional-seconds precision, 0 to 6.
+PRECISION_TYPES = frozenset({"timestamp", "timestamptz", "time", "timetz", "interval"})
+# pgvector's dimension limits (halfvec and sparsevec need pgvector 0.7 or later).
+VECTOR_LIMITS = {"vector": 16_000, "halfvec": 16_000, "sparsevec": 1_000_000_000}
 INDEX_METHODS = frozenset({"btree", "hash", "gin", "gist", "brin", "hnsw", "ivfflat"})
 # Base types (``array`` for any ``T[]``) that have a default operator class for each index
 # method, as PostgreSQL 15-18 and pgvector 0.7+ ship them (pg_opclass.opcdefault; varchar,
@@ -67,11 +79,11 @@ def index_type_key(spec: TypeSpec) -> str:
 
 
 MAX_VARCHAR = 10_485_760
-MAX_VECTOR = 16_000
 INTEGER_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1),
                   "bigint": (-(2**63), 2**63 - 1)}
 STRING_TYPES = frozenset({"text", "varchar"})
 TIME_TYPES = frozenset({"timestamptz", "timestamp", "date"})
+CLOCK_TYPES = frozenset({"time", "timetz"})
 NUMBER_TYPES = frozenset({"smallint", "integer", "bigint", "numeric", "real", "double precision"})
 REAL_MAX = 3.4028234663852886e38
 
@@ -88,6 +100,8 @@ def type_problem(text: str) -> str | None:
     if spec is None:
         return f"type {text!r} is malformed"
     base, args = spec.base, spec.args
+    if base in REFUSED_TYPES:
+        return f"type {text!r} is refused: {REFUSED_TYPES[base]}"
     if base not in ALLOWED_BASES:
         return f"type {text!r} is not on the whitelist"
     if base == "varchar":
@@ -97,9 +111,13 @@ def type_problem(text: str) -> str | None:
         if len(args) > 2 or (args and not 1 <= args[0] <= 1000) or (
                 len(args) == 2 and not 0 <= args[1] <= args[0]):
             return f"type {text!r}: numeric(p,s) needs 1 <= p <= 1000 and 0 <= s <= p"
-    elif base == "vector":
-        if len(args) != 1 or not 1 <= args[0] <= MAX_VECTOR:
-            return f"type {text!r}: vector(n) needs 1 <= n <= {MAX_VECTOR}"
+    elif base in VECTOR_LIMITS:
+        limit = VECTOR_LIMITS[base]
+        if len(args) != 1 or not 1 <= args[0] <= limit:
+            return f"type {text!r}: {base}(n) needs 1 <= n <= {limit:,}"
+    elif base in PRECISION_TYPES:
+        if len(args) > 1 or (args and not 0 <= args[0] <= 6):
+            return f"type {text!r}: {base}(p) takes a precision 0 <= p <= 6"
     elif args:
         return f"type {text!r}: {base} takes no parameters"
     return None
@@ -142,6 +160,11 @@ def classify_change(old_text: str, new_text: str) -> str:
         return "same"
     if old.array != new.array:
         return "narrowing"
+    if old.base == new.base and old.base in PRECISION_TYPES:
+        # More fractional digits (or none fixed) keeps every value without a rewrite.
+        if not new.args or (old.args and new.args[0] >= old.args[0]):
+            return "safe"
+        return "narrowing"
     if old.base == "varchar" and new.base == "varchar":
         if not new.args or (old.args and new.args[0] >= old.args[0]):
             return "safe"
@@ -174,6 +197,9 @@ _FUNC_CALL = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_.$]*\s*\(")
 _SQL_WORDS = frozenset({"current_date", "current_time", "current_user", "session_user",
                         "localtime", "localtimestamp", "current_role", "current_catalog",
                         "current_schema", "user", "default", "null", "current_timestamp"})
+_CLOCK = re.compile(r"^\s*([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
+                    r"([+-]\d{2}(:?\d{2})?|Z)?\s*$")
+_MACADDR = re.compile(r"^\s*[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}\s*$")
 _INTERVAL = re.compile(r"^\s*(\d+\s+(microsecond|millisecond|second|minute|hour|day|week|month|"
                        r"year)s?\s*)+$", re.IGNORECASE)
 
@@ -234,7 +260,7 @@ def default_problem(col: Column) -> str | None:
     if isinstance(value, (int, float)):
         return _number_problem(col, spec, value)
     text = str(value)
-    if base in STRING_TYPES:
+    if base in STRING_TYPES or base == "citext":
         if looks_like_sql(text):
             return f"default {text!r} looks like SQL; only literals and {_funcs()} are allowed"
         if base == "varchar" and spec.args and len(text) > spec.args[0]:
@@ -309,6 +335,18 @@ def _string_literal_problem(col: Column, spec: TypeSpec, base: str, text: str) -
         return None
     if base == "interval":
         return None if _INTERVAL.match(text) else bad
+    if base in CLOCK_TYPES:
+        return None if _CLOCK.match(text) else bad
+    if base in ("inet", "cidr"):
+        try:
+            (ipaddress.ip_interface if base == "inet" else ipaddress.ip_network)(text.strip())
+        except ValueError:
+            return bad
+        return None
+    if base == "macaddr":
+        return None if _MACADDR.match(text) else bad
+    if base in ("halfvec", "vector"):
+        base = "vector"
     if base == "bytea":
         return None if re.fullmatch(r"\\x(?:[0-9a-fA-F]{2})*", text) else bad
     if base == "vector":

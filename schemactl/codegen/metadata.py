@@ -54,6 +54,29 @@ def _types() -> dict[str, tuple[_TypeFactory, Callable[[tuple[int, ...]], str]]]
 
         return Vector(args[0]) if args else Vector()
 
+    def halfvec(args: tuple[int, ...]) -> Any:
+        from pgvector.sqlalchemy import HALFVEC
+
+        return HALFVEC(args[0]) if args else HALFVEC()
+
+    def sparsevec(args: tuple[int, ...]) -> Any:
+        from pgvector.sqlalchemy import SPARSEVEC
+
+        return SPARSEVEC(args[0]) if args else SPARSEVEC()
+
+    def timestamp(timezone: bool) -> tuple[_TypeFactory, Callable[[tuple[int, ...]], str]]:
+        tz = "timezone=True, " if timezone else ""
+        return ((lambda a: postgresql.TIMESTAMP(timezone=timezone, precision=a[0])
+                 if a else sa.DateTime(timezone=timezone)),
+                (lambda a: f"postgresql.TIMESTAMP({tz}precision={a[0]})" if a else
+                 f"sa.DateTime({tz.rstrip(', ')})"))
+
+    def time(timezone: bool) -> tuple[_TypeFactory, Callable[[tuple[int, ...]], str]]:
+        tz = "timezone=True, " if timezone else ""
+        return ((lambda a: postgresql.TIME(timezone=timezone, precision=a[0] if a else None)),
+                (lambda a: f"postgresql.TIME({tz}precision={a[0]})" if a else
+                 f"postgresql.TIME({tz.rstrip(', ')})"))
+
     def numeric(args: tuple[int, ...]) -> Any:
         precision = args[0] if args else None
         scale = args[1] if len(args) > 1 else None
@@ -79,10 +102,20 @@ def _types() -> dict[str, tuple[_TypeFactory, Callable[[tuple[int, ...]], str]]]
                              lambda a: "postgresql.DOUBLE_PRECISION()"),
         "boolean": (lambda a: sa.Boolean(), lambda a: "sa.Boolean()"),
         "date": (lambda a: sa.Date(), lambda a: "sa.Date()"),
-        "timestamptz": (lambda a: sa.DateTime(timezone=True),
-                        lambda a: "sa.DateTime(timezone=True)"),
-        "timestamp": (lambda a: sa.DateTime(), lambda a: "sa.DateTime()"),
-        "interval": (lambda a: postgresql.INTERVAL(), lambda a: "postgresql.INTERVAL()"),
+        "timestamptz": timestamp(True),
+        "timestamp": timestamp(False),
+        "time": time(False),
+        "timetz": time(True),
+        "interval": (lambda a: postgresql.INTERVAL(precision=a[0] if a else None),
+                     lambda a: f"postgresql.INTERVAL(precision={a[0]})" if a else
+                     "postgresql.INTERVAL()"),
+        "inet": (lambda a: postgresql.INET(), lambda a: "postgresql.INET()"),
+        "cidr": (lambda a: postgresql.CIDR(), lambda a: "postgresql.CIDR()"),
+        "macaddr": (lambda a: postgresql.MACADDR(), lambda a: "postgresql.MACADDR()"),
+        "citext": (lambda a: postgresql.CITEXT(), lambda a: "postgresql.CITEXT()"),
+        "tsvector": (lambda a: postgresql.TSVECTOR(), lambda a: "postgresql.TSVECTOR()"),
+        "halfvec": (halfvec, lambda a: f"HALFVEC({a[0]})" if a else "HALFVEC()"),
+        "sparsevec": (sparsevec, lambda a: f"SPARSEVEC({a[0]})" if a else "SPARSEVEC()"),
         "jsonb": (lambda a: postgresql.JSONB(), lambda a: "postgresql.JSONB()"),
         "bytea": (lambda a: postgresql.BYTEA(), lambda a: "postgresql.BYTEA()"),
         "vector": (vector, lambda a: f"Vector({a[0]})" if a else "Vector()"),
@@ -127,9 +160,19 @@ def type_source(type_text: str) -> str:
     return f"postgresql.ARRAY({inner})" if spec.array else inner
 
 
-def uses_vector(type_text: str) -> bool:
+# Types that come from an extension: base type → the extension schemactl creates for it.
+EXTENSION_TYPES = {"vector": "vector", "halfvec": "vector", "sparsevec": "vector",
+                   "citext": "citext"}
+
+
+def type_extension(type_text: str) -> str | None:
+    """The extension a column type needs (``vector``, ``citext``), or None."""
     spec = parse_type(type_text)
-    return bool(spec and spec.base == "vector")
+    return EXTENSION_TYPES.get(spec.base) if spec else None
+
+
+def uses_vector(type_text: str) -> bool:
+    return type_extension(type_text) == "vector"
 
 
 # -- defaults --------------------------------------------------------------------------

@@ -15,8 +15,8 @@ Lock-safety is recorded on the operations themselves, where rules can see it:
 - a column made ``unique`` on an existing table: a unique ``CreateIndexOp`` built
   concurrently, with ``info["attach_constraint"] = True`` (then ``ADD CONSTRAINT ...
   UNIQUE USING INDEX``);
-- ``ExecuteSQLOp`` is only ever ``CREATE EXTENSION IF NOT EXISTS vector``
-  (``info["schemactl"] == "extension"``).
+- ``ExecuteSQLOp`` is only ever ``CREATE EXTENSION IF NOT EXISTS vector`` or ``citext``
+  (``info["schemactl"] == "extension"``, ``info["extension"]`` the name).
 
 Destructive differences (a removed table or column, a removed index or constraint) are
 represented faithfully as Drop operations so that the rules reject them; the renderer
@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from schemactl.codegen.metadata import default_sql, effective_comment, sa_type, uses_vector
+from schemactl.codegen.metadata import default_sql, effective_comment, sa_type, type_extension
 from schemactl.model.definitions import Column, Index, TableDef
 from schemactl.model.naming import fk_name, uq_name
 
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from alembic.operations.ops import UpgradeOps
 
 VECTOR_EXTENSION_SQL = "CREATE EXTENSION IF NOT EXISTS vector"
+# The extensions a migration may create (whitelisted: never a name from a definition).
+EXTENSION_SQL = {"vector": VECTOR_EXTENSION_SQL, "citext": "CREATE EXTENSION IF NOT EXISTS citext"}
 
 
 @dataclass(frozen=True)
@@ -314,14 +316,14 @@ def build_plan(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef]
     new = _new_table_order(new, proposed)
     top: list[Any] = []
     changes: list[Change] = []
-    needs_vector = False
+    extensions: set[str] = set()
     metadata = _reference_metadata(current, proposed, todo)
     for name in new:
         tdef = proposed[name]
         made, ch = _create_table(tdef, metadata)
         top += made
         changes += ch
-        needs_vector |= any(uses_vector(c.type) for c in tdef.columns)
+        extensions |= {e for c in tdef.columns if (e := type_extension(c.type))}
     for name in todo:
         if name in new:
             continue
@@ -334,11 +336,14 @@ def build_plan(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef]
         if made_ops:
             top.append(ops.ModifyTableOps(name, made_ops))
         changes += ch
-        needs_vector |= any(uses_vector(c.type) and old.column(c.name) is None
-                            for c in tdef.columns)
-    if needs_vector:
-        ext = ops.ExecuteSQLOp(VECTOR_EXTENSION_SQL)
+        extensions |= {e for c in tdef.columns
+                       if (e := type_extension(c.type)) and (
+                           (before := old.column(c.name)) is None
+                           or type_extension(before.type) != e)}
+    for name in sorted(extensions, reverse=True):
+        ext = ops.ExecuteSQLOp(EXTENSION_SQL[name])
         ext.info["schemactl"] = "extension"
+        ext.info["extension"] = name
         top.insert(0, ext)
     touched = tuple(n for n in [*new, *todo] if n in {c.table for c in changes})
     return Plan(upgrade_ops=ops.UpgradeOps(ops=top), changes=changes,

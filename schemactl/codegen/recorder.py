@@ -104,7 +104,7 @@ def record_migration(source: bytes | str, name: str, *, direction: str = "upgrad
     """
     from alembic.runtime.migration import MigrationContext
 
-    from schemactl.codegen.planner import VECTOR_EXTENSION_SQL
+    from schemactl.codegen.planner import EXTENSION_SQL
 
     out = Recorded(name)
     buf = io.StringIO()
@@ -132,7 +132,7 @@ def record_migration(source: bytes | str, name: str, *, direction: str = "upgrad
             sql = str(op.sqltext)
             if _is_validate(sql):
                 continue  # the second half of a NOT VALID foreign key
-            if " ".join(sql.split()).upper() == VECTOR_EXTENSION_SQL.upper():
+            if " ".join(sql.split()).upper() in {e.upper() for e in EXTENSION_SQL.values()}:
                 op.info["schemactl"] = "extension"
                 continue
         kept.append(op)

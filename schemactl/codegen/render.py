@@ -371,9 +371,14 @@ def render_migration(plan: Plan, revision: str, down_revision: str | None,
 
     for top in plan.upgrade_ops.ops:
         if isinstance(top, ops.ExecuteSQLOp) and top.info.get("schemactl") == "extension":
-            up_tx += ["# pgvector: vector columns need the extension (a no-op when installed).",
-                      f"op.execute({_r(str(top.sqltext))})"]
-            down_tx.insert(0, "# The vector extension stays: other tables may use it.")
+            ext_name = top.info.get("extension", "vector")
+            if ext_name == "vector":
+                up_tx += ["# pgvector: vector columns need the extension (a no-op when "
+                          "installed)."]
+            else:
+                up_tx += [f"# {ext_name} columns need the extension (a no-op when installed)."]
+            up_tx += [f"op.execute({_r(str(top.sqltext))})"]
+            down_tx.insert(0, f"# The {ext_name} extension stays: other tables may use it.")
         elif isinstance(top, ops.CreateTableOp):
             tdef: TableDef = top.info["definition"]
             up_tx += [f"# New table {tdef.table}: created plainly (nobody uses it yet)."]
@@ -429,8 +434,9 @@ def render_migration(plan: Plan, revision: str, down_revision: str | None,
     imports += ["import sqlalchemy as sa", "from alembic import op"]
     if "postgresql." in everything:
         imports.append("from sqlalchemy.dialects import postgresql")
-    if "Vector(" in everything:
-        imports.append("from pgvector.sqlalchemy import Vector")
+    pgvector = [n for n in ("HALFVEC", "SPARSEVEC", "Vector") if f"{n}(" in everything]
+    if pgvector:
+        imports.append(f"from pgvector.sqlalchemy import {', '.join(pgvector)}")
     imports.append("")
     message = plan.message()
     text = _env().get_template(TEMPLATE).render(

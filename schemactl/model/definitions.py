@@ -22,6 +22,8 @@ TYPE_ALIASES = {
     "bool": "boolean", "float8": "double precision", "float4": "real",
     "timestamp with time zone": "timestamptz", "timestamp without time zone": "timestamp",
     "character varying": "varchar", "decimal": "numeric",
+    "time with time zone": "timetz", "time without time zone": "time",
+    "character": "char", "bpchar": "char",
 }
 
 
