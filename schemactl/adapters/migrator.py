@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from schemactl.errors import BadInputError, ConflictError, DatabaseError
+from schemactl.errors import BadInputError, ConflictError, DatabaseError, RejectedError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -191,21 +191,37 @@ def _alembic_errors() -> Iterator[None]:
                             hint="the failed migration was rolled back; see `schemactl plan`",
                             details={"sql": str(getattr(exc, "statement", "") or "")[:2000],
                                      "sqlstate": getattr(orig, "sqlstate", None)}) from exc
+    except Exception as exc:
+        if type(exc).__name__ != "OnlineChangeStopped":
+            raise
+        # An online change whose values do not fit: stopped before its contract, undone.
+        raise RejectedError(str(exc), code="online_stopped",
+                            hint="fix or remove the rows named, then apply again") from exc
 
 
-def upgrade(repo: RepoPaths, connection: Connection, target: str = "head") -> None:
-    """Run `alembic upgrade` on ``connection`` (one transaction per migration)."""
+def upgrade(repo: RepoPaths, connection: Connection, target: str = "head",
+            attributes: dict[str, Any] | None = None) -> None:
+    """Run `alembic upgrade` on ``connection`` (one transaction per migration).
+
+    ``attributes`` go into the Alembic config's attributes (``schemactl_online``: the
+    online-change settings and progress callback a migration reads).
+    """
     from alembic import command
 
+    cfg = alembic_config(repo, connection)
+    cfg.attributes.update(attributes or {})
     with _COMMAND_LOCK, _alembic_errors():
-        command.upgrade(alembic_config(repo, connection), target)
+        command.upgrade(cfg, target)
 
 
-def downgrade(repo: RepoPaths, connection: Connection, target: str) -> None:
+def downgrade(repo: RepoPaths, connection: Connection, target: str,
+              attributes: dict[str, Any] | None = None) -> None:
     from alembic import command
 
+    cfg = alembic_config(repo, connection)
+    cfg.attributes.update(attributes or {})
     with _COMMAND_LOCK, _alembic_errors():
-        command.downgrade(alembic_config(repo, connection), target)
+        command.downgrade(cfg, target)
 
 
 def upgrade_sql(repo: RepoPaths, start: str | None, end: str = "head") -> str:

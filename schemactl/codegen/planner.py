@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from schemactl.codegen.metadata import default_sql, effective_comment, sa_type, type_extension
 from schemactl.model.definitions import Column, Index, TableDef
 from schemactl.model.naming import fk_name, uq_name
+from schemactl.model.online import ColumnChange, online_changes, online_problem
 
 if TYPE_CHECKING:
     from alembic.operations.ops import UpgradeOps
@@ -155,6 +156,12 @@ def _alter_table(old: TableDef, new: TableDef) -> tuple[list[Any], list[Change]]
     changes: list[Change] = []
     key = _key_columns(new)
 
+    online = _online_ops(old, new, key)
+    col_ops += online
+    moved = {o.change.old.name for o in online} | {o.change.new.name for o in online}
+    changes += [Change("online_change", table, o.change.new.name,
+                       detail=o.info["describe"]) for o in online]
+
     old_comment = effective_comment(old.comment, old.deprecated)
     new_comment = effective_comment(new.comment, new.deprecated)
     if old_comment != new_comment:
@@ -167,12 +174,16 @@ def _alter_table(old: TableDef, new: TableDef) -> tuple[list[Any], list[Change]]
         changes.append(Change(action, table, detail=new_comment or ""))
 
     for col in old.columns:
+        if col.name in moved:
+            continue
         if new.column(col.name) is None:
             col_ops.append(ops.DropColumnOp(
                 table, col.name, _reverse=ops.AddColumnOp(table, _column_obj(col, table))))
             changes.append(Change("drop_column", table, col.name))
 
     for col in new.columns:
+        if col.name in moved:
+            continue
         before = old.column(col.name)
         if before is None:
             add = ops.AddColumnOp(table, _column_obj(col, table))
@@ -230,6 +241,22 @@ def _alter_table(old: TableDef, new: TableDef) -> tuple[list[Any], list[Change]]
         changes.append(Change("add_index", table, index=name,
                               detail=f"{idx.using or 'btree'} ({', '.join(idx.columns)})"))
     return col_ops + constraint_ops + index_ops, changes
+
+
+def _online_ops(old: TableDef, new: TableDef, key: tuple[str, ...]) -> list[Any]:
+    """The column changes that run online (expand, backfill, contract), one op each."""
+    from schemactl.codegen.online import OnlineColumnOp, describe, explain
+
+    out = []
+    for change in online_changes(old, new):
+        if online_problem(old, change) is not None:
+            continue  # the rules refuse it; the plan shows the direct change they refuse
+        op = OnlineColumnOp(new.table, ColumnChange(new.table, change.old, change.new),
+                            key[0])
+        op.info["describe"] = describe(op)
+        op.info["explain"] = explain(op)
+        out.append(op)
+    return out
 
 
 def _fk_op(table: str, col: Column) -> Any:

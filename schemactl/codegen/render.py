@@ -425,10 +425,11 @@ def render_migration(plan: Plan, revision: str, down_revision: str | None,
                                           ("archive_column", _HELPER_ARCHIVE_COLUMN),
                                           ("index", _HELPER_INDEX),
                                           ("fk", _HELPER_FK),
-                                          ("unique", _HELPER_UNIQUE)) if key in helpers)
+                                          ("unique", _HELPER_UNIQUE),
+                                          ("online", _online_helper())) if key in helpers)
     everything = body_up + body_down + helper_src
     imports = []
-    if "index" in helpers:
+    if helpers & {"index", "online"}:
         imports.append("from typing import Any")
         imports.append("")
     imports += ["import sqlalchemy as sa", "from alembic import op"]
@@ -468,6 +469,14 @@ def _render_modify(top: Any, revision: str, up_tx: list[str], up_auto: list[str]
             down_tx.insert(0, f"_archive_column({_r(table)}, {_r(col.name)}, "
                               f"{_r(list(sub.info['key_columns']))}, {_r(target)})")
             helpers |= {"lit", "archive_column"}
+        elif type(sub).__name__ == "OnlineColumnOp":
+            from schemactl.codegen.online import render_calls
+
+            up, down = render_calls(sub, revision)
+            up_after += [f"# Online: {sub.info['describe']} (expand, backfill, contract; "
+                         "resumable)", *up]
+            down_tx[:0] = down
+            helpers.add("online")
         elif isinstance(sub, ops.AlterColumnOp):
             up_tx += _alter_src(sub)
             down_tx[:0] = _alter_src(sub, reverse=True)
@@ -517,6 +526,12 @@ def _render_modify(top: Any, revision: str, up_tx: list[str], up_auto: list[str]
             raise RenderError(
                 f"schemactl does not write {type(sub).__name__} on {table} into a migration",
                 hint="columns, indexes and constraints are never dropped: deprecate instead")
+
+
+def _online_helper() -> str:
+    from schemactl.codegen.online import helper_source
+
+    return helper_source()
 
 
 def _q(name: str) -> str:

@@ -94,6 +94,9 @@ class Config:
     retry_backoff_ms: int = 500
     dynamic_schema: str = "public"
     archive_schema: str = "schemactl_archive"
+    # [online]: backfill batches of online changes (docs/online.md)
+    online_batch_rows: int = 5000
+    online_pause_ms: int = 0
 
     @property
     def base_field_names(self) -> tuple[str, ...]:
@@ -113,6 +116,15 @@ def _base_fields(raw: list[dict[str, Any]]) -> tuple[BaseField, ...]:
             accept_types=tuple(item.get("accept_types", ())),
         ))
     return tuple(fields)
+
+
+def _online(raw: dict[str, Any]) -> tuple[int, int]:
+    batch = int(raw.get("batch_rows", Config.online_batch_rows))
+    pause = int(raw.get("pause_ms", Config.online_pause_ms))
+    if batch < 1 or pause < 0:
+        raise BadInputError(f"{CONFIG_FILE}: online.batch_rows must be >= 1 and "
+                            "online.pause_ms >= 0")
+    return batch, pause
 
 
 def load_config(repo_root: Path) -> Config:
@@ -169,6 +181,8 @@ def load_config(repo_root: Path) -> Config:
                                                 Config.statement_timeout_ms)),
             lock_retries=int(apply_.get("lock_retries", Config.lock_retries)),
             retry_backoff_ms=int(apply_.get("retry_backoff_ms", Config.retry_backoff_ms)),
+            online_batch_rows=_online(data.get("online", {}))[0],
+            online_pause_ms=_online(data.get("online", {}))[1],
         )
     except (TypeError, ValueError, KeyError) as exc:
         raise BadInputError(f"{CONFIG_FILE}: invalid value ({exc})") from exc

@@ -6,6 +6,8 @@ says what an apply is: the pending revisions, upgraded in one run.
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemactl.adapters import migrator
 from schemactl.adapters.database import Target
 from schemactl.model.repo import SchemaRepo
@@ -13,7 +15,16 @@ from schemactl.pipeline.operation import NO_GUARD, ApplyResult, Guard, Operation
 from schemactl.pipeline.runner import run_pipeline
 
 
-def apply_plan(repo: SchemaRepo) -> Plan:
+def online_attributes(repo: SchemaRepo, progress: Progress | None) -> dict[str, Any]:
+    """What an online change in a migration reads: [online] and [apply] settings, progress."""
+    cfg = repo.config
+    return {"schemactl_online": {
+        "batch_rows": cfg.online_batch_rows, "pause_ms": cfg.online_pause_ms,
+        "lock_timeout_ms": cfg.lock_timeout_ms, "retry_backoff_ms": cfg.retry_backoff_ms,
+        "progress": progress}}
+
+
+def apply_plan(repo: SchemaRepo, progress: Progress | None = None) -> Plan:
     """The plan of `schemactl apply`: upgrade to the single head of migrations/."""
 
     def plan(current: str | None) -> Operation | None:
@@ -22,7 +33,8 @@ def apply_plan(repo: SchemaRepo) -> Plan:
             return None
         top = todo[-1]
         return Operation(action="apply", revisions=todo, revision_target=top,
-                         migrate=lambda conn: migrator.upgrade(repo, conn, top),
+                         migrate=lambda conn: migrator.upgrade(
+                             repo, conn, top, online_attributes(repo, progress)),
                          verify_git_rev="HEAD")
 
     return plan
@@ -43,5 +55,5 @@ def apply(repo: SchemaRepo, target: Target, actor: str, *, wait: float | None = 
     guard.refuse_early("apply")
     waivers = [{"rule": w.rule, "reason": w.reason, "table": w.table, "column": w.column}
                for w in repo.config.waivers]
-    return run_pipeline(repo, target, actor, guard.wrap(apply_plan(repo)),
+    return run_pipeline(repo, target, actor, guard.wrap(apply_plan(repo, progress)),
                         action="apply", wait=wait, progress=progress, waivers=waivers)

@@ -192,6 +192,9 @@ def compare(connection: Connection, metadata: MetaData, definitions: dict[str, T
         differences.append(_diff("extra_table", table,
                                  f"table {table} exists but no definition or core model "
                                  "names it (left untouched)"))
+    from schemactl.pipeline.online import hide_shadows
+
+    differences = hide_shadows(connection, differences)
     return DriftReport(differences=differences, names_only=names_only)
 
 
