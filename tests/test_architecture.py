@@ -30,7 +30,8 @@ LAYERS: dict[str, int] = {
     "schemactl.verbs": 7,
     "schemactl.api": 8,
     "schemactl.agents": 9, "schemactl.ui": 9,
-    "schemactl.cli": 10, "schemactl.__main__": 10, "schemactl": 10,
+    "schemactl.cli": 10, "schemactl": 10,
+    "schemactl.__main__": 11,  # `python -m schemactl` runs the cli
 }
 
 
