@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from schemactl.model.naming import ARCHIVE_SCHEMA, DYNAMIC_SCHEMA
+
 
 @dataclass(frozen=True)
 class CoreColumn:
@@ -68,8 +70,8 @@ CORE_INDEXES: Mapping[str, str] = {
 PROTECTED_TABLES = frozenset({"alembic_version"})
 PROTECTED_PREFIXES = ("pg_", "schemactl_", "sql_")
 # Schemas out of reach of a dynamic definition (besides any schema but the dynamic one).
-SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast", "public",
-                            "schemactl_archive"})
+SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast", DYNAMIC_SCHEMA,
+                            ARCHIVE_SCHEMA})
 
 
 def sa_type_name(type_: Any) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from schemactl.model.naming import DYNAMIC_SCHEMA
+
 from .base import OpsContext, Rule, RuleContext
 from .core_tables import PROTECTED_PREFIXES, PROTECTED_TABLES, SYSTEM_SCHEMAS
 from .violation import Violation
@@ -75,7 +77,7 @@ class CoreProtected(Rule):
                                          column=col.name, tdef=tdef)
 
     def check_ops(self, ctx: OpsContext) -> Iterator[Violation]:
-        allowed_schemas = {None, ctx.config.dynamic_schema}
+        allowed_schemas = {None, DYNAMIC_SCHEMA}
         for item in ctx.items:
             if item.schema not in allowed_schemas:
                 yield self.violation(f"{item.kind} on {item.schema}.{item.table} touches a schema "

@@ -553,8 +553,10 @@ def rollback(repo: PathLike | None = None, database_url: str | None = None,
         refuse_agent_force(who, "--force")  # agents never force (DESIGN.md, Agents)
     target = resolve_target(sr, database_url)
     if restore_backup is not None:
-        return rb.restore_backup(sr, target, who, restore_backup, force=force, wait=wait,
-                                 progress=progress, guard=guard_for(sr, who))
+        from schemactl.pipeline.restore import restore_backup as restore
+
+        return restore(sr, target, who, restore_backup, force=force, wait=wait,
+                       progress=progress, guard=guard_for(sr, who))
     return rb.rollback(sr, target, who, to=to, wait=wait, progress=progress,
                        guard=guard_for(sr, who))
 
@@ -569,11 +571,11 @@ def archive_list(repo: PathLike | None = None,
                  database_url: str | None = None) -> ArchiveResult:
     """What the archive schema holds: source table/column, revision, rows, time."""
     from schemactl.adapters.database import resolve_target
-    from schemactl.pipeline import rollback as rb
+    from schemactl.pipeline.archive import archive_entries
 
     sr = SchemaRepo.open(repo)
     target = resolve_target(sr, database_url)
-    return ArchiveResult(command="archive list", entries=rb.archive_entries(sr, target),
+    return ArchiveResult(command="archive list", entries=archive_entries(target),
                          database=target.display)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from schemactl.codegen.sqltext import sql_literal
 from schemactl.errors import BadInputError
 from schemactl.model.definitions import Column, TableDef, TypeSpec, parse_type
 from schemactl.model.literals import FUNCTION_DEFAULTS, NUMERIC_BASES, PLAIN_NUMBER
@@ -178,10 +179,6 @@ def uses_vector(type_text: str) -> bool:
 # -- defaults --------------------------------------------------------------------------
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def default_sql(col: Column) -> str | None:
     """The SQL default expression of a column (None when it has none).
 
@@ -197,14 +194,14 @@ def default_sql(col: Column) -> str | None:
     is_json = base == "jsonb" and not (spec and spec.array)
     if isinstance(value, bool):
         text = "true" if value else "false"
-        return f"{_quote(text)}::jsonb" if is_json else text
+        return f"{sql_literal(text)}::jsonb" if is_json else text
     if isinstance(value, (int, float)):
         if isinstance(value, float) and not math.isfinite(value):
             # json.dumps writes NaN/Infinity bare, which PostgreSQL reads as a column name.
-            return _quote("NaN" if math.isnan(value) else
+            return sql_literal("NaN" if math.isnan(value) else
                           ("Infinity" if value > 0 else "-Infinity"))
         text = json.dumps(value)
-        return f"{_quote(text)}::jsonb" if is_json else text
+        return f"{sql_literal(text)}::jsonb" if is_json else text
     key = value.strip().lower()
     if key in FUNCTION_DEFAULTS:
         return FUNCTION_DEFAULTS[key]
@@ -213,8 +210,8 @@ def default_sql(col: Column) -> str | None:
     if base in NUMERIC_BASES and not (spec and spec.array) and PLAIN_NUMBER.match(value.strip()):
         return value.strip()
     if is_json:
-        return f"{_quote(value)}::jsonb"
-    return _quote(value)
+        return f"{sql_literal(value)}::jsonb"
+    return sql_literal(value)
 
 
 def is_volatile_default(col: Column) -> bool:

@@ -102,16 +102,12 @@ def record_migration(source: bytes | str, name: str, *, direction: str = "upgrad
 
     Never raises for the migration's own failures: they are kept in ``error``.
     """
-    from alembic.runtime.migration import MigrationContext
-
+    from schemactl.codegen.offline import offline_context
     from schemactl.codegen.planner import EXTENSION_SQL
 
     out = Recorded(name)
     buf = io.StringIO()
-    ctx = MigrationContext.configure(
-        dialect_name="postgresql", dialect_opts={"paramstyle": "named"},
-        opts={"as_sql": True, "output_buffer": buf, "literal_binds": True,
-              "transaction_per_migration": True})
+    ctx = offline_context(buf)
     rec = _recording_operations(ctx)
     rec._install_proxy()
     try:
@@ -137,7 +133,7 @@ def record_migration(source: bytes | str, name: str, *, direction: str = "upgrad
                 continue
         kept.append(op)
     out.ops = kept
-    from schemactl.codegen.render import _tidy_sql
+    from schemactl.codegen.sqltext import tidy_sql
 
-    out.sql = _tidy_sql(buf.getvalue())
+    out.sql = tidy_sql(buf.getvalue())
     return out

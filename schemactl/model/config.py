@@ -92,8 +92,6 @@ class Config:
     statement_timeout_ms: int = 600_000
     lock_retries: int = 5
     retry_backoff_ms: int = 500
-    dynamic_schema: str = "public"
-    archive_schema: str = "schemactl_archive"
     # [online]: backfill batches of online changes (docs/online.md)
     online_batch_rows: int = 5000
     online_pause_ms: int = 0

@@ -31,3 +31,9 @@ def fk_name(table: str, column: str, ref_table: str) -> str:
 def uq_name(table: str, column: str) -> str:
     """Unique constraint name of a column marked ``unique: true``: ``uq_<table>_<column>``."""
     return short_name(f"uq_{table}_{column}")
+
+# Where dynamic tables live, and where a rollback moves what it undoes (never a DROP).
+# Fixed names: every migration file schemactl writes spells them out (DESIGN.md, Rollback).
+DYNAMIC_SCHEMA = "public"
+ARCHIVE_SCHEMA = "schemactl_archive"
+ARCHIVE_REGISTRY = "archive_registry"

@@ -18,10 +18,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-ARCHIVE_SCHEMA = "schemactl_archive"
-REGISTRY_TABLE = "archive_registry"
+from schemactl.codegen.sqltext import sql_literal
+from schemactl.model.naming import ARCHIVE_REGISTRY, ARCHIVE_SCHEMA, DYNAMIC_SCHEMA
+
+if TYPE_CHECKING:
+    from schemactl.adapters.database import Target
+
 
 # query(sql) -> rows: a psycopg connection or cursor, or a SQLAlchemy connection, wrapped.
 Query = Callable[[str], list[tuple[Any, ...]]]
@@ -29,10 +33,6 @@ Query = Callable[[str], list[tuple[Any, ...]]]
 # <table>__<column>__<revision>[_n] or <table>__<revision>[_n]; revisions are NNNN_<hex8>.
 _NAME = re.compile(r"^(?P<table>[a-z_][a-z0-9_]*?)__(?:(?P<column>[a-z_][a-z0-9_]*?)__)?"
                    r"(?P<revision>\d{4}_[0-9a-f]{8})(?:_\d+)?$")
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Relation:
 Snapshot = dict[int, Relation]
 
 
-def snapshot(query: Query, schema: str = "public") -> Snapshot:
+def snapshot(query: Query, schema: str = DYNAMIC_SCHEMA) -> Snapshot:
     """Every table of ``schema`` and of the archive schema, by oid, with its column names."""
     rows = query(
         "select c.oid::bigint, n.nspname, c.relname, "
@@ -55,8 +55,8 @@ def snapshot(query: Query, schema: str = "public") -> Snapshot:
         "and not a.attisdropped), '{}') "
         "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
         "left join pg_attribute a on a.attrelid = c.oid "
-        f"where c.relkind in ('r', 'p') and n.nspname in ({_lit(schema)}, "
-        f"{_lit(ARCHIVE_SCHEMA)}) group by 1, 2, 3")
+        f"where c.relkind in ('r', 'p') and n.nspname in ({sql_literal(schema)}, "
+        f"{sql_literal(ARCHIVE_SCHEMA)}) group by 1, 2, 3")
     return {int(r[0]): Relation(str(r[1]), str(r[2]), frozenset(r[3] or ())) for r in rows}
 
 
@@ -77,7 +77,7 @@ def cursor_query(cursor: Any) -> Query:
     return run
 
 
-def diff(before: Snapshot, after: Snapshot, schema: str = "public") -> list[dict[str, str]]:
+def diff(before: Snapshot, after: Snapshot, schema: str = DYNAMIC_SCHEMA) -> list[dict[str, str]]:
     """What moved into the archive between two snapshots: ``[{kind, from, to}]``.
 
     A table whose oid went from ``schema`` to the archive moved there (kind ``table``). A
@@ -92,7 +92,7 @@ def diff(before: Snapshot, after: Snapshot, schema: str = "public") -> list[dict
                 lost.setdefault(col, []).append((rel.name, col))
     out: list[dict[str, str]] = []
     for oid, rel in sorted(after.items(), key=lambda kv: kv[1].name):
-        if rel.schema != ARCHIVE_SCHEMA or rel.name == REGISTRY_TABLE:
+        if rel.schema != ARCHIVE_SCHEMA or rel.name == ARCHIVE_REGISTRY:
             continue
         old = before.get(oid)
         if old is not None:
@@ -126,7 +126,7 @@ class ArchiveEntry:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def list_entries(conn: Any, schema: str = "public") -> list[ArchiveEntry]:
+def list_entries(conn: Any, schema: str = DYNAMIC_SCHEMA) -> list[ArchiveEntry]:
     """Everything the archive schema holds, oldest first (``conn``: a psycopg connection).
 
     The registry row of a table (the newest when there are several) gives its source,
@@ -138,16 +138,16 @@ def list_entries(conn: Any, schema: str = "public") -> list[ArchiveEntry]:
     tables = [str(r[0]) for r in conn.execute(
         "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
         "where n.nspname = %s and c.relkind in ('r', 'p') and c.relname <> %s "
-        "order by c.relname", (ARCHIVE_SCHEMA, REGISTRY_TABLE)).fetchall()]
+        "order by c.relname", (ARCHIVE_SCHEMA, ARCHIVE_REGISTRY)).fetchall()]
     registry: dict[str, tuple[Any, ...]] = {}
     has_registry = conn.execute("select to_regclass(%s)",
-                                (f"{ARCHIVE_SCHEMA}.{REGISTRY_TABLE}",)).fetchone()
+                                (f"{ARCHIVE_SCHEMA}.{ARCHIVE_REGISTRY}",)).fetchone()
     if has_registry and has_registry[0]:
         for r in conn.execute(sql.SQL(
                 "select archive_table, kind, source_schema, source_table, source_column, "
                 "revision, to_char(archived_at at time zone 'UTC', "
                 "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') from {}.{} order by id").format(
-                    sql.Identifier(ARCHIVE_SCHEMA), sql.Identifier(REGISTRY_TABLE))).fetchall():
+                    sql.Identifier(ARCHIVE_SCHEMA), sql.Identifier(ARCHIVE_REGISTRY))).fetchall():
             registry[str(r[0])] = tuple(r)
     out: list[ArchiveEntry] = []
     at: str | None
@@ -182,3 +182,11 @@ def list_entries(conn: Any, schema: str = "public") -> list[ArchiveEntry]:
                                 source, table, column, m.group("revision") if m else None,
                                 rows, at))
     return sorted(out, key=lambda e: (e.archived_at or "", e.archive_table))
+
+
+def archive_entries(target: Target) -> list[dict[str, Any]]:
+    """What the archive schema holds, as JSON (see :func:`list_entries`)."""
+    from schemactl.adapters.database import connect
+
+    with connect(target) as conn:
+        return [e.to_json() for e in list_entries(conn, DYNAMIC_SCHEMA)]

@@ -31,6 +31,7 @@ from typing import Any
 
 from schemactl.adapters.database import Target, connect
 from schemactl.errors import BadInputError, EnvironmentError_, SchemactlError
+from schemactl.model.naming import DYNAMIC_SCHEMA
 from schemactl.model.repo import SchemaRepo
 
 # progress(step, done, total): bytes written so far; total is an estimate or None.
@@ -233,7 +234,7 @@ def write_marks(repo: SchemaRepo, target: Target) -> dict[str, Any] | None:
 
     try:
         tables = sorted(load_at_rev(repo.root, "HEAD"))
-        schema = repo.config.dynamic_schema
+        schema = DYNAMIC_SCHEMA
         with connect(target) as conn:
             row = conn.execute("select txid_current()").fetchone()
             counts: dict[str, int] = {}
@@ -601,7 +602,7 @@ def restore_tables(repo: SchemaRepo, backup_id: str, target: Target, tables: set
     if proc.returncode != 0:
         raise EnvironmentError_(f"pg_restore --list failed: {proc.stderr.strip()[:300]}",
                                 code="restore_failed")
-    chosen = _select_toc(proc.stdout, repo.config.dynamic_schema, tables)
+    chosen = _select_toc(proc.stdout, DYNAMIC_SCHEMA, tables)
     with tempfile.TemporaryDirectory(prefix="schemactl-restore-") as tmp:
         listing = Path(tmp) / "toc.list"
         listing.write_text("\n".join(chosen) + "\n", encoding="utf-8")

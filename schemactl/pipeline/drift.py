@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from schemactl.adapters import gitops
 from schemactl.adapters.database import Target, make_engine
 from schemactl.adapters.migrator import VERSION_TABLE, read_revisions
+from schemactl.model.naming import DYNAMIC_SCHEMA
 from schemactl.model.repo import SchemaRepo
 
 if TYPE_CHECKING:
@@ -215,12 +216,12 @@ def check(repo: SchemaRepo, target: Target, revision: str | None, *,
     if revision is None:
         definitions = {}
     if connection is not None:
-        report = compare(connection, metadata, definitions, repo.config.dynamic_schema)
+        report = compare(connection, metadata, definitions, DYNAMIC_SCHEMA)
     else:
         engine = make_engine(target)
         try:
             with engine.connect() as conn:
-                report = compare(conn, metadata, definitions, repo.config.dynamic_schema)
+                report = compare(conn, metadata, definitions, DYNAMIC_SCHEMA)
         finally:
             engine.dispose()
     return DriftReport(report.differences, report.names_only, sha)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from schemactl.adapters import migrator
 from schemactl.adapters.database import Target, make_engine
 from schemactl.errors import DatabaseError, EnvironmentError_, SchemactlError
+from schemactl.model.naming import DYNAMIC_SCHEMA
 from schemactl.model.repo import SchemaRepo
 from schemactl.pipeline import audit, journal, locking
 from schemactl.pipeline.operation import Operation, Progress, say
@@ -82,7 +83,7 @@ def drop_new_invalid_indexes(repo: SchemaRepo, conn: psycopg.Connection[Any],
     import psycopg
     from psycopg import sql
 
-    schema = repo.config.dynamic_schema
+    schema = DYNAMIC_SCHEMA
     wait_ms = max(2000, repo.config.lock_timeout_ms)
     dropped: list[str] = []
     left: list[str] = []

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from schemactl.adapters import gitops
 from schemactl.adapters.database import Target
 from schemactl.errors import ConflictError, DatabaseError, EnvironmentError_, SchemactlError
+from schemactl.model.naming import DYNAMIC_SCHEMA
 from schemactl.model.repo import SchemaRepo
 from schemactl.pipeline import audit, backup, drift, journal, locking
 from schemactl.pipeline.migrate import (
@@ -300,7 +301,7 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
             return ApplyResult(command=action, applied=[], revision_before=before,
                                revision=before, database=target.display,
                                message="nothing to do")
-        schema = repo.config.dynamic_schema
+        schema = DYNAMIC_SCHEMA
         run_id = str(uuid.uuid4())
         j = journal.new(repo, key=journal.key_of(target), id=run_id, action=op.action,
                         database=target.display, actor=actor,

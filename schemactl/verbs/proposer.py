@@ -99,8 +99,9 @@ def propose(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool = Fal
                          dry_run)
     _safe_table_name(table)
 
+    from schemactl.codegen.offline import offline_sql
     from schemactl.codegen.planner import build_plan
-    from schemactl.codegen.render import offline_sql, render_migration, revision_id
+    from schemactl.codegen.render import render_migration, revision_id
 
     plan = build_plan(current, proposed, [table])
     warnings = [v.to_json() for v in report.violations]
