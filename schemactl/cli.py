@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -71,13 +71,23 @@ def global_options(fn: F) -> F:
     return fn
 
 
-def emit(result: Any) -> None:
-    """Print a result (JSON or human) and exit 0, or 1 when it is not ok."""
+def emit(result: Any, fmt: str | None = None) -> NoReturn:
+    """Print a result and exit: 0, or the result's exit code when it is not ok.
+
+    ``fmt`` is ``json``, ``human`` or a `check` reporter (sarif, markdown, github, junit);
+    by default ``json`` with --json, else ``human``.
+    """
     data = result.to_json()
-    if _opts().json:
+    fmt = fmt or ("json" if _opts().json else "human")
+    if fmt == "json":
         output.print_json(data)
-    else:
+    elif fmt == "human":
         output.print_human(data)
+    else:
+        from schemactl.ci import reporters
+
+        sys.stdout.write(reporters.render(fmt, data))
+        sys.stdout.flush()
     sys.exit(0 if data.get("ok", True) else result.exit_code)
 
 
@@ -440,21 +450,8 @@ def check(base: str, fmt: str, ephemeral: bool) -> None:
     from schemactl import api
 
     o = _opts()
-    if o.json:
-        fmt = "json"
-    result = api.check(o.repo, base=base, database_url=o.database_url, ephemeral=ephemeral,
-                       actor=o.actor)
-    if fmt == "human":
-        emit(result)
-    data = result.to_json()
-    if fmt == "json":
-        output.print_json(data)
-    else:
-        from schemactl.ci import reporters
-
-        sys.stdout.write(reporters.render(fmt, data))
-    sys.stdout.flush()
-    sys.exit(0 if data.get("ok", True) else result.exit_code)
+    emit(api.check(o.repo, base=base, database_url=o.database_url, ephemeral=ephemeral,
+                   actor=o.actor), "json" if o.json else fmt)
 
 
 if __name__ == "__main__":

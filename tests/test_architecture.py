@@ -136,3 +136,32 @@ def test_cli_layer_stays_thin(name: str) -> None:
     source = MODULES[name].read_text(encoding="utf-8")
     for heavy in ("sqlalchemy", "alembic", "git", "subprocess", "psycopg"):
         assert f"import {heavy}" not in source and f"from {heavy} " not in source, heavy
+
+
+# Modules allowed past ~400 lines: each is one cohesive thing, named in its first docstring
+# line. Anything else that grows past the limit is split by concern.
+MAX_LINES = 420
+LONG_MODULES: dict[str, str] = {
+    "schemactl.api": "one typed function per verb",
+    "schemactl.cli": "click commands, one per verb",
+    "schemactl.ui.output": "human output of every result",
+    "schemactl.pipeline.backup": "pg_dump backups and their restore",
+    "schemactl.codegen.planner": "the Alembic operations of one change",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_module_size(name: str) -> None:
+    lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
+    if name in LONG_MODULES:
+        return
+    assert lines <= MAX_LINES, (f"{name} has {lines} lines: split it by concern, or name "
+                                "the one thing it is in LONG_MODULES")
+
+
+def test_long_modules_are_still_long() -> None:
+    """An entry that no longer needs the exemption is removed from the list."""
+    stale = [n for n in LONG_MODULES
+             if n not in MODULES
+             or len(MODULES[n].read_text(encoding="utf-8").splitlines()) <= MAX_LINES]
+    assert not stale, stale

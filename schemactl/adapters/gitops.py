@@ -53,6 +53,20 @@ def init(root: Path) -> None:
         raise EnvironmentError_(f"git init failed: {exc.stderr.strip()}") from exc
 
 
+TRAILER_PREFIX = "Schemactl-"
+
+
+def trailers_of(message: str) -> dict[str, str]:
+    """The ``Schemactl-*`` trailers of a commit message (what :func:`format_message` wrote)."""
+    out: dict[str, str] = {}
+    for line in message.splitlines():
+        line = line.strip()
+        if line.startswith(TRAILER_PREFIX) and ": " in line:
+            key, value = line.split(": ", 1)
+            out[key] = value
+    return out
+
+
 def format_message(subject: str, trailers: Mapping[str, str | None], body: str = "") -> str:
     lines = [subject.strip()]
     if body.strip():
@@ -134,6 +148,15 @@ def _git(root: Path, *args: str, input: bytes | None = None) -> bytes:
     return proc.stdout
 
 
+def git_text(root: Path, *args: str) -> str:
+    """The output of a plain git command as text (see :func:`_git`).
+
+    Raises:
+        BadInputError: git failed (an unknown revision, not a repository).
+    """
+    return _git(root, *args).decode("utf-8", errors="replace")
+
+
 def files_at(root: Path, rev: str, folder: str) -> list[TreeFile]:
     """Every file directly under ``folder`` in the tree of ``rev`` (empty if none).
 
@@ -212,11 +235,7 @@ def log(root: Path, max_count: int = 50, paths: Iterable[str] = ()) -> list[dict
     out = []
     for c in repo.iter_commits(max_count=max_count, paths=list(paths) or ""):
         message = str(c.message)
-        trailers = {}
-        for line in message.splitlines():
-            if line.startswith("Schemactl-") and ": " in line:
-                key, value = line.split(": ", 1)
-                trailers[key] = value
+        trailers = trailers_of(message)
         out.append({"sha": c.hexsha, "subject": message.splitlines()[0] if message else "",
                     **trailers})
     return out

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from safety_rules.repo_context import RepoContext
-from schemactl.ci.check import repo_violations, states_of
+from schemactl.ci.check import repo_violations
+from schemactl.ci.schema_state import states_of
 from schemactl.rules.validation import Report, check_definitions
 from tests.rules.helpers import make_config, tables
 
