@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from schemactl.errors import BadInputError, EnvironmentError_
+from schemactl.errors import BadInputError, ConflictError, EnvironmentError_
 
 if TYPE_CHECKING:
     import git
@@ -107,6 +107,86 @@ def commit(root: Path, paths: Iterable[str | Path], subject: str,
         raise EnvironmentError_(f"git commit failed: {exc.stderr.strip() or exc}",
                                 hint="check the repository state with `git status`") from exc
     return repo.head.commit.hexsha
+
+
+def _git_dir(root: Path) -> Path | None:
+    import subprocess
+
+    proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--absolute-git-dir"],
+                          capture_output=True, text=True)
+    return Path(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None
+
+
+def _writable(folder: Path) -> OSError | None:
+    """None when a file can be created in ``folder``, else the error (EROFS, EACCES...)."""
+    probe = folder / f".schemactl-probe-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError:
+        return None
+    except OSError as exc:
+        return exc
+    return None
+
+
+def ensure_committable(root: Path) -> None:
+    """Refuse, before anything changes, a repository state in which a commit would fail.
+
+    A merge, rebase, cherry-pick or revert in progress, a detached HEAD (exit 4: finish or
+    abort it first), or a repository or work tree that cannot be written (exit 3).
+
+    Raises:
+        ConflictError: the repository is in the middle of something (code ``git_state``).
+        EnvironmentError_: it is read-only (code ``git_state``).
+    """
+    import subprocess
+
+    git_dir = _git_dir(root)
+    if git_dir is None:
+        raise BadInputError(f"{root} is not a git repository",
+                            hint="run `schemactl init DIR` to make a schema repository")
+    busy = [(git_dir / "MERGE_HEAD", "a merge", "git merge --continue` or `git merge --abort"),
+            (git_dir / "rebase-merge", "a rebase", "git rebase --continue` or "
+                                                   "`git rebase --abort"),
+            (git_dir / "rebase-apply", "a rebase or am", "git rebase --continue` or "
+                                                         "`git rebase --abort"),
+            (git_dir / "CHERRY_PICK_HEAD", "a cherry-pick", "git cherry-pick --continue` or "
+                                                            "`git cherry-pick --abort"),
+            (git_dir / "REVERT_HEAD", "a revert", "git revert --continue` or "
+                                                  "`git revert --abort")]
+    for marker, what, how in busy:
+        if marker.exists():
+            raise ConflictError(
+                f"{what} is in progress in {root}: schemactl could not commit, so nothing was "
+                "changed", hint=f"finish it or abort it (`{how}`), then run again",
+                code="git_state")
+    probe = subprocess.run(["git", "-C", str(root), "symbolic-ref", "-q", "HEAD"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        raise ConflictError(
+            f"HEAD is detached in {root}: schemactl commits to a branch, so nothing was changed",
+            hint="check out a branch (`git switch main`), then run again", code="git_state")
+    for folder in (git_dir, root):
+        err = _writable(folder)
+        if err is not None:
+            reason = err.strerror or type(err).__name__
+            raise EnvironmentError_(
+                f"the repository is read-only ({folder}: {reason}): schemactl could not "
+                "commit, so nothing was changed",
+                hint="run where the repository can be written", code="git_state")
+
+
+def find_commit(root: Path, trailer: str, value: str, max_count: int = 200) -> str | None:
+    """The newest commit (of the last ``max_count``) whose message has ``trailer: value``."""
+    import subprocess
+
+    proc = subprocess.run(["git", "-C", str(root), "log", f"-n{max_count}", "--format=%H",
+                           "--fixed-strings", f"--grep={trailer}: {value}"],
+                          capture_output=True, text=True)
+    out = proc.stdout.split() if proc.returncode == 0 else []
+    return out[0] if out else None
 
 
 def head_sha(root: Path) -> str | None:

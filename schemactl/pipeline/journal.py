@@ -12,7 +12,8 @@ crash tests can kill -9 it there: every journal step (``locked``, ``backup``,
 ``backup_done``, ``upgrade``, ``upgraded``, ``verified``, ``audited``), plus ``dump``
 (pg_dump running, the first bytes of the ``.partial`` file on disk) and ``migration``
 (the last migration's DDL and audit row done, its transaction not yet committed).
-It has no effect when unset.
+It has no effect when unset. ``SCHEMACTL_TEST_FAIL_COMMIT=1`` makes the run's git commit
+fail (after the DDL, as a full disk or a busy repository would).
 """
 
 from __future__ import annotations
@@ -163,3 +164,11 @@ def pause_at(step: str) -> None:
     wanted = os.environ.get("SCHEMACTL_TEST_PAUSE_AT", "")
     if wanted and step in {s.strip() for s in wanted.split(",")}:
         time.sleep(float(os.environ.get("SCHEMACTL_TEST_PAUSE_SECONDS", "30")))
+
+
+def fail_commit_hook() -> None:
+    """Test hook: fail the run's commit when $SCHEMACTL_TEST_FAIL_COMMIT is set."""
+    if os.environ.get("SCHEMACTL_TEST_FAIL_COMMIT"):
+        from schemactl.errors import EnvironmentError_
+
+        raise EnvironmentError_("git commit failed: refused by SCHEMACTL_TEST_FAIL_COMMIT")

@@ -91,6 +91,24 @@ def _commit_with_retry(repo: SchemaRepo, paths: list[Path], subject: str,
     raise last
 
 
+def _commit_once(repo: SchemaRepo, paths: list[Path], subject: str,
+                 trailers: dict[str, str | None], committer: Committer | None) -> str | None:
+    """Commit a run's files unless that is done already (idempotent for recovery).
+
+    Done already: a commit carries the run's ``Schemactl-Audit`` trailer, or the files are
+    clean (someone committed them, e.g. with a merge): "nothing to commit" is success.
+    """
+    audit_id = trailers.get("Schemactl-Audit")
+    if audit_id:
+        found = gitops.find_commit(repo.root, "Schemactl-Audit", audit_id)
+        if found is not None:
+            return found
+    if committer is None and not gitops.is_dirty(repo.root, [str(p) for p in paths]):
+        return gitops.head_sha(repo.root)
+    journal.fail_commit_hook()
+    return (committer or _commit_with_retry)(repo, paths, subject, trailers)
+
+
 def _subject(action: str, revisions: list[str], target: Target, failed: bool) -> str:
     revs = ", ".join(revisions) if len(revisions) <= 3 else \
         f"{revisions[0]} … {revisions[-1]} ({len(revisions)})"
@@ -128,13 +146,22 @@ def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any]
     # Paths already committed (a recovered run) are gone from disk and from HEAD: skip them.
     extra = [repo.root / p for p in j.commit_paths
              if (repo.root / p).exists() or gitops.read_at(repo.root, "HEAD", p) is not None]
-    sha = (committer or _commit_with_retry)(
-        repo, [repo.audit_file, *extra],
-        _subject(j.action, j.revisions, target, bool(verify_error)),
-        {"Schemactl-Action": j.action, "Schemactl-Revision": entry.revision,
-         "Schemactl-Backup": entry.backup_id, "Schemactl-Actor": entry.actor,
-         "Schemactl-Audit": entry.id, "Schemactl-Database": target.display,
-         "Schemactl-Status": entry.status})
+    paths = [repo.audit_file, *extra]
+    try:
+        sha = _commit_once(
+            repo, paths, _subject(j.action, j.revisions, target, bool(verify_error)),
+            {"Schemactl-Action": j.action, "Schemactl-Revision": entry.revision,
+             "Schemactl-Backup": entry.backup_id, "Schemactl-Actor": entry.actor,
+             "Schemactl-Audit": entry.id, "Schemactl-Database": target.display,
+             "Schemactl-Status": entry.status}, committer)
+    except EnvironmentError_ as exc:
+        # The journal stays at "audited": the next run commits what this one could not.
+        gitops.unstage(repo.root, [str(p.relative_to(repo.root)) for p in paths])
+        raise EnvironmentError_(
+            f"the database was migrated to {entry.revision} and audited, but the git commit "
+            f"failed ({exc.message}); the next apply records it",
+            hint="fix the repository (`git status`), then run `schemactl apply` again",
+            code="commit_failed", details={"revision": entry.revision}) from exc
     if sha is not None:
         # A deferred commit (sha None) keeps the journal at "audited" until the caller commits.
         journal.clear(repo, journal.key_of(target))
@@ -283,6 +310,8 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
         EnvironmentError_: pg_dump missing or failing, lock timeouts on every try, a failed
             migration or verification (exit 3).
     """
+    # Git must be able to take the run's commit: refuse before anything changes.
+    gitops.ensure_committable(repo.root)
     with locking.apply_lock(target, actor, wait=wait, action=action) as lock_conn:
         say(progress, "lock")
         backup.cleanup_incomplete(repo)
