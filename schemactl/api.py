@@ -242,13 +242,14 @@ def definition_schema() -> dict[str, object]:
 def propose(repo: PathLike | None = None, file: PathLike | None = None,
             stdin: bytes | str | None = None, definition: dict[str, object] | None = None,
             dry_run: bool = False, actor: str | None = None,
-            add_base_fields: bool = False) -> ProposeResult:
+            add_base_fields: bool = False, wait: float = 60.0) -> ProposeResult:
     """Validate one definition, write it with its migration and commit both.
 
     Exactly one of ``file`` (a path; ``"-"`` reads standard input), ``stdin`` (YAML or
     JSON text) or ``definition`` (a dict, as agents send it) gives the definition.
     With ``add_base_fields`` the configured base fields it lacks are inserted first, so
-    an agent can send only its own columns.
+    an agent can send only its own columns. Proposals into one repository run one at a
+    time; ``wait`` bounds how long this one waits for the others (exit 4 after that).
 
     Returns:
         A `schemactl.verbs.proposer.ProposeResult`: ``migration`` {revision, path, sql},
@@ -287,7 +288,8 @@ def propose(repo: PathLike | None = None, file: PathLike | None = None,
             raise BadInputError(f"{file}: no such file", hint="pass a definition file or -")
         tdef = parse_definition(path.read_bytes(), str(file))
     return proposer.propose(sr, tdef, actor=who, dry_run=dry_run,
-                            allow_waivers=not is_agent(who), add_base_fields=add_base_fields)
+                            allow_waivers=not is_agent(who), add_base_fields=add_base_fields,
+                            wait=wait)
 
 
 @dataclass(frozen=True)

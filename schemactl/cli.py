@@ -344,8 +344,10 @@ def status() -> None:
 @click.option("--dry-run", is_flag=True, help="Show the plan and its SQL; write nothing.")
 @click.option("--add-base-fields", is_flag=True,
               help="Insert the configured base fields the definition lacks, at its start.")
+@click.option("--wait", "wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for another proposal into this repository to finish.")
 @global_options
-def propose(file: str, dry_run: bool, add_base_fields: bool) -> None:
+def propose(file: str, dry_run: bool, add_base_fields: bool, wait: float) -> None:
     """Validate a definition, write it with its migration, and commit the proposal."""
     from schemactl import api
 
@@ -353,7 +355,7 @@ def propose(file: str, dry_run: bool, add_base_fields: bool) -> None:
     if not o.json:
         output.err().print(f"[dim]proposing {file}{' (dry run)' if dry_run else ''}...[/]")
     emit(api.propose(o.repo, file=file, dry_run=dry_run, actor=o.actor,
-                     add_base_fields=add_base_fields))
+                     add_base_fields=add_base_fields, wait=wait))
 
 
 @main.command()

@@ -8,7 +8,8 @@ Commits made by schemactl carry a readable subject and machine trailers
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,16 +97,29 @@ def commit(root: Path, paths: Iterable[str | Path], subject: str,
            for p in paths]
     message = format_message(subject, trailers or {}, body)
     env = _identity_env(repo)
-    try:
-        with repo.git.custom_environment(**env):
-            repo.git.add("-A", "--", *rel)
-            if repo.head.is_valid():
-                repo.git.commit("-q", "--no-verify", "-m", message, "--only", "--", *rel)
-            else:
-                repo.git.commit("-q", "--no-verify", "-m", message)
-    except git.GitCommandError as exc:
-        raise EnvironmentError_(f"git commit failed: {exc.stderr.strip() or exc}",
-                                hint="check the repository state with `git status`") from exc
+    import time
+
+    # A git process killed mid-commit leaves index.lock behind: wait for it to go, or for
+    # it to be stale (open by nobody), then remove it.
+    deadline = time.monotonic() + 5.0
+    while True:
+        clear_stale_index_lock(root)
+        try:
+            with repo.git.custom_environment(**env):
+                repo.git.add("-A", "--", *rel)
+                if repo.head.is_valid():
+                    repo.git.commit("-q", "--no-verify", "-m", message, "--only", "--", *rel)
+                else:
+                    repo.git.commit("-q", "--no-verify", "-m", message)
+            break
+        except git.GitCommandError as exc:
+            text = str(exc.stderr or exc)
+            if "index.lock" in text and time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            raise EnvironmentError_(f"git commit failed: {_first_line(text)}",
+                                    hint="check the repository state with `git status`") \
+                from exc
     return repo.head.commit.hexsha
 
 
@@ -178,6 +192,99 @@ def ensure_committable(root: Path) -> None:
                 hint="run where the repository can be written", code="git_state")
 
 
+def _common_dir(root: Path) -> Path:
+    import subprocess
+
+    proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--path-format=absolute",
+                           "--git-common-dir"], capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise BadInputError(f"{root} is not a git repository",
+                            hint="run `schemactl init DIR` to make a schema repository")
+    return Path(proc.stdout.strip())
+
+
+@contextmanager
+def repository_lock(root: Path, wait: float, what: str = "propose") -> Iterator[None]:
+    """Serialise schemactl's writers of one repository (read HEAD → write → commit).
+
+    An ``flock`` on ``<git common dir>/schemactl.lock``: the kernel drops it when the holder
+    dies, so it can never go stale. Waits up to ``wait`` seconds (polling).
+
+    Raises:
+        ConflictError: still held after ``wait`` seconds (code ``repository_locked``, exit 4).
+        EnvironmentError_: the lock file cannot be made (a read-only repository).
+    """
+    import fcntl
+    import time
+
+    path = _common_dir(root) / "schemactl.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise EnvironmentError_(
+            f"cannot lock the repository ({path}: {exc.strerror or type(exc).__name__})",
+            hint="run where the repository can be written", code="git_state") from exc
+    deadline = time.monotonic() + max(0.0, wait)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ConflictError(
+                        f"another schemactl process is writing to {root} (waited "
+                        f"{wait:g} s to {what})", code="repository_locked",
+                        hint="retry when it is done, or wait longer (--wait SECONDS)") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def _held_open(path: Path) -> bool:
+    """Whether a process on this machine has ``path`` open (Linux /proc; else assume so)."""
+    proc = Path("/proc")
+    if not (proc / "self" / "fd").exists():
+        return True
+    target = str(path)
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir(proc / pid / "fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(proc / pid / "fd" / fd) == target:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def clear_stale_index_lock(root: Path, min_age: float = 2.0, max_age: float = 60.0) -> bool:
+    """Remove ``.git/index.lock`` left by a git process that died; True when removed.
+
+    Stale: older than ``min_age`` seconds and open by no process, or older than ``max_age``.
+    """
+    import time
+
+    git_dir = _git_dir(root)
+    if git_dir is None:
+        return False
+    lock = git_dir / "index.lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age < min_age or (age < max_age and _held_open(lock)):
+        return False
+    lock.unlink(missing_ok=True)
+    return True
+
+
 def find_commit(root: Path, trailer: str, value: str, max_count: int = 200) -> str | None:
     """The newest commit (of the last ``max_count``) whose message has ``trailer: value``."""
     import subprocess
@@ -187,6 +294,15 @@ def find_commit(root: Path, trailer: str, value: str, max_count: int = 200) -> s
                           capture_output=True, text=True)
     out = proc.stdout.split() if proc.returncode == 0 else []
     return out[0] if out else None
+
+
+def _first_line(stderr: str) -> str:
+    """The line of git's stderr that says what went wrong (fatal:/error:, else the first)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith(("fatal:", "error:")):
+            return ln
+    return lines[0] if lines else "unknown error"
 
 
 def head_sha(root: Path) -> str | None:

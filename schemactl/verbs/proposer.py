@@ -53,8 +53,47 @@ def _safe_table_name(name: str) -> None:
                             hint="use ^[a-z_][a-z0-9_]*$, at most 63 bytes (rule SC401)")
 
 
+class _ParentMoved(ConflictError):
+    """HEAD moved between planning and committing (a writer outside schemactl)."""
+
+
 def propose(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool = False,
-            allow_waivers: bool = True, add_base_fields: bool = False) -> ProposeResult:
+            allow_waivers: bool = True, add_base_fields: bool = False,
+            wait: float = 60.0) -> ProposeResult:
+    """Validate a definition, render its migration and commit both, one proposal at a time.
+
+    Proposals into one repository are serialised (a repository lock around read HEAD →
+    write → commit, waiting up to ``wait`` seconds), so two agents never give one parent
+    two children; one whose HEAD moved anyway (a commit from outside) is planned again on
+    the new head. See :func:`_propose_once` for the rest.
+
+    Raises:
+        ConflictError: the repository lock was not granted within ``wait`` seconds
+            (``repository_locked``), or git cannot take a commit now (``git_state``).
+    """
+    if dry_run:
+        return _propose_once(repo, tdef, actor=actor, dry_run=True,
+                             allow_waivers=allow_waivers, add_base_fields=add_base_fields)
+    from schemactl.adapters import gitops
+
+    gitops.ensure_committable(repo.root)
+    with gitops.repository_lock(repo.root, wait):
+        for _attempt in range(3):
+            try:
+                return _propose_once(repo, tdef, actor=actor, dry_run=False,
+                                     allow_waivers=allow_waivers,
+                                     add_base_fields=add_base_fields,
+                                     expected_head=gitops.head_sha(repo.root))
+            except _ParentMoved:
+                continue
+    raise ConflictError("HEAD kept moving while the proposal was planned",
+                        hint="another writer commits to this repository; propose again",
+                        code="parent_moved")
+
+
+def _propose_once(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool = False,
+                  allow_waivers: bool = True, add_base_fields: bool = False,
+                  expected_head: str | None = None) -> ProposeResult:
     """Validate a definition, render its migration and commit both.
 
     Args:
@@ -150,15 +189,19 @@ def propose(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool = Fal
     sums = sum_text(repo.root, {rendered.filename: rendered.source.encode()}).encode()
     sha = _write_and_commit(repo.root, {def_rel: text.encode(),
                                         mig_rel: rendered.source.encode(), SUM_PATH: sums},
-                            subject, trailers, body)
+                            subject, trailers, body, expected_head=expected_head)
     return ProposeResult(command="propose", table=table, migration=migration, commit=sha,
                          changes=changes, definition=def_rel, violations=warnings,
                          waived=waived, message=rendered.message)
 
 
 def _write_and_commit(root: Path, files: dict[str, bytes], subject: str,
-                      trailers: dict[str, str], body: str) -> str:
+                      trailers: dict[str, str], body: str,
+                      expected_head: str | None = None) -> str:
     """Write ``files`` and commit exactly them; on any failure put every byte back.
+
+    With ``expected_head``, a HEAD that is no longer that commit is :class:`_ParentMoved`
+    (nothing committed): the caller plans again on the new head.
 
     Raises:
         SchemactlError: whatever failed (after the repository was restored).
@@ -175,6 +218,8 @@ def _write_and_commit(root: Path, files: dict[str, bytes], subject: str,
             path = root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
+        if expected_head is not None and gitops.head_sha(root) != expected_head:
+            raise _ParentMoved("HEAD moved while the proposal was planned")
         return gitops.commit(root, list(files), subject, trailers, body)
     except BaseException:
         if gitops.head_sha(root) == head_before:
