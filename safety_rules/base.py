@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from schemactl.model.config import Config
 from schemactl.model.definitions import Column, TableDef
 from schemactl.model.online import column_pairs, renamed_source
+from schemactl.model.tableset import TableSet, as_table_set
 
 from .core_tables import CORE_TABLES, CoreTable
 from .violation import Violation
@@ -74,9 +75,19 @@ class RuleContext:
 
     @cached_property
     def changes(self) -> list[TableChange]:
-        """The tables that differ between the two states (or the ``changed`` ones), sorted."""
-        names = sorted(set(self.current) | set(self.proposed))
-        renames = table_renames(self.current, self.proposed)
+        """The tables that differ between the two states (or the ``changed`` ones), sorted.
+
+        With ``changed`` given only those tables are looked at (a table renamed with
+        ``renamed_from`` is new, so it is among them): the rest of a large state is
+        never read.
+        """
+        if self.changed is not None:
+            names = sorted(self.changed)
+            renames = table_renames(self.current, self.proposed,
+                                    {n: self.proposed[n] for n in names if n in self.proposed})
+        else:
+            names = sorted(set(self.current) | set(self.proposed))
+            renames = table_renames(self.current, self.proposed)
         out = []
         for name in names:
             if name in renames.values():
@@ -84,10 +95,10 @@ class RuleContext:
             before, after = self.current.get(name), self.proposed.get(name)
             if name in renames:
                 before = self.current[renames[name]]
-            if self.changed is not None:
-                if name not in self.changed and renames.get(name) not in self.changed:
-                    continue
-            elif before is not None and after is not None and before.same_state(after):
+            if before is None and after is None:
+                continue
+            if self.changed is None and before is not None and after is not None \
+                    and before.same_state(after):
                 continue
             out.append(TableChange(name, before, after))
         return out
@@ -100,11 +111,22 @@ class RuleContext:
     def table_exists(self, name: str) -> bool:
         return name in self.proposed or name in self.core
 
+    @cached_property
+    def _proposed_set(self) -> TableSet:
+        return as_table_set(self.proposed)
 
-def table_renames(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef]
-                  ) -> dict[str, str]:
-    """new name → old name for the tables a proposal renames with ``renamed_from``."""
-    return {name: t.renamed_from for name, t in proposed.items()
+    def relation_owners(self, name: str) -> frozenset[str]:
+        """The proposed tables owning relation ``name`` (a table, index or key of that name),
+        answered from the state's index, not by walking every definition."""
+        return self._proposed_set.owners_of(name)
+
+
+def table_renames(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef],
+                  candidates: Mapping[str, TableDef] | None = None) -> dict[str, str]:
+    """new name → old name for the tables a proposal renames with ``renamed_from``
+    (among ``candidates``, default every proposed table)."""
+    among = proposed if candidates is None else candidates
+    return {name: t.renamed_from for name, t in among.items()
             if t.renamed_from and name not in current and t.renamed_from in current
             and t.renamed_from not in proposed}
 

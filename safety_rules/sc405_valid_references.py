@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from schemactl.model.definitions import Column, TableDef, parse_type
 from schemactl.model.naming import pk_name, uq_name
+from schemactl.model.tableset import key_index_names
 
 from .base import Rule, RuleContext
 from .core_tables import CORE_INDEXES
 from .typing_rules import STRING_TYPES
 from .violation import Violation
-
-
-def _key_index_names(tdef: TableDef) -> list[str]:
-    """The indexes behind a table's primary key and unique columns (as migrations name them)."""
-    names = [pk_name(tdef.table)] if tdef.primary_key else []
-    return names + [uq_name(tdef.table, c.name) for c in tdef.columns
-                    if c.unique and not c.primary_key]
 
 
 def is_whole_key(tdef: TableDef, columns: tuple[str, ...]) -> bool:
@@ -98,30 +92,19 @@ class ValidReferences(Rule):
         changed = [ch.after for ch in ctx.proposed_changes if ch.after is not None]
         if not changed:
             return
-        owners = self._relation_names(ctx)
+        core = self._core_owners(ctx)
         for tdef in changed:
-            yield from self._duplicates(tdef, owners)
+            yield from self._duplicates(tdef, lambda n: self._owners(ctx, core, n))
             for col in tdef.columns:
                 if col.references:
                     yield from self._reference(ctx, tdef, col)
 
     @staticmethod
-    def _relation_names(ctx: RuleContext) -> dict[str, set[str]]:
-        """Relation name (table or index) → tables owning it, across the proposed state.
-
-        Primary keys and unique constraints are indexes too (``pk_<table>``,
-        ``uq_<table>_<column>``): their names share the schema's namespace with tables and
-        indexes, so an index or table named like one fails in PostgreSQL.
-        """
+    def _core_owners(ctx: RuleContext) -> dict[str, set[str]]:
+        """Relation name → core tables owning it (tables, primary keys, unique, indexes)."""
         owners: dict[str, set[str]] = {}
-        for name in (*ctx.proposed, *ctx.core):
-            owners.setdefault(name, set()).add(name)
-        for tname, tdef in ctx.proposed.items():
-            for idx in tdef.indexes:
-                owners.setdefault(idx.index_name(tname), set()).add(tname)
-            for kname in _key_index_names(tdef):
-                owners.setdefault(kname, set()).add(tname)
         for tname, cols in ctx.core.items():
+            owners.setdefault(tname, set()).add(tname)
             owners.setdefault(pk_name(tname), set()).add(tname)
             for cname, ccol in cols.items():
                 if ccol.unique:
@@ -130,7 +113,18 @@ class ValidReferences(Rule):
             owners.setdefault(iname, set()).add(tname)
         return owners
 
-    def _duplicates(self, tdef: TableDef, owners: dict[str, set[str]]) -> Iterator[Violation]:
+    @staticmethod
+    def _owners(ctx: RuleContext, core: dict[str, set[str]], name: str) -> set[str]:
+        """Tables owning relation ``name`` in the proposed state or the core schema.
+
+        Primary keys and unique constraints are indexes too (``pk_<table>``,
+        ``uq_<table>_<column>``): their names share the schema's namespace with tables and
+        indexes, so an index or table named like one fails in PostgreSQL.
+        """
+        return set(ctx.relation_owners(name)) | core.get(name, set())
+
+    def _duplicates(self, tdef: TableDef, owners: Callable[[str], set[str]]
+                    ) -> Iterator[Violation]:
         t = tdef.table
         seen: set[str] = set()
         for col in tdef.columns:
@@ -138,10 +132,10 @@ class ValidReferences(Rule):
                 yield self.violation(f"column {t}.{col.name} is defined twice", table=t,
                                      column=col.name, tdef=tdef)
             seen.add(col.name)
-        for other in sorted(owners.get(t, set()) - {t}):
+        for other in sorted(owners(t) - {t}):
             yield self.violation(f"table name {t} is already taken by an index of {other}",
                                  table=t, tdef=tdef, hint="give the table another name")
-        index_names: set[str] = set(_key_index_names(tdef))
+        index_names: set[str] = set(key_index_names(tdef))
         for idx in tdef.indexes:
             iname = idx.index_name(t)
             if iname in index_names:
@@ -149,7 +143,7 @@ class ValidReferences(Rule):
                                      tdef=tdef, hint="give each index its own name (or columns); "
                                      "a `unique: true` column already has its unique index")
             index_names.add(iname)
-            others = owners.get(iname, set()) - {t}
+            others = owners(iname) - {t}
             if others or iname == t:
                 yield self.violation(f"index name {iname} is already taken by "
                                      f"{', '.join(sorted(others)) or 'the table itself'}",

@@ -392,6 +392,81 @@ def files_at(root: Path, rev: str, folder: str) -> list[TreeFile]:
     return out
 
 
+def folder_tree(root: Path, rev: str, folder: str) -> str | None:
+    """The id of the tree ``folder`` has at ``rev`` (None: no such folder, or no commit yet).
+
+    One small git process when the folder exists: a cache keyed by this id needs no listing.
+
+    Raises:
+        BadInputError: ``rev`` does not name a commit.
+    """
+    import subprocess
+
+    probe = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "-q",
+                            f"{rev}^{{commit}}:{folder}"], capture_output=True)
+    if probe.returncode == 0:
+        return probe.stdout.decode().strip()
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "-q",
+                             f"{rev}^{{commit}}"], capture_output=True)
+    if commit.returncode != 0 and rev != "HEAD":
+        raise BadInputError(f"unknown git revision {rev!r}")
+    return None  # the folder is absent, or HEAD has no commit yet
+
+
+def tree_blobs(root: Path, tree: str) -> list[tuple[str, str]]:
+    """(name, blob id) of every file directly in a tree: one `git ls-tree`, nothing read."""
+    out = []
+    for item in _git(root, "ls-tree", "-z", tree).split(b"\0"):
+        if item:
+            meta, raw_name = item.split(b"\t", 1)
+            _mode, kind, obj = meta.split()
+            if kind == b"blob":
+                out.append((raw_name.decode(), obj.decode()))
+    return out
+
+
+def tree_changes(root: Path, old: str, new: str) -> list[tuple[str, str | None]]:
+    """(name, new blob id or None when removed) of the files that differ between two trees."""
+    out: list[tuple[str, str | None]] = []
+    fields = _git(root, "diff-tree", "-z", "--no-renames", old, new).split(b"\0")
+    for meta, raw_name in zip(fields[0::2], fields[1::2], strict=False):
+        if not meta.startswith(b":"):
+            continue
+        parts = meta.split()
+        new_mode, new_obj = parts[1], parts[3].decode()
+        if new_mode.startswith(b"04"):
+            continue  # a sub-folder: definitions live directly in the folder
+        out.append((raw_name.decode(), None if set(new_obj) == {"0"} else new_obj))
+    return out
+
+
+def read_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
+    """The bytes of git blobs by id, read with one `git cat-file --batch`."""
+    wanted = list(dict.fromkeys(blobs))
+    if not wanted:
+        return {}
+    batch = _git(root, "cat-file", "--batch", input="".join(f"{o}\n" for o in wanted).encode())
+    out: dict[str, bytes] = {}
+    pos = 0
+    for obj in wanted:
+        header_end = batch.index(b"\n", pos)
+        header = batch[pos:header_end].split()
+        if len(header) < 3:  # "<id> missing"
+            pos = header_end + 1
+            continue
+        size = int(header[2])
+        out[obj] = batch[header_end + 1: header_end + 1 + size]
+        pos = header_end + 1 + size + 1
+    return out
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives these bytes as a blob (``git hash-object``), computed here."""
+    import hashlib
+
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
 def _has_path(root: Path, sha: str, folder: str) -> bool:
     import subprocess
 

@@ -170,7 +170,8 @@ def run_check(repo: SchemaRepo, base: str, *, database_url: str | None = None,
     from schemactl.adapters import gitops
     from schemactl.codegen import sumfile
     from schemactl.errors import BadInputError
-    from schemactl.model.loading import files_at_rev
+    from schemactl.model.loading import changed_between, files_at_rev, tables_at_rev
+    from schemactl.model.tableset import DictTables, as_table_set
     from schemactl.rules import validation
 
     root = repo.root
@@ -184,22 +185,22 @@ def run_check(repo: SchemaRepo, base: str, *, database_url: str | None = None,
     # recorded on the branch moves the base: what it removed and restored is not the
     # pull request rewriting history (docs/ci.md, Rollbacks).
     rollbacks = branch_rollbacks(root, mb)
-    cache: dict[tuple[str, bytes], TableDef] = {}
-    base_files = files_at_rev(root, mb)
+    # Both trees come from the parse cache (shared definitions; only what git says
+    # changed between them is compared). A rollback rewrites the base: parsed as files.
+    base_defs: Mapping[str, TableDef]
     if rollbacks:
         from schemactl.model.loading import SourceFile
 
-        by_path: dict[str, bytes | None] = {f.path: f.data for f in base_files}
+        cache: dict[tuple[str, bytes], TableDef] = {}
+        by_path: dict[str, bytes | None] = {f.path: f.data for f in files_at_rev(root, mb)}
         for rb in rollbacks:
             by_path.update(rb.definitions)
-        base_files = [SourceFile(p, d) for p, d in sorted(by_path.items()) if d is not None]
-    head_files = files_at_rev(root, "HEAD")
-    base_defs = _parse_all(base_files, cache)
-    head_defs = _parse_all(head_files, cache)
-    changed = sorted(n for n in set(base_defs) | set(head_defs)
-                     if n not in base_defs or n not in head_defs
-                     or (base_defs[n] is not head_defs[n]
-                         and not base_defs[n].same_state(head_defs[n])))
+        base_defs = DictTables(_parse_all(
+            [SourceFile(p, d) for p, d in sorted(by_path.items()) if d is not None], cache))
+    else:
+        base_defs = tables_at_rev(root, mb)
+    head_defs: Mapping[str, TableDef] = tables_at_rev(root, "HEAD")
+    changed = changed_between(root, as_table_set(base_defs), as_table_set(head_defs))
 
     # Migrations: chain order at both ends, what the branch added.
     base_mig = sumfile.files_at_rev(root, mb)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from schemactl.model.definitions import DefinitionError, TableDef, is_definition_file
 from schemactl.model.parsing import parse_definition
+from schemactl.model.tableset import DictTables, TableSet
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,215 @@ def load_dir(folder: Path, rel_to: Path | None = None) -> dict[str, TableDef]:
 def load_at_rev(repo_root: Path, rev: str = "HEAD") -> dict[str, TableDef]:
     """The definitions committed at a git revision (empty before the first commit)."""
     return parse_files(files_at_rev(repo_root, rev))
+
+
+# -- through the parse cache (schemactl.model.cache) ----------------------------------------
+
+FOLDER = "dynamic_schema"
+# Below this many definitions parsing is cheaper than opening the cache: none is made
+# (one already there is used). SCHEMACTL_PARSE_CACHE=off never uses it, =on always does.
+MIN_CACHED = 64
+
+_warm: dict[Path, Any] | None = None  # root → DefinitionCache, in long-running processes
+
+
+def keep_warm(enabled: bool = True) -> None:
+    """Keep each repository's cache open, with the definitions it decoded, between calls.
+
+    For long-running processes (the MCP server): a later call asks git only whether the
+    tree changed, and decodes only definitions it has not seen.
+    """
+    global _warm
+    if enabled and _warm is None:
+        _warm = {}
+    elif not enabled and _warm is not None:
+        for c in _warm.values():
+            c.close()
+        _warm = None
+
+
+def _cache_mode() -> str:
+    import os
+
+    mode = os.environ.get("SCHEMACTL_PARSE_CACHE", "auto").strip().lower()
+    return mode if mode in ("on", "off") else "auto"
+
+
+def open_cache(root: Path, *, create: bool) -> Any:
+    """The repository's DefinitionCache, or None (disabled, absent and not wanted, broken)."""
+    from schemactl.model.cache import CacheUnusable, DefinitionCache
+
+    mode = _cache_mode()
+    if mode == "off":
+        return None
+    key = root.resolve()
+    if _warm is not None and key in _warm:
+        return _warm[key]
+    try:
+        cache = DefinitionCache(key, create=create or mode == "on")
+    except CacheUnusable:
+        return None
+    if _warm is not None:
+        _warm[key] = cache
+    return cache
+
+
+def _duplicate(path: str, table: str, other: str, where: str) -> DefinitionError:
+    return DefinitionError(f"{path}: table {table!r} is also defined in {other}{where}")
+
+
+def _parse_blobs(root: Path, entries: list[tuple[str, str]], where: str = "") -> TableSet:
+    """Parse (path, blob) entries read from git, refusing a table defined twice."""
+    from schemactl.adapters import gitops
+
+    data = gitops.read_blobs(root, [b for _, b in entries])
+    tables: dict[str, TableDef] = {}
+    ids: dict[str, str] = {}
+    for path, blob in entries:
+        tdef = parse_definition(data[blob], path)
+        if tdef.table in tables:
+            raise _duplicate(path, tdef.table, tables[tdef.table].source, where)
+        tables[tdef.table] = tdef
+        ids[tdef.table] = blob
+    return DictTables(tables, ids)
+
+
+def _index_tree(cache: Any, root: Path, tree: str, entries: list[tuple[str, str]] | None,
+                where: str) -> None:
+    """Record a tree in the cache: derived from the last tree used when git says little
+    changed, else from one listing; only blobs the cache lacks are read and parsed."""
+    from schemactl.adapters import gitops
+
+    base = cache.latest_tree()
+    if entries is None and base is not None and base != tree:
+        changes = [(f"{FOLDER}/{n}", b) for n, b in gitops.tree_changes(root, base, tree)
+                   if is_definition_file(n)]
+        if len(changes) <= 256:
+            added = [(p, b) for p, b in changes if b is not None]
+            facts = _facts(cache, root, added)
+            gone = {p for p, _ in changes}
+            seen: dict[str, str] = {}
+            for path, blob in sorted(added):
+                tname = facts[blob][0]
+                other = seen.get(tname)
+                if other is None:
+                    found = cache.tree_entry(base, table=tname)
+                    other = found[0] if found and found[0] not in gone else None
+                if other is not None:
+                    first, second = sorted((path, other))
+                    raise _duplicate(second, tname, first, where)
+                seen[tname] = path
+            cache.derive_tree(tree, base, gone, [(p, facts[b][0], b, facts[b][1])
+                                                 for p, b in added])
+            return
+    if entries is None:
+        entries = _listing(root, tree)
+    facts = _facts(cache, root, entries)
+    firsts: dict[str, str] = {}
+    rows = []
+    for path, blob in entries:
+        tname, owned = facts[blob]
+        if tname in firsts:
+            raise _duplicate(path, tname, firsts[tname], where)
+        firsts[tname] = path
+        rows.append((path, tname, blob, owned))
+    cache.put_tree(tree, rows)
+
+
+def _facts(cache: Any, root: Path, entries: list[tuple[str, str]]
+           ) -> dict[str, tuple[str, list[str]]]:
+    from schemactl.adapters import gitops
+    from schemactl.model.tableset import owned_names
+
+    facts = cache.facts(b for _, b in entries)
+    missing = [(p, b) for p, b in entries if b not in facts]
+    if missing:
+        data = gitops.read_blobs(root, [b for _, b in missing])
+        parsed = []
+        for path, blob in missing:
+            tdef = parse_definition(data[blob], path)
+            parsed.append((blob, tdef))
+            facts[blob] = (tdef.table, owned_names(tdef))
+        cache.put_models(parsed)
+    return dict(facts)
+
+
+def _listing(root: Path, tree: str) -> list[tuple[str, str]]:
+    from schemactl.adapters import gitops
+
+    return [(f"{FOLDER}/{n}", b) for n, b in gitops.tree_blobs(root, tree)
+            if is_definition_file(n)]
+
+
+def tables_at_rev(root: Path, rev: str = "HEAD") -> TableSet:
+    """The definitions committed at ``rev``, as a set with indexed facts.
+
+    In a repository with a parse cache (made once it holds MIN_CACHED definitions),
+    nothing that the cache knows is read or parsed again: a known tree costs one small
+    git process; a new one is derived from the last tree through `git diff-tree`.
+
+    Raises:
+        BadInputError: ``rev`` does not name a commit.
+        DefinitionError: a definition cannot be parsed, or two define the same table.
+    """
+    from schemactl.adapters import gitops
+    from schemactl.model.cache import CachedTables, CacheUnusable
+
+    where = "" if rev == "HEAD" else f" at {rev}"
+    tree = gitops.folder_tree(root, rev, FOLDER)
+    if tree is None:
+        return DictTables({})
+    cache = open_cache(root, create=False)
+    entries: list[tuple[str, str]] | None = None
+    if cache is None:
+        entries = _listing(root, tree)
+        if len(entries) < MIN_CACHED or _cache_mode() == "off":
+            return _parse_blobs(root, entries, where)
+        cache = open_cache(root, create=True)
+        if cache is None:
+            return _parse_blobs(root, entries, where)
+
+    def reread(blob: str, path: str) -> TableDef:
+        return parse_definition(gitops.read_blobs(root, [blob])[blob], path)
+
+    def rebuild() -> TableSet:
+        return _parse_blobs(root, _listing(root, tree), where)
+
+    try:
+        if not cache.has_tree(tree):
+            _index_tree(cache, root, tree, entries, where)
+        return CachedTables(cache, tree, reread, rebuild)
+    except CacheUnusable:
+        return rebuild()
+
+
+def changed_between(root: Path, before: TableSet, after: TableSet) -> list[str]:
+    """The tables whose state differs between two sets, sorted.
+
+    Two trees from the cache are compared through `git diff-tree` (only the files git
+    says changed are looked at); other sets by identity, then by state.
+    """
+    from schemactl.adapters import gitops
+
+    ta, tb = getattr(before, "tree", None), getattr(after, "tree", None)
+    candidates: set[str]
+    if isinstance(ta, str) and isinstance(tb, str):
+        candidates = set()
+        for name, _blob in gitops.tree_changes(root, ta, tb):
+            if is_definition_file(name):
+                for tables in (before, after):
+                    found = tables.at_path(f"{FOLDER}/{name}")
+                    if found:
+                        candidates.add(found)
+    else:
+        candidates = set(before) | set(after)
+
+    def differs(n: str) -> bool:
+        if n not in before or n not in after:
+            return True
+        ident = before.identity(n)
+        if ident is not None and ident == after.identity(n):
+            return False
+        return not before[n].same_state(after[n])
+
+    return sorted(n for n in candidates if differs(n))

@@ -145,10 +145,14 @@ HARD_MAX_BYTES = 16 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Proposal:
-    """The states `validate` compares, and what it found before any rule ran."""
+    """The states `validate` compares, and what it found before any rule ran.
 
-    current: dict[str, TableDef]
-    proposed: dict[str, TableDef]
+    ``current`` and ``proposed`` are table sets (`schemactl.model.tableset`): in a large
+    repository they answer from the parse cache, and only ``changed`` tables are read.
+    """
+
+    current: Mapping[str, TableDef]
+    proposed: Mapping[str, TableDef]
     changed: frozenset[str] | None
     oversized: tuple[Violation, ...] = ()
 
@@ -205,7 +209,9 @@ def build_proposal(root: Any, config: Config, *, files: Iterable[str] | None = N
       has replaces that path's table, any other replaces the table of the same name;
     - ``stdin``: one definition (bytes, text or a binary stream).
 
-    A file over the size limit is not parsed: it becomes an SC406 violation.
+    A file over the size limit is not parsed: it becomes an SC406 violation. The
+    current state comes from the parse cache when the repository has one
+    (`schemactl.model.loading.tables_at_rev`): unchanged definitions are not read.
 
     Raises:
         DefinitionError: a definition cannot be parsed (exit 2).
@@ -213,49 +219,32 @@ def build_proposal(root: Any, config: Config, *, files: Iterable[str] | None = N
     """
     from pathlib import Path
 
-    from schemactl.errors import BadInputError
-    from schemactl.model.definitions import is_definition_file
-    from schemactl.model.loading import files_at_rev
-    from schemactl.model.parsing import parse_definition
+    from schemactl.model.loading import tables_at_rev
+    from schemactl.model.tableset import Overlay
 
     root = Path(root)
-    head_files = files_at_rev(root, base)
-    current: dict[str, TableDef] = {}
-    by_path: dict[str, TableDef] = {}
-    head_bytes: dict[str, bytes] = {}
-    for f in head_files:
-        tdef = parse_definition(f.data, f.path)
-        if tdef.table in current:
-            raise BadInputError(f"{f.path}: table {tdef.table!r} is also defined in "
-                                f"{current[tdef.table].source} at {base}")
-        current[tdef.table] = by_path[f.path] = tdef
-        head_bytes[f.path] = f.data
-    oversized: list[Violation] = []
-
+    current = tables_at_rev(root, base)
     if files is None and stdin is None:
-        proposed: dict[str, TableDef] = {}
-        folder = root / "dynamic_schema"
-        paths = sorted(p for p in folder.iterdir() if p.is_file()
-                       and is_definition_file(p.name)) if folder.is_dir() else []
-        for path in paths:
-            rel = path.relative_to(root).as_posix()
-            data, size = _bounded_read(path, config, rel)
-            if data is None:
-                old = by_path.get(rel)
-                oversized.append(_oversized(rel, size, config, old.table if old else None))
-                if old is not None:
-                    proposed[old.table] = old  # unknown new state: keep the old one
-                continue
-            # An unchanged file is the committed definition: parse it once.
-            tdef = by_path[rel] if head_bytes.get(rel) == data else parse_definition(data, rel)
-            if tdef.table in proposed:
-                raise BadInputError(f"{rel}: table {tdef.table!r} is also defined in "
-                                    f"{proposed[tdef.table].source}")
-            proposed[tdef.table] = tdef
-        return Proposal(current, proposed, None, tuple(oversized))
+        from schemactl.rules.worktree import worktree_changes
 
-    proposed = dict(current)
+        edits, oversized = worktree_changes(root, current, config)
+        return Proposal(current, Overlay(current, edits), frozenset(edits), tuple(oversized))
+    edits_f, changed, oversized = _file_changes(root, current, config, files, stdin)
+    return Proposal(current, Overlay(current, edits_f), frozenset(changed), tuple(oversized))
+
+
+def _file_changes(root: Any, current: Mapping[str, TableDef], config: Config,
+                  files: Iterable[str] | None, stdin: Any
+                  ) -> tuple[dict[str, TableDef | None], set[str], list[Violation]]:
+    from pathlib import Path
+
+    from schemactl.errors import BadInputError
+    from schemactl.model.parsing import parse_definition
+    from schemactl.model.tableset import as_table_set
+
+    edits: dict[str, TableDef | None] = {}
     changed: set[str] = set()
+    oversized: list[Violation] = []
     sources: list[tuple[str, str | None, bytes | None, int]] = []  # shown, head path, data, size
     if stdin is not None:
         if isinstance(stdin, (bytes, str)):
@@ -272,29 +261,29 @@ def build_proposal(root: Any, config: Config, *, files: Iterable[str] | None = N
         path = Path(name)
         absolute = path if path.is_absolute() else Path.cwd() / path
         try:
-            rel = absolute.resolve().relative_to(root.resolve()).as_posix()
+            rel = absolute.resolve().relative_to(Path(root).resolve()).as_posix()
         except ValueError:
             rel = None
         data, size = _bounded_read(absolute, config, name)
         sources.append((name, rel, data, size))
     seen: dict[str, str] = {}
     for shown, rel, data, size in sources:
-        old = by_path.get(rel) if rel else None
+        old = as_table_set(current).at_path(rel) if rel else None
         if data is None:
-            oversized.append(_oversized(shown, size, config, old.table if old else None))
+            oversized.append(_oversized(shown, size, config, old))
             continue
         tdef = parse_definition(data, shown)
         if tdef.table in seen:
             raise BadInputError(f"{shown}: table {tdef.table!r} is also defined in "
                                 f"{seen[tdef.table]}")
         seen[tdef.table] = shown
-        if old is not None and old.table != tdef.table:
+        if old is not None and old != tdef.table:
             # The file at this path now defines another table: the old one is gone.
-            proposed.pop(old.table, None)
-            changed.add(old.table)
-        proposed[tdef.table] = tdef
+            edits[old] = None
+            changed.add(old)
+        edits[tdef.table] = tdef
         changed.add(tdef.table)
-    return Proposal(current, proposed, frozenset(changed), tuple(oversized))
+    return edits, changed, oversized
 
 
 def validate_proposal(proposal: Proposal, config: Config, *, allow_waivers: bool = True

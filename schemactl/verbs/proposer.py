@@ -113,7 +113,8 @@ def _propose_once(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool
         EnvironmentError_: git refused the commit (the repository is restored first).
     """
     from schemactl.adapters import gitops, migrator
-    from schemactl.model.loading import load_at_rev
+    from schemactl.model.loading import tables_at_rev
+    from schemactl.model.tableset import Overlay
     from schemactl.rules import validation
 
     config = repo.config
@@ -122,15 +123,16 @@ def _propose_once(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool
 
         # Before the unchanged check: a retried proposal stays a no-op.
         tdef = with_base(tdef, [f.as_column() for f in config.base_fields])
-    current = load_at_rev(repo.root, "HEAD")
+    # The whole current state as an indexed set: only this table and what it references
+    # are read (from the parse cache in a large repository).
+    current = tables_at_rev(repo.root, "HEAD")
     table = tdef.table
     before = current.get(table)
     if before is not None and before.same_state(tdef):
         return ProposeResult(command="propose", table=table, dry_run=dry_run,
                              definition=definition_path(table),
                              message=f"{table} is unchanged: nothing to propose")
-    proposed = dict(current)
-    proposed[table] = tdef
+    proposed = Overlay(current, {table: tdef})
     report = validation.check_definitions(current, proposed, config, changed=[table],
                                           allow_waivers=allow_waivers)
     if not report.ok:

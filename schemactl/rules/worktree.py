@@ -1,0 +1,103 @@
+"""The work tree's dynamic_schema/ as a change to the committed state (`validate` alone).
+
+A file whose size and mtime match what the parse cache recorded is known by its
+recorded blob id without being read; any other file is read and hashed as git would.
+A file with the same blob id as the committed one at its path is unchanged and never
+parsed; the others are parsed (or decoded from the cache by blob id).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from safety_rules.violation import Violation
+from schemactl.model.config import Config
+from schemactl.model.definitions import TableDef
+from schemactl.model.tableset import as_table_set
+
+
+def worktree_changes(root: Path, current: Mapping[str, TableDef], config: Config
+                     ) -> tuple[dict[str, TableDef | None], list[Violation]]:
+    """The tables whose state the work tree changes (None: removed), and oversized files.
+
+    Raises:
+        DefinitionError: a changed definition cannot be parsed.
+        BadInputError: two files define the same table; a file cannot be read.
+    """
+    from schemactl.adapters import gitops
+    from schemactl.errors import BadInputError
+    from schemactl.model.cache import CacheUnusable, trusted_stat
+    from schemactl.model.definitions import is_definition_file
+    from schemactl.model.loading import open_cache
+    from schemactl.model.parsing import parse_definition
+    from schemactl.rules.validation import _bounded_read, _oversized
+
+    cache: Any = getattr(current, "cache", None) or open_cache(root, create=False)
+    try:
+        recorded = cache.worktree() if cache is not None else {}
+    except CacheUnusable:
+        cache, recorded = None, {}
+    head = as_table_set(current).paths()
+    folder = root / "dynamic_schema"
+    paths = sorted(p for p in folder.iterdir() if p.is_file()
+                   and is_definition_file(p.name)) if folder.is_dir() else []
+    seen: dict[str, str] = {}  # table → the work-tree file defining it
+    edits: dict[str, TableDef | None] = {}
+    oversized: list[Violation] = []
+    stats: list[tuple[str, os.stat_result, str]] = []
+    parsed: list[tuple[str, TableDef]] = []
+    for path in paths:
+        rel = path.relative_to(root).as_posix()
+        old_table, old_blob = head.get(rel, (None, None))
+        st = path.stat()
+        blob = trusted_stat(recorded.get(rel), st)
+        data: bytes | None = None
+        if blob is None or st.st_size > config.limits.max_definition_bytes:
+            data, size = _bounded_read(path, config, rel)
+            if data is None:
+                oversized.append(_oversized(rel, size, config, old_table))
+                if old_table is not None:
+                    seen.setdefault(old_table, rel)  # unknown new state: keep the old one
+                continue
+            blob = gitops.blob_id(data)
+            stats.append((rel, st, blob))
+        if blob == old_blob and old_table is not None:
+            table, tdef = old_table, None  # the committed bytes: nothing to parse
+        else:
+            tdef = None
+            if cache is not None:
+                try:
+                    tdef = cache.model(blob, rel)
+                except CacheUnusable:
+                    cache = None
+            if tdef is None:
+                if data is None:
+                    data, _ = _bounded_read(path, config, rel)
+                    if data is None or gitops.blob_id(data) != blob:
+                        raise BadInputError(f"{rel}: changed while being read, validate again")
+                tdef = parse_definition(data, rel)
+                parsed.append((blob, tdef))
+            table = tdef.table
+        if table in seen:
+            raise BadInputError(f"{rel}: table {table!r} is also defined in {seen[table]}")
+        seen[table] = rel
+        if tdef is None:
+            continue
+        if table in current:
+            ident = getattr(current, "identity", lambda t: None)(table)
+            if ident == blob or current[table].same_state(tdef):
+                continue
+        edits[table] = tdef
+    for table in current:
+        if table not in seen:
+            edits[table] = None
+    if cache is not None:
+        try:
+            cache.put_models(parsed)
+            cache.put_worktree(stats, {p.relative_to(root).as_posix() for p in paths})
+        except CacheUnusable:
+            pass
+    return edits, oversized
