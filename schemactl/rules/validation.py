@@ -139,10 +139,6 @@ def _report(found: Iterable[Violation], config: Config, allow_waivers: bool,
 
 # -- validating a repository's proposal (what `schemactl validate` runs) ------------------
 
-# Above this size nothing is read, whatever the configured limit: input is bounded.
-HARD_MAX_BYTES = 16 * 1024 * 1024
-
-
 @dataclass(frozen=True)
 class Proposal:
     """The states `validate` compares, and what it found before any rule ran.
@@ -155,48 +151,6 @@ class Proposal:
     proposed: Mapping[str, TableDef]
     changed: frozenset[str] | None
     oversized: tuple[Violation, ...] = ()
-
-
-def _oversized(source: str, size: int, config: Config, table: str | None) -> Violation:
-    from safety_rules.sc406_limits import Limits
-
-    return Limits().oversized(source, size, config.limits.max_definition_bytes, table)
-
-
-def _bounded_read(path: Any, config: Config, shown: str) -> tuple[bytes | None, int]:
-    """A file's bytes, or (None, size) when it is larger than the limit (then it is not read)."""
-    from schemactl.errors import BadInputError
-
-    try:
-        size = path.stat().st_size
-        if size > config.limits.max_definition_bytes or size > HARD_MAX_BYTES:
-            return None, size
-        with open(path, "rb") as fh:
-            data = fh.read(HARD_MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise BadInputError(f"{shown}: no such file",
-                            hint="pass definition files (YAML or JSON) or - for stdin") from None
-    except IsADirectoryError:
-        raise BadInputError(f"{shown}: is a directory, not a definition file") from None
-    except OSError as exc:
-        raise BadInputError(f"{shown}: cannot be read ({exc.strerror})") from None
-    return data, len(data)
-
-
-def _read_stream(stream: Any, limit: int) -> tuple[bytes | None, int]:
-    """Read at most ``limit`` bytes; past it, count (and drop) the rest up to the hard cap."""
-    head = stream.read(limit + 1)
-    if isinstance(head, str):
-        head = head.encode("utf-8", errors="surrogateescape")
-    if len(head) <= limit:
-        return head, len(head)
-    size = len(head)
-    while size <= HARD_MAX_BYTES:
-        chunk = stream.read(65536)
-        if not chunk:
-            break
-        size += len(chunk)
-    return None, size
 
 
 def build_proposal(root: Any, config: Config, *, files: Iterable[str] | None = None,
@@ -225,7 +179,7 @@ def build_proposal(root: Any, config: Config, *, files: Iterable[str] | None = N
     root = Path(root)
     current = tables_at_rev(root, base)
     if files is None and stdin is None:
-        from schemactl.rules.worktree import worktree_changes
+        from schemactl.rules.inputs import worktree_changes
 
         edits, oversized = worktree_changes(root, current, config)
         return Proposal(current, Overlay(current, edits), frozenset(edits), tuple(oversized))
@@ -241,6 +195,7 @@ def _file_changes(root: Any, current: Mapping[str, TableDef], config: Config,
     from schemactl.errors import BadInputError
     from schemactl.model.parsing import parse_definition
     from schemactl.model.tableset import as_table_set
+    from schemactl.rules.inputs import HARD_MAX_BYTES, bounded_read, oversized_file, read_stream
 
     edits: dict[str, TableDef | None] = {}
     changed: set[str] = set()
@@ -254,7 +209,7 @@ def _file_changes(root: Any, current: Mapping[str, TableDef], config: Config,
                 else None
             sources.append(("<stdin>", None, data_s, len(raw)))
         else:
-            data_s, size = _read_stream(stdin, min(config.limits.max_definition_bytes,
+            data_s, size = read_stream(stdin, min(config.limits.max_definition_bytes,
                                                    HARD_MAX_BYTES))
             sources.append(("<stdin>", None, data_s, size))
     for name in files or ():
@@ -264,13 +219,13 @@ def _file_changes(root: Any, current: Mapping[str, TableDef], config: Config,
             rel = absolute.resolve().relative_to(Path(root).resolve()).as_posix()
         except ValueError:
             rel = None
-        data, size = _bounded_read(absolute, config, name)
+        data, size = bounded_read(absolute, config, name)
         sources.append((name, rel, data, size))
     seen: dict[str, str] = {}
     for shown, rel, data, size in sources:
         old = as_table_set(current).at_path(rel) if rel else None
         if data is None:
-            oversized.append(_oversized(shown, size, config, old))
+            oversized.append(oversized_file(shown, size, config, old))
             continue
         tdef = parse_definition(data, shown)
         if tdef.table in seen:

@@ -1,9 +1,11 @@
-"""The work tree's dynamic_schema/ as a change to the committed state (`validate` alone).
+"""Reading a proposal: bounded reads of files and stdin, and the work tree as a change.
 
-A file whose size and mtime match what the parse cache recorded is known by its
-recorded blob id without being read; any other file is read and hashed as git would.
-A file with the same blob id as the committed one at its path is unchanged and never
-parsed; the others are parsed (or decoded from the cache by blob id).
+Nothing is read past the size limit (the file becomes an SC406 violation). In the work
+tree's dynamic_schema/ (`validate` alone) a file whose stat key (size, mtime, ctime,
+inode) matches what the parse cache recorded is known by its recorded blob id without
+being read; any other file is read and hashed as git would. A file with the committed
+blob id at its path is unchanged and never parsed; the others are parsed (or decoded
+from the cache by blob id).
 """
 
 from __future__ import annotations
@@ -17,6 +19,51 @@ from safety_rules.violation import Violation
 from schemactl.model.config import Config
 from schemactl.model.definitions import TableDef
 from schemactl.model.tableset import as_table_set
+
+# Above this size nothing is read, whatever the configured limit: input is bounded.
+HARD_MAX_BYTES = 16 * 1024 * 1024
+
+
+def oversized_file(source: str, size: int, config: Config, table: str | None) -> Violation:
+    from safety_rules.sc406_limits import Limits
+
+    return Limits().oversized(source, size, config.limits.max_definition_bytes, table)
+
+
+def bounded_read(path: Any, config: Config, shown: str) -> tuple[bytes | None, int]:
+    """A file's bytes, or (None, size) when it is larger than the limit (then it is not read)."""
+    from schemactl.errors import BadInputError
+
+    try:
+        size = path.stat().st_size
+        if size > config.limits.max_definition_bytes or size > HARD_MAX_BYTES:
+            return None, size
+        with open(path, "rb") as fh:
+            data = fh.read(HARD_MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise BadInputError(f"{shown}: no such file",
+                            hint="pass definition files (YAML or JSON) or - for stdin") from None
+    except IsADirectoryError:
+        raise BadInputError(f"{shown}: is a directory, not a definition file") from None
+    except OSError as exc:
+        raise BadInputError(f"{shown}: cannot be read ({exc.strerror})") from None
+    return data, len(data)
+
+
+def read_stream(stream: Any, limit: int) -> tuple[bytes | None, int]:
+    """Read at most ``limit`` bytes; past it, count (and drop) the rest up to the hard cap."""
+    head = stream.read(limit + 1)
+    if isinstance(head, str):
+        head = head.encode("utf-8", errors="surrogateescape")
+    if len(head) <= limit:
+        return head, len(head)
+    size = len(head)
+    while size <= HARD_MAX_BYTES:
+        chunk = stream.read(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+    return None, size
 
 
 def worktree_changes(root: Path, current: Mapping[str, TableDef], config: Config
@@ -33,7 +80,6 @@ def worktree_changes(root: Path, current: Mapping[str, TableDef], config: Config
     from schemactl.model.definitions import is_definition_file
     from schemactl.model.loading import open_cache
     from schemactl.model.parsing import parse_definition
-    from schemactl.rules.validation import _bounded_read, _oversized
 
     cache: Any = getattr(current, "cache", None) or open_cache(root, create=False)
     try:
@@ -56,9 +102,9 @@ def worktree_changes(root: Path, current: Mapping[str, TableDef], config: Config
         blob = trusted_stat(recorded.get(rel), st)
         data: bytes | None = None
         if blob is None or st.st_size > config.limits.max_definition_bytes:
-            data, size = _bounded_read(path, config, rel)
+            data, size = bounded_read(path, config, rel)
             if data is None:
-                oversized.append(_oversized(rel, size, config, old_table))
+                oversized.append(oversized_file(rel, size, config, old_table))
                 if old_table is not None:
                     seen.setdefault(old_table, rel)  # unknown new state: keep the old one
                 continue
@@ -75,7 +121,7 @@ def worktree_changes(root: Path, current: Mapping[str, TableDef], config: Config
                     cache = None
             if tdef is None:
                 if data is None:
-                    data, _ = _bounded_read(path, config, rel)
+                    data, _ = bounded_read(path, config, rel)
                     if data is None or gitops.blob_id(data) != blob:
                         raise BadInputError(f"{rel}: changed while being read, validate again")
                 tdef = parse_definition(data, rel)
