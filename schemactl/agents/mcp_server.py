@@ -50,6 +50,11 @@ def build_server(repo: str | None, database_url: str | None, actor: str | None =
     import mcp.types as types
     from mcp.server import Server
 
+    from schemactl.model.loading import keep_warm
+
+    # Parsed definitions stay in memory between calls; each call asks git only whether
+    # dynamic_schema/ changed (one small process) and reads only what did.
+    keep_warm()
     specs = agent_tools.tool_specs()
     tools = [types.Tool(name=s.name, description=s.description, input_schema=s.input_schema,
                         annotations=types.ToolAnnotations(

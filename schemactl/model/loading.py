@@ -72,6 +72,7 @@ FOLDER = "dynamic_schema"
 MIN_CACHED = 64
 
 _warm: dict[Path, Any] | None = None  # root → DefinitionCache, in long-running processes
+_warm_sets: dict[tuple[Path, str], TableSet] = {}  # (root, tree id) → its set, likewise
 
 
 def keep_warm(enabled: bool = True) -> None:
@@ -87,6 +88,7 @@ def keep_warm(enabled: bool = True) -> None:
         for c in _warm.values():
             c.close()
         _warm = None
+        _warm_sets.clear()
 
 
 def _cache_mode() -> str:
@@ -236,12 +238,20 @@ def tables_at_rev(root: Path, rev: str = "HEAD") -> TableSet:
     def rebuild() -> TableSet:
         return _parse_blobs(root, _listing(root, tree), where)
 
+    key = (root.resolve(), tree)
+    if _warm is not None and key in _warm_sets:
+        return _warm_sets[key]
     try:
         if not cache.has_tree(tree):
             _index_tree(cache, root, tree, entries, where)
-        return CachedTables(cache, tree, reread, rebuild)
+        found: TableSet = CachedTables(cache, tree, reread, rebuild)
     except CacheUnusable:
         return rebuild()
+    if _warm is not None:
+        if len(_warm_sets) >= 4:
+            _warm_sets.pop(next(iter(_warm_sets)))
+        _warm_sets[key] = found
+    return found
 
 
 def changed_between(root: Path, before: TableSet, after: TableSet) -> list[str]:
