@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from schemactl.resources import VERSION
-
-__version__ = VERSION
+__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from pathlib import Path

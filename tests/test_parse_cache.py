@@ -128,6 +128,10 @@ def test_record_round_trip_is_generic() -> None:
     with pytest.raises(ValueError):
         from_record(TableDef, {**data, "extra": 1})
     assert len(model_schema()) == 16
+    import schemactl
+    from schemactl.model.cache import cache_version
+
+    assert cache_version().startswith(f"{schemactl.__version__}/{model_schema()}/")
 
 
 def _big_repo(root: Path, n: int) -> None:

@@ -28,7 +28,6 @@ from typing import Any
 from schemactl.model.definitions import TableDef
 from schemactl.model.records import model_schema, table_from_record, to_record
 from schemactl.model.tableset import TableSet, owned_names
-from schemactl.resources import VERSION
 
 CACHE_DIR = Path(".schemactl") / "cache"
 CACHE_FILE = "definitions.sqlite3"
@@ -55,9 +54,17 @@ CREATE TABLE worktree (path TEXT PRIMARY KEY, size INTEGER NOT NULL,
 """
 
 
+def package_version() -> str:
+    """schemactl's version: ``schemactl.__version__``, read from the package this module
+    belongs to (always imported before it) rather than imported upwards across layers."""
+    import sys
+
+    return str(getattr(sys.modules.get("schemactl"), "__version__", "unknown"))
+
+
 def cache_version() -> str:
     """What a cache must have been written by: schemactl's version, model schema, layout."""
-    return f"{VERSION}/{model_schema()}/{LAYOUT}"
+    return f"{package_version()}/{model_schema()}/{LAYOUT}"
 
 
 def _digest(*parts: str) -> str:
