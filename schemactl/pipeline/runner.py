@@ -24,20 +24,16 @@ hears about a change to the database.
 
 from __future__ import annotations
 
-import base64
-import os
-import time
 import uuid
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from schemactl.adapters import gitops
+from schemactl.adapters import gitops, gitstate
 from schemactl.adapters.database import Target
 from schemactl.errors import ConflictError, DatabaseError, EnvironmentError_, SchemactlError
 from schemactl.model.naming import DYNAMIC_SCHEMA
 from schemactl.model.repo import SchemaRepo
-from schemactl.pipeline import audit, backup, drift, journal, locking
+from schemactl.pipeline import audit, backup, committing, drift, journal, locking
 from schemactl.pipeline.migrate import (
     AuditInTransaction,
     current_revision,
@@ -57,63 +53,6 @@ from schemactl.pipeline.operation import (
 
 if TYPE_CHECKING:
     import psycopg
-
-
-def _encode_files(files: dict[str, bytes | None]) -> dict[str, str | None]:
-    return {p: None if d is None else base64.b64encode(d).decode() for p, d in files.items()}
-
-
-def _write_journal_files(repo: SchemaRepo, files: dict[str, str | None]) -> None:
-    """Write (or remove) the run's repository files; idempotent, so recovery may repeat it."""
-    for rel, data in files.items():
-        path = repo.root / rel
-        if data is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(base64.b64decode(data))
-            os.replace(tmp, path)
-
-
-def _commit_with_retry(repo: SchemaRepo, paths: list[Path], subject: str,
-                       trailers: dict[str, str | None]) -> str:
-    last: EnvironmentError_ | None = None
-    for delay in (0.0, 0.5, 1.0, 2.0):
-        time.sleep(delay)
-        try:
-            return gitops.commit(repo.root, paths, subject, trailers)
-        except EnvironmentError_ as exc:
-            last = exc
-            if "index.lock" not in exc.message:
-                raise
-    assert last is not None
-    raise last
-
-
-def _commit_once(repo: SchemaRepo, paths: list[Path], subject: str,
-                 trailers: dict[str, str | None], committer: Committer | None) -> str | None:
-    """Commit a run's files unless that is done already (idempotent for recovery).
-
-    Done already: a commit carries the run's ``Schemactl-Audit`` trailer, or the files are
-    clean (someone committed them, e.g. with a merge): "nothing to commit" is success.
-    """
-    audit_id = trailers.get("Schemactl-Audit")
-    if audit_id:
-        found = gitops.find_commit(repo.root, "Schemactl-Audit", audit_id)
-        if found is not None:
-            return found
-    if committer is None and not gitops.is_dirty(repo.root, [str(p) for p in paths]):
-        return gitops.head_sha(repo.root)
-    journal.fail_commit_hook()
-    return (committer or _commit_with_retry)(repo, paths, subject, trailers)
-
-
-def _subject(action: str, revisions: list[str], target: Target, failed: bool) -> str:
-    revs = ", ".join(revisions) if len(revisions) <= 3 else \
-        f"{revisions[0]} … {revisions[-1]} ({len(revisions)})"
-    where = f"{target.database} ({target.host_port})"
-    return f"{action}{' FAILED' if failed else ''}: {revs or '-'} → {where}"
 
 
 def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any],
@@ -142,14 +81,14 @@ def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any]
     audit.append_line(repo, entry)
     j = journal.write(repo, j.at("audited"))
     say(progress, "commit")
-    _write_journal_files(repo, j.files)
+    committing.write_journal_files(repo, j.files)
     # Paths already committed (a recovered run) are gone from disk and from HEAD: skip them.
     extra = [repo.root / p for p in j.commit_paths
              if (repo.root / p).exists() or gitops.read_at(repo.root, "HEAD", p) is not None]
     paths = [repo.audit_file, *extra]
     try:
-        sha = _commit_once(
-            repo, paths, _subject(j.action, j.revisions, target, bool(verify_error)),
+        sha = committing.commit_once(
+            repo, paths, committing.subject(j.action, j.revisions, target, bool(verify_error)),
             {"Schemactl-Action": j.action, "Schemactl-Revision": entry.revision,
              "Schemactl-Backup": entry.backup_id, "Schemactl-Actor": entry.actor,
              "Schemactl-Audit": entry.id, "Schemactl-Database": target.display,
@@ -263,8 +202,9 @@ class _Run:
             entry = replace(entry, revision=now)
             audit.append_line(repo, entry)
             try:
-                (self.committer or _commit_with_retry)(
-                    repo, [repo.audit_file], _subject(op.action, op.revisions, target, True),
+                (self.committer or committing.commit_with_retry)(
+                    repo, [repo.audit_file],
+                    committing.subject(op.action, op.revisions, target, True),
                     {"Schemactl-Action": op.action, "Schemactl-Revision": now,
                      "Schemactl-Backup": self.j.backup_id, "Schemactl-Actor": self.actor,
                      "Schemactl-Audit": self.id, "Schemactl-Database": target.display,
@@ -311,7 +251,7 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
             migration or verification (exit 3).
     """
     # Git must be able to take the run's commit: refuse before anything changes.
-    gitops.ensure_committable(repo.root)
+    gitstate.ensure_committable(repo.root)
     with locking.apply_lock(target, actor, wait=wait, action=action) as lock_conn:
         say(progress, "lock")
         backup.cleanup_incomplete(repo)
@@ -338,7 +278,7 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
                         revisions=list(op.revisions), git_commit=gitops.head_sha(repo.root),
                         git_branch=gitops.current_branch(repo.root),
                         verify_git_rev=op.verify_git_rev, commit_paths=list(op.commit_paths),
-                        files=_encode_files(op.files))
+                        files=committing.encode_files(op.files))
         run = _Run(repo, target, actor, op, lock_conn, j, run_id,
                    details={**op.details, **({"recovered_from": previous.id} if previous else {})},
                    rules_run=list(rules_run or []), waivers=list(waivers or []),

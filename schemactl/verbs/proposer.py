@@ -74,10 +74,10 @@ def propose(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool = Fal
     if dry_run:
         return _propose_once(repo, tdef, actor=actor, dry_run=True,
                              allow_waivers=allow_waivers, add_base_fields=add_base_fields)
-    from schemactl.adapters import gitops
+    from schemactl.adapters import gitops, gitstate
 
-    gitops.ensure_committable(repo.root)
-    with gitops.repository_lock(repo.root, wait):
+    gitstate.ensure_committable(repo.root)
+    with gitstate.repository_lock(repo.root, wait):
         for _attempt in range(3):
             try:
                 return _propose_once(repo, tdef, actor=actor, dry_run=False,
