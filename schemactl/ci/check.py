@@ -30,7 +30,7 @@ upgrade --sql` would run it: run `check` where you would run Alembic on the bran
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
