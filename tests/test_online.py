@@ -89,6 +89,12 @@ def test_integer_to_bigint_keeps_every_value(repo: Path, db: Target) -> None:
         archived = conn.execute("SELECT row_count FROM schemactl_archive.archive_registry "
                                 "WHERE source_column = 'score'").fetchone()
     assert archived == (ROWS,)
+    with connect(db) as conn:
+        online = conn.execute("SELECT details->'online' FROM audit_log WHERE action = 'apply' "
+                              "ORDER BY created_at DESC LIMIT 1").fetchone()
+    assert online is not None
+    steps = {s["step"]: s["rows_backfilled"] for s in online[0]}
+    assert steps == {"expand": 0, "backfill": ROWS, "contract": ROWS, "archive": ROWS}
 
 
 def _small_batches(repo: Path, rows: int = 2000, pause_ms: int = 0) -> None:
@@ -199,3 +205,122 @@ def test_rollback_after_contract_of_a_rename_and_a_retype(repo: Path, db: Target
     assert cols["score"] == ("integer", True)
     assert checksum(db, "title", "score") == before
     assert not any(c.startswith("_sc_") for c in cols)
+
+
+def test_check_accepts_a_proposed_online_change_and_refuses_a_hand_written_one(
+        repo: Path, db: Target) -> None:
+    import subprocess
+
+    from tests.test_check import HAND_WRITTEN, codes, commit_all, head_revision
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+    api.propose(repo, stdin=V1, actor="user:test")
+    git("branch", "base")
+    git("checkout", "-q", "-b", "pr")
+    api.propose(repo, stdin=v2(title="{name: headline, type: varchar(200), renamed_from: title}",
+                               score="{name: score, type: bigint}",
+                               body="{name: body, type: text, nullable: false, backfill: ''}"),
+                actor="user:test")
+    result = api.check(repo, base="base", database_url=db.url)
+    data = result.to_json()
+    assert data["ok"] and data["violations"] == [], data["violations"]
+    assert data["round_trip"]["ok"], data["round_trip"]
+
+    git("checkout", "-q", "-b", "hand", "base")
+    path = repo / "dynamic_schema" / "notes.yaml"
+    path.write_text(path.read_text().replace("{name: score, type: integer}",
+                                             "{name: score, type: bigint}"))
+    body = ('    op.alter_column("notes", "score", existing_type=sa.Integer(), '
+            'type_=sa.BigInteger())')
+    (repo / "migrations" / "versions" / "0003_hand.py").write_text(
+        HAND_WRITTEN.format(rev="0003_hand", down=head_revision(repo), body=body))
+    commit_all(repo, "score bigint, by hand")
+    assert "SC504" in codes(api.check(repo, base="base"))
+
+
+def _progress_row(db: Target) -> tuple[str, int] | None:
+    with connect(db) as conn:
+        if conn.execute("SELECT to_regclass('schemactl_archive.online_progress')"
+                        ).fetchone() == (None,):
+            return None
+        row = conn.execute("SELECT step, rows_done FROM schemactl_archive.online_progress"
+                           ).fetchone()
+    return (str(row[0]), int(row[1])) if row else None
+
+
+def _apply_killed_mid_backfill(repo: Path, db: Target) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "schemactl.cli", "--database-url", db.url,
+                             "--actor", "user:test", "apply"], cwd=repo,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={k: v for k, v in os.environ.items()
+                                 if k not in ("DATABASE_URL", "SCHEMACTL_DATABASE_URL")})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            row = _progress_row(db)
+            if row is not None and row[0] == "backfill" and row[1] >= 2000:
+                break
+            assert proc.poll() is None, "the apply ended before it could be killed"
+            time.sleep(0.02)
+        else:
+            raise AssertionError("the backfill never started")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.slow
+def test_kill_9_mid_backfill_then_apply_resumes_and_rollback_from_there(
+        repo: Path, db: Target) -> None:
+    setup(repo, db)
+    _small_batches(repo, rows=500, pause_ms=15)
+    before = checksum(db, "score")
+    assert api.propose(repo, stdin=v2(score="{name: score, type: bigint}"),
+                       actor="user:test").ok
+    _apply_killed_mid_backfill(repo, db)
+    step, done = _progress_row(db) or ("", 0)
+    assert step == "backfill" and 2000 <= done < ROWS
+    assert columns(db)["score"] == ("integer", True)  # the old shape still serves
+    status = api.status(repo, database_url=db.url)
+    assert not status.drift, status.drift
+    result = api.apply(repo, database_url=db.url, actor="user:test")
+    assert result.ok, result
+    assert _progress_row(db) == ("done", ROWS)  # every row once: none skipped, none twice
+    assert columns(db)["score"] == ("bigint", True)
+    assert checksum(db, "score") == before
+
+
+@pytest.mark.slow
+def test_kill_9_mid_backfill_of_a_rename_then_rollback_returns_the_old_shape(
+        repo: Path, db: Target) -> None:
+    setup(repo, db)
+    _small_batches(repo, rows=500, pause_ms=15)
+    before = checksum(db, "title")
+    assert api.propose(repo, stdin=v2(
+        title="{name: headline, type: varchar(200), renamed_from: title}"),
+        actor="user:test").ok
+    _apply_killed_mid_backfill(repo, db)
+    assert "headline" in columns(db)
+    back = api.rollback(repo, database_url=db.url, actor="user:test")
+    assert back.ok and "stopped the online change" in back.message, back
+    cols = columns(db)
+    assert "headline" not in cols and cols["title"] == ("character varying(200)", True)
+    assert checksum(db, "title") == before
+    with connect(db) as conn:
+        triggers = conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = "
+                                "'public.notes'::regclass AND NOT tgisinternal").fetchone()
+        audited = conn.execute("SELECT details->'online_aborted'->>'rows_backfilled' FROM "
+                               "audit_log WHERE details ? 'online_aborted'").fetchone()
+    assert triggers == (0,)
+    assert audited is not None and int(audited[0]) >= 2000
+    # the proposal is pending again: the next apply does the whole change
+    assert api.apply(repo, database_url=db.url, actor="user:test").ok
+    assert checksum(db, "headline") == before

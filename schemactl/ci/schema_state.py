@@ -169,6 +169,14 @@ def apply_ops(state: State, ops: Iterable[Any], migration: str,
             _put(s, "comment", op.comment)
         elif kind == "DropTableCommentOp":
             s.pop("comment", None)
+        elif kind == "OnlineColumnSpec":  # expand, backfill, contract (codegen.online)
+            spec = op.spec
+            for key in [k for k in s if k.partition(":")[2] == spec["old"]
+                        and k.partition(":")[0] in ("column", "column_comment")]:
+                del s[key]
+            s[f"column:{spec['new']}"] = (_def_type_sql(spec["new_type"]),
+                                          not spec["not_null"], spec["default"])
+            _put(s, f"column_comment:{spec['new']}", spec["comment"])
         elif kind == "ExecuteSQLOp":
             opaque.append((migration, f"runs SQL: {' '.join(str(op.sqltext).split())[:120]}"))
         else:

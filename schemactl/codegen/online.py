@@ -61,6 +61,20 @@ class OnlineColumnOp:
         return self.change.new.name
 
 
+@dataclass
+class OnlineColumnSpec:
+    """An online change as recorded from a migration file (``_online_column(spec)``)."""
+
+    table_name: str
+    spec: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+    schema: str | None = None
+
+    @property
+    def column_name(self) -> str:
+        return str(self.spec["new"])
+
+
 def _sql_literal(value: Any, col: Column) -> str | None:
     """The backfill as SQL (the same rendering a default gets), or None."""
     if value is None:

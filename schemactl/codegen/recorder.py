@@ -81,6 +81,14 @@ def _wrap_helpers(namespace: dict[str, Any], rec: Any) -> None:
             rec.recorded.append(op)
             return quiet(fk_fn, name, table, column, ref_table, ref_column)
         namespace["_add_foreign_key_not_valid"] = fk
+    online_fn = namespace.get("_online_column")
+    if callable(online_fn):
+        from schemactl.codegen.online import OnlineColumnSpec
+
+        def online(spec: dict[str, Any]) -> Any:
+            rec.recorded.append(OnlineColumnSpec(str(spec["table"]), dict(spec)))
+            return quiet(online_fn, spec)
+        namespace["_online_column"] = online
     unique_fn = namespace.get("_add_unique_using_index")
     if callable(unique_fn):
         def unique(name: str, table: str) -> Any:

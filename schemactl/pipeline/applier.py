@@ -15,13 +15,22 @@ from schemactl.pipeline.operation import NO_GUARD, ApplyResult, Guard, Operation
 from schemactl.pipeline.runner import run_pipeline
 
 
-def online_attributes(repo: SchemaRepo, progress: Progress | None) -> dict[str, Any]:
-    """What an online change in a migration reads: [online] and [apply] settings, progress."""
+def online_attributes(repo: SchemaRepo, progress: Progress | None,
+                      report: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What an online change in a migration reads: [online] and [apply] settings, progress,
+    and the list each finished step is reported into (the audit entry's ``online``)."""
     cfg = repo.config
     return {"schemactl_online": {
         "batch_rows": cfg.online_batch_rows, "pause_ms": cfg.online_pause_ms,
         "lock_timeout_ms": cfg.lock_timeout_ms, "retry_backoff_ms": cfg.retry_backoff_ms,
-        "progress": progress}}
+        "progress": progress, "report": report if report is not None else []}}
+
+
+def has_online_change(repo: SchemaRepo, revisions: list[str]) -> bool:
+    files = migrator.read_revisions(repo)
+    return any(r in files and "_online_column(" in
+               (repo.root / files[r].path).read_text(encoding="utf-8", errors="replace")
+               for r in revisions)
 
 
 def apply_plan(repo: SchemaRepo, progress: Progress | None = None) -> Plan:
@@ -32,10 +41,12 @@ def apply_plan(repo: SchemaRepo, progress: Progress | None = None) -> Plan:
         if not todo:
             return None
         top = todo[-1]
+        report: list[dict[str, Any]] = []  # filled by online changes as their steps finish
         return Operation(action="apply", revisions=todo, revision_target=top,
                          migrate=lambda conn: migrator.upgrade(
-                             repo, conn, top, online_attributes(repo, progress)),
-                         verify_git_rev="HEAD")
+                             repo, conn, top, online_attributes(repo, progress, report)),
+                         verify_git_rev="HEAD",
+                         details={"online": report} if has_online_change(repo, todo) else {})
 
     return plan
 

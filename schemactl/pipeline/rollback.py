@@ -223,6 +223,7 @@ def _explain_downgrade_failure(exc: DatabaseError, revision: str) -> None:
 
 def downgrade_plan(repo: SchemaRepo, revision: str, archived: list[dict[str, str]]) -> Plan:
     """The pipeline plan undoing ``revision`` with its own downgrade()."""
+    from schemactl.pipeline.applier import online_attributes
     from schemactl.pipeline.operation import Operation
 
     schema = DYNAMIC_SCHEMA
@@ -240,7 +241,7 @@ def downgrade_plan(repo: SchemaRepo, revision: str, archived: list[dict[str, str
             before = archive.snapshot(archive.sqlalchemy_query(conn), schema)
             conn.commit()  # no transaction open when Alembic configures (Known pitfalls)
             try:
-                migrator.downgrade(repo, conn, parent)
+                migrator.downgrade(repo, conn, parent, online_attributes(repo, None))
             except DatabaseError as exc:
                 _explain_downgrade_failure(exc, revision)
                 raise
@@ -284,6 +285,20 @@ def rollback(repo: SchemaRepo, target: Target, actor: str, *, to: str | None = N
     (guard or NO_GUARD).refuse_early("rollback")
     with connect(target) as conn:
         current = migrator.current_revision(conn)
+    if to is None:  # an online change stopped mid-way (kill -9): its expand is undone first
+        from schemactl.pipeline.online import abort_under_way
+
+        aborted = abort_under_way(repo, target, actor,
+                                  set(migrator.revisions_upto(repo, current)) if current
+                                  else set(), wait=wait)
+        if aborted:
+            names = ", ".join(f"{a['table']}.{a['column']} ({a['step']}, "
+                              f"{a['rows_backfilled']} rows backfilled)" for a in aborted)
+            return RollbackResult(
+                command="rollback", revision_before=current, revision=current,
+                database=target.display, revisions=sorted({a["revision"] for a in aborted}),
+                message=f"stopped the online change of {names}: the old shape is back with "
+                        "every value; its migration is pending again")
     current = expect_git_head(repo, current)
     chain = migrator.revisions_upto(repo, current)
     if to is None:

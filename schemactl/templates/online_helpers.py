@@ -164,7 +164,7 @@ class _OnlineRun:
             "CREATE TABLE IF NOT EXISTS schemactl_archive.online_progress ("
             " revision text NOT NULL, table_name text NOT NULL, column_name text NOT NULL,"
             " step text NOT NULL, shadow text, trigger_name text, function_name text,"
-            " check_name text, last_key text, rows_done bigint NOT NULL DEFAULT 0,"
+            " check_name text, old_column text, last_key text, rows_done bigint NOT NULL DEFAULT 0,"
             " started_at timestamptz NOT NULL DEFAULT now(),"
             " updated_at timestamptz NOT NULL DEFAULT now(),"
             " PRIMARY KEY (revision, table_name, column_name))")
@@ -234,11 +234,13 @@ class _OnlineRun:
             self._precheck()
             self.conn.execute(
                 "INSERT INTO schemactl_archive.online_progress (revision, table_name, "
-                "column_name, step, shadow, trigger_name, function_name, check_name) VALUES "
-                "(%s, %s, %s, 'expand', %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (*args, s["shadow"], s["trigger"], s["function"], s["check"]))
+                "column_name, step, shadow, trigger_name, function_name, check_name, "
+                "old_column) VALUES (%s, %s, %s, 'expand', %s, %s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (*args, s["shadow"], s["trigger"], s["function"], s["check"], s["old"]))
             step = "expand"
         if step == "expand":
+            self._report("expand")
             self._short_tx([
                 f"ALTER TABLE {self.t} ADD COLUMN IF NOT EXISTS {_qi(s['shadow'])} "
                 f"{s['new_type']}",
@@ -249,16 +251,31 @@ class _OnlineRun:
             step = "backfill"
         if step == "backfill":
             self._backfill()
+            self._report("backfill")
             step = "validate"
         if step == "validate":
             self._validate()
             step = "contract"
         if step == "contract":
             self._short_tx(_contract_sql(s), "archive")
+            self._report("contract")
             step = "archive"
         if step == "archive":
             self._archive()
+            self._report("archive")
             step = "done"
+
+    def _report(self, step: str) -> None:
+        """A finished step, into the run's audit entry (``online``) and the progress callback."""
+        where, args = self._where()
+        row = self.conn.execute(f"SELECT rows_done FROM schemactl_archive.online_progress "
+                                f"WHERE {where}", args).fetchone()
+        rows = int(row[0]) if row else 0
+        report = self.settings.get("report")
+        if isinstance(report, list):
+            report.append({"revision": self.s["revision"], "table": self.s["table"],
+                           "column": self.s["new"], "step": step, "rows_backfilled": rows})
+        self._say(f"online {self.s['table']}.{self.s['new']}: {step} done", rows, None)
 
     def _precheck(self) -> None:
         """Refuse before anything changes when a stored value does not fit."""
