@@ -581,6 +581,46 @@ def archive_list(repo: PathLike | None = None,
                          database=target.display)
 
 
+# -- diagram -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiagramResult(Result):
+    format: str
+    tables: list[str]
+    diagram: str
+
+
+def diagram(repo: PathLike | None = None, tables: list[str] | None = None,
+            fmt: str = "mermaid") -> DiagramResult:
+    """The tables, keys and foreign keys of the work tree's schema as a diagram.
+
+    Core models and the dynamic definitions of ``dynamic_schema/`` (deprecated ones left
+    out, as `load_metadata` does); no database. ``tables`` draws only those (with the
+    tables they reference or are referenced by, by name); ``fmt`` is ``mermaid`` or ``dot``.
+
+    Raises:
+        BadInputError: an unknown table or format, a definition that cannot be read (exit 2).
+    """
+    from schemactl.codegen import diagram as drawing
+    from schemactl.codegen.metadata import load_metadata
+    from schemactl.errors import BadInputError
+
+    sr = SchemaRepo.open(repo)
+    if fmt not in drawing.FORMATS:
+        raise BadInputError(f"unknown diagram format {fmt!r}",
+                            hint=f"use one of: {', '.join(drawing.FORMATS)}")
+    metadata = load_metadata(sr.root)
+    try:
+        text = drawing.render(fmt, metadata, tables or None)
+    except KeyError as exc:
+        raise BadInputError(f"no such table: {exc.args[0]}",
+                            hint="tables: " + ", ".join(sorted(metadata.tables)),
+                            code="unknown_table") from None
+    return DiagramResult(command="diagram", format=fmt,
+                         tables=list(tables or sorted(metadata.tables)), diagram=text)
+
+
 # -- check ---------------------------------------------------------------------------------
 
 

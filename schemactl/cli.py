@@ -369,6 +369,23 @@ def plan() -> None:
 
 
 @main.command()
+@click.argument("tables", nargs=-1, metavar="[TABLE]...")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True, help="Mermaid erDiagram, or Graphviz DOT (dot -Tsvg).")
+@global_options
+def diagram(tables: tuple[str, ...], fmt: str) -> None:
+    """The tables with their columns, keys and foreign keys as a diagram (no database).
+
+    Core and dynamic tables of the work tree; TABLE... draws only those (and, by name,
+    the tables they are linked to). `schemactl diagram > schema.mmd`, or
+    `schemactl diagram --format dot | dot -Tsvg > schema.svg`.
+    """
+    from schemactl import api
+
+    emit(api.diagram(_opts().repo, tables=list(tables), fmt=fmt))
+
+
+@main.command()
 @global_options
 def mcp() -> None:
     """Serve the agent tools over MCP on stdin/stdout (the caller is an agent).

@@ -3,6 +3,7 @@ and installs the real wheel in CI)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -35,3 +36,14 @@ def test_python_dash_m_schemactl_is_the_command_line() -> None:
 
 def test_ci_runs_the_wheel_smoke_test() -> None:
     assert "bash scripts/wheel_smoke.sh" in (REPO_ROOT / ".ci" / "run").read_text()
+
+
+def test_click_shell_completion_lists_commands() -> None:
+    env = {**os.environ, "COMP_WORDS": "schemactl db ", "COMP_CWORD": "2",
+           "_SCHEMACTL_COMPLETE": "bash_complete"}
+    proc = subprocess.run([sys.executable, "-c", "from schemactl.cli import main; "
+                           "main(prog_name='schemactl')"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert {"plain,url", "plain,env", "plain,psql", "plain,status"} <= set(
+        proc.stdout.split())

@@ -67,6 +67,8 @@ class CheckResult(Result):
     sum: dict[str, Any] = field(default_factory=dict)
     rules: dict[str, dict[str, str]] = field(default_factory=dict)
     rollbacks: list[dict[str, Any]] = field(default_factory=list)
+    # A Mermaid erDiagram of the changed tables at HEAD (empty when none can be drawn).
+    diagram: str = ""
 
 
 def rule_catalogue(codes: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -263,9 +265,27 @@ def run_check(repo: SchemaRepo, base: str, *, database_url: str | None = None,
         error = {"code": "rejected", "message": f"check failed: {what}",
                  "hint": "see the violations and their hints"}
     return CheckResult(
-        command="check", ok=ok, exit_code=1, error=error,
+        command="check", ok=ok, exit_code=1, error=error, diagram=changed_diagram(head_defs,
+                                                                                  changed),
         violations=[v.to_json() for v in violations], base=base, merge_base=mb,
         head=head_sha, changed_tables=changed, migrations_added=added, plan_sql=plan_sql,
         round_trip=round_trip, rules_run=rules_run, waived=waived, sum=sum_info,
         rules=rule_catalogue(v.rule for v in violations),
         rollbacks=[{"commit": rb.sha, "removed": list(rb.removed)} for rb in rollbacks])
+
+
+def changed_diagram(head_defs: dict[str, TableDef], changed: list[str]) -> str:
+    """A Mermaid erDiagram of the changed tables as HEAD defines them, with the tables they
+    are linked to by name; empty when nothing changed that HEAD still has, or when a
+    definition cannot be drawn (its violations already say why)."""
+    from schemactl.codegen.diagram import mermaid
+    from schemactl.codegen.metadata import build_metadata
+    from schemactl.errors import SchemactlError
+
+    drawn = [t for t in changed if t in head_defs]
+    if not drawn:
+        return ""
+    try:
+        return mermaid(build_metadata(head_defs, include_deprecated=True), drawn)
+    except (SchemactlError, KeyError, ValueError):
+        return ""

@@ -160,6 +160,9 @@ def markdown(data: dict[str, Any]) -> str:
         lines += [f"Rollback `{_short(rb.get('commit'))}` recorded by schemactl on this branch "
                   "removed " + ", ".join(f"`{m}`" for m in rb.get("removed") or [])
                   + ": databases that applied it must be rolled back too", ""]
+    if data.get("diagram"):
+        lines += ["<details open><summary>Changed tables</summary>", "", "```mermaid",
+                  str(data["diagram"]).rstrip(), "```", "", "</details>", ""]
     sql = (data.get("plan_sql") or "").strip()
     if sql:
         lines += ["<details><summary>SQL plan</summary>", "", "```sql", sql, "```", "",

@@ -29,3 +29,8 @@ def _db_env(data: dict[str, Any]) -> None:
 def _db_psql(data: dict[str, Any]) -> None:
     sys.stdout.write(data.get("stdout") or "")
     sys.stderr.write(data.get("stderr") or "")
+
+
+@renderer("diagram")
+def _diagram(data: dict[str, Any]) -> None:
+    sys.stdout.write(data.get("diagram") or "")
