@@ -274,7 +274,7 @@ def run_check(repo: SchemaRepo, base: str, *, database_url: str | None = None,
         rollbacks=[{"commit": rb.sha, "removed": list(rb.removed)} for rb in rollbacks])
 
 
-def changed_diagram(head_defs: dict[str, TableDef], changed: list[str]) -> str:
+def changed_diagram(head_defs: Mapping[str, TableDef], changed: list[str]) -> str:
     """A Mermaid erDiagram of the changed tables as HEAD defines them, with the tables they
     are linked to by name; empty when nothing changed that HEAD still has, or when a
     definition cannot be drawn (its violations already say why)."""
