@@ -471,6 +471,9 @@ class BackupsResult(Result):
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     verify: dict[str, object] | None = None
+    protected: dict[str, list[str]] = field(default_factory=dict)
+    total_bytes: int | None = None
+    kept_over_limit: bool = False
 
 
 def backups_list(repo: PathLike | None = None) -> BackupsResult:
@@ -496,13 +499,18 @@ def backups_verify(backup_id: str, repo: PathLike | None = None) -> BackupsResul
                          exit_code=EnvironmentError_.exit_code, error=err)
 
 
-def backups_prune(repo: PathLike | None = None, keep_last: int | None = None) -> BackupsResult:
-    """Keep the newest ``keep_last`` backups (default: schemactl.toml [backup] keep_last)."""
-    from schemactl.pipeline import backup
+def backups_prune(repo: PathLike | None = None, keep_last: int | None = None,
+                  max_total_mb: float | None = None) -> BackupsResult:
+    """Apply retention: the newest ``keep_last`` backups within ``max_total_mb`` (defaults:
+    schemactl.toml [backup]); the newest good backup of a table whose change is still
+    applied is never removed."""
+    from schemactl.pipeline import retention
 
     sr = SchemaRepo.open(repo)
-    done = backup.prune(sr, keep_last)
-    return BackupsResult(command="backups prune", removed=done["removed"], kept=done["kept"])
+    done = retention.prune(sr, keep_last, max_total_mb)
+    return BackupsResult(command="backups prune", removed=done["removed"], kept=done["kept"],
+                         protected=done["protected"], total_bytes=done["total_bytes"],
+                         kept_over_limit=done["kept_over_limit"])
 
 
 # -- rollback / archive ------------------------------------------------------------------

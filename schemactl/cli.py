@@ -321,12 +321,14 @@ def backups_verify(backup_id: str) -> None:
 @backups.command("prune")
 @click.option("--keep-last", type=click.IntRange(1, None), default=None,
               help="How many to keep (default: [backup] keep_last in schemactl.toml).")
+@click.option("--max-total-mb", type=click.FloatRange(0, None), default=None,
+              help="Remove the oldest past this total (default: [backup] max_total_mb).")
 @global_options
-def backups_prune(keep_last: int | None) -> None:
-    """Remove all but the newest backups, and any half-written one."""
+def backups_prune(keep_last: int | None, max_total_mb: float | None) -> None:
+    """Apply retention (never the newest backup of a table whose change is still applied)."""
     from schemactl import api
 
-    emit(api.backups_prune(_opts().repo, keep_last=keep_last))
+    emit(api.backups_prune(_opts().repo, keep_last=keep_last, max_total_mb=max_total_mb))
 
 
 @main.command()

@@ -32,9 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from schemactl import api, backup  # noqa: E402
-from schemactl.adapters.database import Target, connect  # noqa: E402
+from schemactl import api  # noqa: E402
+from schemactl.adapters import pgtools  # noqa: E402
+from schemactl.adapters.database import Target, connect, libpq_args  # noqa: E402
 from schemactl.model.repo import SchemaRepo  # noqa: E402
+from schemactl.pipeline import backup  # noqa: E402
 
 TABLE_YAML = """table: events
 columns:
@@ -246,9 +248,9 @@ def bench_apply(target: Target, repo: Path, rows: int, clients: int) -> dict[str
 
 def bench_backup(target: Target, repo: Path, runs: int = 3) -> dict[str, float]:
     sr = SchemaRepo.open(repo)
-    _version, major, _size = backup.server_info(target)
-    exe, _ = backup.find_tool("pg_dump", major)
-    url, env = backup._libpq_args(target)
+    _version, major, _size = pgtools.server_info(target)
+    exe, _ = pgtools.find_tool("pg_dump", major)
+    url, env = libpq_args(target)
     bare, ours, sizes = [], [], []
     work = Path(tempfile.mkdtemp(prefix="bench-dump-"))
     for _ in range(runs):
@@ -257,7 +259,7 @@ def bench_backup(target: Target, repo: Path, runs: int = 3) -> dict[str, float]:
                         str(work / "bare.dump")], env=env, check=True)
         bare.append(time.perf_counter() - start)
         start = time.perf_counter()
-        b = backup.create_backup(sr, target, "bench")
+        b = backup.create_backup(sr, target, "bench", prune=False)
         ours.append(time.perf_counter() - start)
         sizes.append(b.size)
     shutil.rmtree(work, ignore_errors=True)

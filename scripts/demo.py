@@ -1,8 +1,9 @@
 """The main job: the whole schemactl loop on the embedded PostgreSQL.
 
 In a temporary schema repository: init, propose two tables (one with a pgvector
-column), apply, insert rows, evolve a table (new column + index), apply, show
-status and history, roll back, and show the archive. Each step runs the real
+column), apply, insert rows, evolve a table (new column + index), apply (its backup
+holds the data of the evolved table only), list and verify the backups, show status
+and history, roll back, and show the archive. Each step runs the real
 `schemactl` command line and prints what it did; any failing step stops the run
 with a non-zero exit.
 
@@ -161,6 +162,19 @@ def main(argv: list[str]) -> int:
         res = schemactl(repo, "apply")
         moods = sql(repo, "select count(*) from characters where mood = 'calm'")[0][0]
         done(t, f"applied {', '.join(res['applied'])}; {moods} existing rows got mood='calm'")
+        b = res["backup"]
+        show(f"backup {b['id']}: scope {b['scope']}, data of "
+             f"{', '.join(b['tables']) or 'no table'} only (every table's schema)")
+
+        t = step("backups: the pre-change dump holds what the migration touched")
+        listed = schemactl(repo, "backups", "list")["backups"]
+        for item in listed[:3]:
+            what = ("every table" if item["scope"] == "full"
+                    else ", ".join(item["tables"]) or "no table data")
+            show(f"{item['id']}  {item['scope']:<7} {item['size'] / 1024:7.1f} kB  {what}")
+        verified = schemactl(repo, "backups", "verify", b["id"])["verify"]
+        done(t, f"verify {b['id']}: sha256 ok, {verified['data_tables']} table(s) of data "
+                f"as its scope says")
 
         t = step("status")
         st = schemactl(repo, "status")

@@ -1,4 +1,4 @@
-"""Issue 5: backups (pg_dump custom format + manifest): restore, verify, prune, pg_dump choice."""
+"""Backups (pg_dump custom format + manifest): restore, verify, prune, pg_dump choice."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from schemactl.adapters import pgtools
 from schemactl.adapters.database import Target, connect
 from schemactl.errors import EnvironmentError_
 from schemactl.model.repo import SchemaRepo
-from schemactl.pipeline import backup
+from schemactl.pipeline import backup, retention
 from tests.apply_helpers import add_notes, insert_notes
 from tests.conftest import Server
 
@@ -95,7 +96,7 @@ def test_prune_keeps_last_and_removes_half_written(repo: Path, db: Target) -> No
          "host": os.uname().nodename, "created_at": "2026-01-09T00:00:00Z"}))
     (folder / "20260109T000000Z-base-dead00.dump.partial").write_bytes(b"PGDMP half")
     assert [b.id for b in backup.list_backups(sr)] == [b.id for b in reversed(made)]
-    done = backup.prune(sr, keep_last=2)
+    done = retention.prune(sr, keep_last=2)
     assert done["removed"] == [made[0].id]
     assert done["kept"] == [made[2].id, made[1].id]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
@@ -104,7 +105,7 @@ def test_prune_keeps_last_and_removes_half_written(repo: Path, db: Target) -> No
 
 def test_no_pg_dump_new_enough_is_exit_3(repo: Path, db: Target,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backup, "_candidate_dirs", lambda: [])
+    monkeypatch.setattr(pgtools, "_candidate_dirs", lambda: [])
     with pytest.raises(EnvironmentError_) as info:
         backup.create_backup(SchemaRepo.open(repo), db, None)
     assert info.value.exit_code == 3 and "pg_dump" in info.value.message
@@ -114,7 +115,9 @@ def test_no_pg_dump_new_enough_is_exit_3(repo: Path, db: Target,
 def test_pg_dump_gets_the_password_from_the_environment_only(db: Target) -> None:
     from urllib.parse import unquote, urlsplit
 
-    url, env = backup._libpq_args(db)
+    from schemactl.adapters.database import libpq_args
+
+    url, env = libpq_args(db)
     secret = unquote(urlsplit(db.url).password or "")
     assert secret and secret not in url
     assert env["PGPASSWORD"] == secret
@@ -122,7 +125,7 @@ def test_pg_dump_gets_the_password_from_the_environment_only(db: Target) -> None
 
 def test_restore_script_drops_settings_an_older_server_rejects() -> None:
     """A dump made by a newer pg_dump (18) must still restore into PostgreSQL 15 or 16."""
-    from schemactl.pipeline.backup import compatible_script
+    from schemactl.adapters.pgtools import compatible_script
 
     script = "SET statement_timeout = 0;\nSET transaction_timeout = 0;\nSELECT 1;\n"
     assert "transaction_timeout" not in compatible_script(script, 15)

@@ -25,6 +25,18 @@ class Recorded:
     error: str | None = None
 
 
+@dataclass
+class ArchiveOp:
+    """What the ``_archive_table``/``_archive_column`` helpers of a downgrade do: a table (or
+    one column's values) of ``table`` moves to the archive schema, never dropped."""
+
+    kind: str
+    table_name: str
+    column_name: str | None = None
+    schema: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
 def _recording_operations(ctx: Any) -> Any:
     """Alembic's ``Operations`` whose ``invoke`` records each operation, then renders it.
 
@@ -48,10 +60,12 @@ def _recording_operations(ctx: Any) -> Any:
 
 
 def _wrap_helpers(namespace: dict[str, Any], rec: Any) -> None:
-    """Record the lock-safe helpers schemactl writes into migrations as the operations they are.
+    """Record the helpers schemactl writes into migrations as the operations they are.
 
-    Each helper emits a ``DO`` block through ``op.execute``; recorded as such it would
-    hide a concurrent index or a NOT VALID foreign key behind opaque SQL.
+    The lock-safe helpers of an upgrade become the Alembic operations they stand for; the
+    archive helpers of a downgrade become :class:`ArchiveOp`. Each helper emits a ``DO``
+    block through ``op.execute``; recorded as such it would hide a concurrent index, a NOT
+    VALID foreign key or an archived table behind opaque SQL.
     """
     from alembic.operations import ops
 
@@ -97,6 +111,18 @@ def _wrap_helpers(namespace: dict[str, Any], rec: Any) -> None:
                     op.info["attach_constraint"] = True
             return quiet(unique_fn, name, table)
         namespace["_add_unique_using_index"] = unique
+    table_fn = namespace.get("_archive_table")
+    if callable(table_fn):
+        def archive_table(table: str, target: str) -> Any:
+            rec.recorded.append(ArchiveOp("table", table))
+            return quiet(table_fn, table, target)
+        namespace["_archive_table"] = archive_table
+    column_fn = namespace.get("_archive_column")
+    if callable(column_fn):
+        def archive_column(table: str, column: str, *args: Any, **kw: Any) -> Any:
+            rec.recorded.append(ArchiveOp("column", table, column))
+            return quiet(column_fn, table, column, *args, **kw)
+        namespace["_archive_column"] = archive_column
 
 
 def _is_validate(sql: str) -> bool:

@@ -88,6 +88,11 @@ class Config:
     agent_apply: str = "safe"
     backup_dir: str = ".schemactl/backups"
     keep_last: int = 20
+    # [backup]: "touched" dumps the data of the tables a run alters only; "full" everything.
+    backup_scope: str = "touched"
+    backup_format: str = "custom"   # "directory" (scope "full" only) runs pg_dump in parallel
+    backup_jobs: int = 1
+    max_total_mb: float = 0.0       # 0: no limit
     lock_timeout_ms: int = 2000
     statement_timeout_ms: int = 600_000
     lock_retries: int = 5
@@ -161,6 +166,29 @@ def load_config(repo_root: Path) -> Config:
         if agent_apply not in ("safe", "never"):
             raise BadInputError(f"{CONFIG_FILE}: policy.agent_apply must be 'safe' or 'never'")
         base = data.get("base_fields")
+        scope = str(backup.get("scope", Config.backup_scope))
+        if scope not in ("touched", "full"):
+            raise BadInputError(f"{CONFIG_FILE}: backup.scope must be 'touched' or 'full', "
+                                f"not {scope!r}")
+        fmt = str(backup.get("format", Config.backup_format))
+        if fmt not in ("custom", "directory"):
+            raise BadInputError(f"{CONFIG_FILE}: backup.format must be 'custom' or "
+                                f"'directory', not {fmt!r}")
+        jobs = backup.get("jobs", Config.backup_jobs)
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise BadInputError(f"{CONFIG_FILE}: backup.jobs must be a whole number of at "
+                                f"least 1, not {jobs!r}")
+        if jobs > 1 and fmt != "directory":
+            raise BadInputError(f"{CONFIG_FILE}: backup.jobs = {jobs} needs format = "
+                                "'directory' (pg_dump writes a custom-format file alone)")
+        max_mb = backup.get("max_total_mb", Config.max_total_mb)
+        if isinstance(max_mb, bool) or not isinstance(max_mb, int | float) or max_mb < 0:
+            raise BadInputError(f"{CONFIG_FILE}: backup.max_total_mb must be 0 (no limit) or "
+                                f"a positive number, not {max_mb!r}")
+        keep_last = backup.get("keep_last", Config.keep_last)
+        if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
+            raise BadInputError(f"{CONFIG_FILE}: backup.keep_last must be at least 1, "
+                                f"not {keep_last!r}")
         return Config(
             base_fields=_base_fields(base) if base is not None else DEFAULT_BASE_FIELDS,
             severities=severities,
@@ -173,7 +201,8 @@ def load_config(repo_root: Path) -> Config:
             waivers=tuple(waivers),
             agent_apply=agent_apply,
             backup_dir=str(backup.get("dir", Config.backup_dir)),
-            keep_last=int(backup.get("keep_last", Config.keep_last)),
+            keep_last=keep_last, backup_scope=scope, backup_format=fmt, backup_jobs=jobs,
+            max_total_mb=float(max_mb),
             lock_timeout_ms=int(apply_.get("lock_timeout_ms", Config.lock_timeout_ms)),
             statement_timeout_ms=int(apply_.get("statement_timeout_ms",
                                                 Config.statement_timeout_ms)),

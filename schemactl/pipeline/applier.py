@@ -13,6 +13,7 @@ from schemactl.adapters.database import Target
 from schemactl.model.repo import SchemaRepo
 from schemactl.pipeline.operation import NO_GUARD, ApplyResult, Guard, Operation, Plan, Progress
 from schemactl.pipeline.runner import run_pipeline
+from schemactl.pipeline.scope import of_revisions
 
 
 def online_attributes(repo: SchemaRepo, progress: Progress | None,
@@ -46,7 +47,8 @@ def apply_plan(repo: SchemaRepo, progress: Progress | None = None) -> Plan:
                          migrate=lambda conn: migrator.upgrade(
                              repo, conn, top, online_attributes(repo, progress, report)),
                          verify_git_rev="HEAD",
-                         details={"online": report} if has_online_change(repo, todo) else {})
+                         details={"online": report} if has_online_change(repo, todo) else {},
+                         touches=of_revisions(repo, todo))
 
     return plan
 

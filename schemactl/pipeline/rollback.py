@@ -33,7 +33,7 @@ from schemactl.errors import (
 )
 from schemactl.model.naming import DYNAMIC_SCHEMA
 from schemactl.model.repo import SchemaRepo
-from schemactl.pipeline import archive
+from schemactl.pipeline import archive, scope
 from schemactl.results import Result
 
 if TYPE_CHECKING:
@@ -60,6 +60,8 @@ class RollbackResult(Result):
     commit: str | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
     restored_backup: str | None = None
+    # The tables a --restore-backup brought back from the backup's data (the rest untouched).
+    restored_tables: list[str] = field(default_factory=list)
     forced: bool = False
     rows_written: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
@@ -255,7 +257,8 @@ def downgrade_plan(repo: SchemaRepo, revision: str, archived: list[dict[str, str
         return Operation(action="rollback", revisions=[revision], revision_target=parent,
                          migrate=migrate, verify_git_rev=None,
                          details={"rolled_back": revision, "archived": archived},
-                         commit_paths=commit_paths(repo, files), files=files)
+                         commit_paths=commit_paths(repo, files), files=files,
+                         touches=scope.of_revisions(repo, [revision], "downgrade"))
 
     return plan
 

@@ -325,7 +325,8 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
         j = run.j = journal.write(repo, j.at("backup"))
         say(progress, "backup")
         try:
-            b = backup.create_backup(repo, target, before, progress=progress)
+            b = backup.create_backup(repo, target, before, touches=op.touches,
+                                     progress=progress)
         except SchemactlError as exc:
             run.fail(exc, changed=False)
             raise

@@ -195,7 +195,7 @@ def _apply(data: dict[str, Any]) -> None:
         out().print(f"[green]✓[/] applied [bold]{rev}[/]")
     backup = data.get("backup")
     if backup:
-        out().print(f"  backup {backup['id']} ({backup.get('path')})")
+        out().print(f"  backup {backup['id']} ({backup.get('path')}), scope {_scope(backup)}")
     if data.get("commit"):
         out().print(f"  commit {data['commit'][:10]}")
     if data.get("recovered"):
@@ -303,10 +303,19 @@ def _backups_list(data: dict[str, Any]) -> None:
         out().print("no backups")
         return
     rows = [(str(b["id"]), _when(b.get("created_at")), str(b.get("revision_before") or "-"),
-             _size(int(b.get("size") or 0)), str(b.get("pg_dump_version", "")),
+             _scope(b), _size(int(b.get("size") or 0)), str(b.get("pg_dump_version", "")),
              str(b.get("database", ""))) for b in items]
-    _list_table(("id", "created", "revision before", "size", "pg_dump", "database"), rows,
-                narrow_drop=("created", "pg_dump", "database"))
+    _list_table(("id", "created", "revision before", "scope", "size", "pg_dump", "database"),
+                rows, narrow_drop=("created", "pg_dump", "database"))
+
+
+def _scope(b: dict[str, Any]) -> str:
+    """``full``, or ``touched:`` and the tables whose data a scoped backup holds."""
+    if b.get("scope") != "touched":
+        return "full"
+    tables = [str(t).split(".", 1)[-1] for t in b.get("tables") or []]
+    shown = ", ".join(tables[:3]) + (f" +{len(tables) - 3}" if len(tables) > 3 else "")
+    return f"touched: {shown or 'no data'}"
 
 
 def _size(n: int) -> str:
@@ -323,7 +332,8 @@ def _backups_verify(data: dict[str, Any]) -> None:
     v = data.get("verify") or {}
     if v.get("ok"):
         out().print(f"[green]✓[/] backup {v.get('id')}: sha256 matches, pg_restore reads "
-                    f"{v.get('entries')} entries")
+                    f"{v.get('entries')} entries, table data of {v.get('data_tables')} "
+                    f"table(s) as its scope ({v.get('scope')}) says")
     else:
         for problem in v.get("problems") or []:
             err().print(f"[red]✗[/] {problem}")
@@ -335,6 +345,10 @@ def _backups_prune(data: dict[str, Any]) -> None:
     out().print(f"removed {len(removed)} backup(s), kept {len(data.get('kept') or [])}")
     for bid in removed:
         out().print(f"  - {bid}")
+    for bid, tables in (data.get("protected") or {}).items():
+        out().print(f"  kept {bid}: newest backup of {', '.join(tables)}")
+    if data.get("kept_over_limit"):
+        err().print("[yellow]warning:[/] still over max_total_mb: what is left is needed")
 
 
 # -- propose / plan ---------------------------------------------------------------------
@@ -421,6 +435,10 @@ def _rollback(data: dict[str, Any]) -> None:
     if data.get("restored_backup"):
         out().print(f"[green]✓[/] restored backup [bold]{data['restored_backup']}[/]"
                     + (" [yellow](forced)[/]" if data.get("forced") else ""))
+        restored = data.get("restored_tables") or []
+        out().print("  " + (f"data of {escape(', '.join(restored))} restored; every other "
+                            "table left as it was" if restored else
+                            "no table data needed (the undone revisions only made tables)"))
     steps = data.get("steps") or [data]
     for s in steps:
         revs = [s["rolled_back"]] if s is not data else (data.get("revisions") or [])
@@ -429,7 +447,8 @@ def _rollback(data: dict[str, Any]) -> None:
             out().print(f"  [cyan]archived[/] {escape(a.get('from') or '?')} → "
                         f"[bold]{escape(a['to'])}[/]")
         if s.get("backup"):
-            out().print(f"  backup {s['backup']['id']} ({s['backup'].get('path')})")
+            out().print(f"  backup {s['backup']['id']} ({s['backup'].get('path')}), "
+                        f"scope {_scope(s['backup'])}")
         if s.get("commit"):
             out().print(f"  commit {s['commit'][:10]}")
     if not data.get("archived"):
