@@ -145,7 +145,6 @@ LONG_MODULES: dict[str, str] = {
     "schemactl.api": "one typed function per verb",
     "schemactl.cli": "click commands, one per verb",
     "schemactl.ui.output": "human output of every result",
-    "schemactl.pipeline.backup": "pg_dump backups and their restore",
     "schemactl.codegen.planner": "the Alembic operations of one change",
 }
 
