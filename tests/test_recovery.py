@@ -151,3 +151,50 @@ def test_status_names_an_index_a_pending_migration_defines(repo: Path, db: Targe
     assert d["index"] == "ix_notes_body" and d.get("pending") == ["0003_ix_body"], d
     assert "not defined" not in d["message"] and "0003_ix_body" in d["message"], d
     assert json.dumps(st.json)
+
+
+def _via_proxy(db: Target, port: int) -> Target:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(db.url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    return Target(urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2
+                                            else host)))
+
+
+@pytest.mark.slow
+def test_one_database_through_two_urls_has_one_journal(repo: Path, db: Target, cli) -> None:  # type: ignore[no-untyped-def]
+    """Wedge 4: a run killed through one URL is finished once through another."""
+    from urllib.parse import urlsplit
+
+    from tests.apply_helpers import add_column
+    from tests.tcp_proxy import TcpProxy
+
+    add_notes(repo)
+    assert cli("apply", "--json", "--database-url", db.url, cwd=repo).code == 0
+    add_column(repo, "0003_tags", "0002_notes", "tags")
+    parts = urlsplit(db.url)
+    with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+        other = _via_proxy(db, proxy.port)
+        proc = _popen(repo, "apply", "--json", "--database-url", db.url,
+                      env={"SCHEMACTL_TEST_PAUSE_AT": "upgraded",
+                           "SCHEMACTL_TEST_PAUSE_SECONDS": "60"})
+        try:
+            _wait_for(lambda: any('"upgraded"' in p.read_text()
+                                  for p in (repo / ".schemactl").glob("journal-*.json")))
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        st = cli("status", "--json", "--database-url", other.url, cwd=repo)
+        assert "not yet committed" in (st.json["interrupted"] or ""), st.json
+        res = cli("apply", "--json", "--database-url", other.url, cwd=repo)
+        assert res.code == 0 and res.json["recovered"], res
+    res = cli("apply", "--json", "--database-url", db.url, cwd=repo)
+    assert res.code == 0 and res.json["applied"] == [] and not res.json["recovered"], res
+    ok = [r for r in audit_rows(db) if r["details"]["revision"] == "0003_tags"  # type: ignore[index]
+          and r["status"] == "success"]
+    assert len(ok) == 1, audit_rows(db)
+    commits = [m for m in git_log(repo) if "Schemactl-Revision: 0003_tags" in m]
+    assert len(commits) == 1, commits
+    assert git(repo, "status", "--porcelain") == ""

@@ -1,7 +1,8 @@
 """The apply journal: where a running apply is, so that a crash can be finished or redone.
 
 One small JSON file per database in the repository's git-ignored state directory
-(`.schemactl/journal-<key>.json`), replaced atomically (write to a temp name,
+(`.schemactl/journal-<key>.json`, the key being the database's identity read from the
+server, so that two URLs of one database share it), replaced atomically (write to a temp name,
 fsync, rename) at each step of the pipeline. A missing file means no apply is
 running or was interrupted. The file never holds a password: the database is
 named by its redacted URL.
@@ -25,10 +26,13 @@ import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemactl.adapters.database import Target
 from schemactl.model.repo import SchemaRepo
+
+if TYPE_CHECKING:
+    import psycopg
 
 # Steps in the order the pipeline passes them.
 STEPS = ("locked", "backup", "backup_done", "upgrade", "upgraded", "verified", "audited")
@@ -100,9 +104,50 @@ class Journal:
         return f"{who}: applied, not yet committed (the next apply writes the audit and commit)"
 
 
-def key_of(target: Target) -> str:
-    """The journal key of a database: the embedded server's port changes between starts."""
+# Identity keys read from servers in this process, by URL (see :func:`identify`).
+_IDENTITIES: dict[str, str] = {}
+
+
+def legacy_key(target: Target) -> str:
+    """The key of a database named by its URL (the embedded server's port changes)."""
     return f"embedded/{target.database}" if target.embedded else target.display
+
+
+def identify(target: Target, conn: psycopg.Connection[Any]) -> str:
+    """Read the database's identity from the server and remember it as ``target``'s key.
+
+    The identity is the cluster's system identifier (``pg_control_system()``) and the
+    database's oid: the same database reached through a proxy, a DNS name or an IP has one
+    journal. A role that may not read the control data keeps the URL key.
+    """
+    import psycopg
+
+    try:
+        row = conn.execute("select (select system_identifier from pg_control_system()), "
+                           "(select oid from pg_database where datname = current_database())"
+                           ).fetchone()
+    except psycopg.Error:
+        row = None
+    key = f"db/{row[0]}/{row[1]}" if row and row[0] is not None else legacy_key(target)
+    _IDENTITIES[target.url] = key
+    return key
+
+
+def key_of(target: Target) -> str:
+    """The journal key of a database: its identity once :func:`identify` read it, else the
+    URL's."""
+    return _IDENTITIES.get(target.url) or legacy_key(target)
+
+
+def adopt_legacy(repo: SchemaRepo, target: Target) -> None:
+    """Move a journal written under the URL key to the identity key (older runs)."""
+    key, old = key_of(target), legacy_key(target)
+    if key == old or _path(repo, key).exists() or not _path(repo, old).exists():
+        return
+    j = load(repo, old)
+    if j is not None:
+        write(repo, Journal(**{**asdict(j), "key": key}))
+    clear(repo, old)
 
 
 def _path(repo: SchemaRepo, key: str) -> Path:

@@ -257,6 +257,8 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
         backup.cleanup_incomplete(repo)
         recovered: ApplyResult | None = None
         redo: journal.Journal | None = None
+        journal.identify(target, lock_conn)
+        journal.adopt_legacy(repo, target)
         previous = journal.load(repo, journal.key_of(target))
         if previous is not None:
             recovered, redo = _recover(repo, target, lock_conn, previous, progress, committer)
@@ -365,5 +367,13 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
 
 def pipeline_state(repo: SchemaRepo, target: Target) -> str | None:
     """What an interrupted or running pipeline left for ``target`` (None: nothing)."""
+    from schemactl.adapters.database import connect
+
+    try:
+        with connect(target) as conn:
+            journal.identify(target, conn)
+    except DatabaseError:
+        pass  # the URL's key: still finds what a run through this URL left
+    journal.adopt_legacy(repo, target)
     j = journal.load(repo, journal.key_of(target))
     return j.describe() if j is not None else None
