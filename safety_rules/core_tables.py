@@ -65,6 +65,9 @@ CORE_INDEXES: Mapping[str, str] = {
     "ix_langgraph_checkpoints_thread_id_checkpoint_id": "langgraph_checkpoints",
 }
 
+# Relations Alembic makes besides its version table: the version table's primary key.
+ALEMBIC_RELATIONS: Mapping[str, str] = {"alembic_version_pkc": "alembic_version"}
+
 # Names a dynamic table may never take besides the core tables: Alembic's bookkeeping
 # and schemactl's own tables.
 PROTECTED_TABLES = frozenset({"alembic_version"})

@@ -13,6 +13,10 @@ IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 MAX_BYTES = 63
 
 
+# PostgreSQL's system columns: every table has them, so no column may take their names.
+SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"})
+
+
 def identifier_problem(name: str) -> str | None:
     """Why ``name`` is not a plain identifier, or None."""
     if len(name.encode("utf-8")) > MAX_BYTES:
@@ -28,7 +32,9 @@ class IdentifierFormat(Rule):
     Names are used as identifiers in generated SQL and in application code.
     Only ``^[a-z_][a-z0-9_]*$`` up to 63 bytes is accepted: no quoting games,
     no upper case that PostgreSQL would fold, no silent truncation, and no
-    room for injected SQL.
+    room for injected SQL. A column may not take the name of a system column
+    (``xmin``, ``xmax``, ``cmin``, ``cmax``, ``ctid``, ``tableoid``), and a comment may
+    not hold a NUL character: PostgreSQL refuses both, at apply, after the backup.
 
     **Anti-pattern**
 
@@ -67,6 +73,21 @@ class IdentifierFormat(Rule):
                 if problem:
                     yield self.violation(f"reference part {part!r} of {ch.name}.{column} "
                                          f"{problem}", table=ch.name, column=column, tdef=tdef)
+            for col in tdef.columns:
+                if col.name in SYSTEM_COLUMNS:
+                    yield self.violation(f"column name {col.name!r} is a PostgreSQL system "
+                                         "column (every table has it)", table=ch.name,
+                                         column=col.name, tdef=tdef,
+                                         hint=f"name the column otherwise, e.g. {col.name}_value")
+            comments: list[tuple[str, str | None, str | None]] = [
+                (f"the comment of table {ch.name}", tdef.comment, None)]
+            comments += [(f"the comment of {ch.name}.{c.name}", c.comment, c.name)
+                         for c in tdef.columns]
+            for what, text, column in comments:
+                if text and "\x00" in text:
+                    yield self.violation(f"{what} holds a NUL character, which PostgreSQL text "
+                                         "cannot store", table=ch.name, column=column,
+                                         tdef=tdef, hint="remove the NUL (\\0) from the comment")
             for idx in tdef.indexes:
                 if idx.opclass is not None and identifier_problem(idx.opclass):
                     yield self.violation(f"operator class {idx.opclass!r} is not an identifier",

@@ -9,7 +9,7 @@ from schemactl.model.naming import pk_name, uq_name
 from schemactl.model.tableset import key_index_names
 
 from .base import Rule, RuleContext
-from .core_tables import CORE_INDEXES
+from .core_tables import ALEMBIC_RELATIONS, CORE_INDEXES
 from .typing_rules import STRING_TYPES
 from .violation import Violation
 
@@ -55,8 +55,9 @@ class ValidReferences(Rule):
     proposal or of a core table, with the same type, and that column must be
     the whole primary key or a whole unique key (one member of a composite
     key is not enough: PostgreSQL refuses the foreign key). Column names are
-    unique within a table, index names within the schema, and every indexed
-    column exists and is listed once.
+    unique within a table, index names within the schema (with the relations
+    PostgreSQL and Alembic make, such as ``alembic_version_pkc``), and every
+    indexed column exists and is listed once.
 
     **Anti-pattern**
 
@@ -109,7 +110,7 @@ class ValidReferences(Rule):
             for cname, ccol in cols.items():
                 if ccol.unique:
                     owners.setdefault(uq_name(tname, cname), set()).add(tname)
-        for iname, tname in CORE_INDEXES.items():
+        for iname, tname in {**CORE_INDEXES, **ALEMBIC_RELATIONS}.items():
             owners.setdefault(iname, set()).add(tname)
         return owners
 
