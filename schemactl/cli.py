@@ -388,17 +388,29 @@ def diagram(tables: tuple[str, ...], fmt: str) -> None:
 
 
 @main.command()
+@click.option("--http", "http", metavar="HOST:PORT", default=None,
+              help="Serve over MCP Streamable HTTP at http://HOST:PORT/mcp instead of stdio "
+                   "(loopback unless $SCHEMACTL_MCP_TOKEN is set; :0 picks a free port).")
 @global_options
-def mcp() -> None:
+def mcp(http: str | None) -> None:
     """Serve the agent tools over MCP on stdin/stdout (the caller is an agent).
 
     The actor is agent:<name>: --actor, else $SCHEMACTL_ACTOR when it starts with
     agent:, else the MCP client's name. Wire it into a client with
     {"command": "schemactl", "args": ["mcp", "--repo", "/path/to/repo"]}.
+
+    With --http the same tools are served over the Streamable HTTP transport; a bearer
+    token in $SCHEMACTL_MCP_TOKEN is required for any address but loopback, and is
+    checked whenever it is set.
     """
+    o = _opts()
+    if http is not None:
+        from schemactl.agents import mcp_http
+
+        mcp_http.run(o.repo, o.database_url, o.actor, http)
+        return
     from schemactl.agents import mcp_server
 
-    o = _opts()
     mcp_server.run(o.repo, o.database_url, o.actor)
 
 
