@@ -67,6 +67,12 @@ class NoRename(Rule):
                     f"column {ch.name}.{old.name} looks renamed to {new.name} (one {old.type} "
                     "column removed, one added)", table=ch.name, column=old.name, tdef=ch.after)
             yield from self._marked(ch.name, ch.before, ch.after)
+            if ch.before is not None and ch.after is not None and ch.before.table != ch.name:
+                yield self.violation(
+                    f"table {ch.before.table} is renamed_from to {ch.name}: an online table "
+                    "rename is not carried out yet (only columns)", table=ch.before.table,
+                    tdef=ch.after, hint="keep the table's name; rename its columns with "
+                                        "`renamed_from` on the column")
         for old_t, new_t in _pairs(removed_tables, new_tables, key=_signature):
             yield self.violation(f"table {old_t.table} looks renamed to {new_t.table} (removed, "
                                  "and a table of the same columns added)", table=old_t.table,

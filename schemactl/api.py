@@ -300,6 +300,8 @@ class PlanResult(Result):
     db_revision: str | None = None
     head_revision: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # Online changes: each step with the lock it takes (from the migrations' SQL comments).
+    steps: list[str] = field(default_factory=list)
 
 
 def plan(repo: PathLike | None = None, database_url: str | None = None) -> PlanResult:
@@ -324,8 +326,10 @@ def plan(repo: PathLike | None = None, database_url: str | None = None) -> PlanR
     if "CREATE EXTENSION IF NOT EXISTS vector" in sql and not has_vector:
         warnings.append("the server has no pgvector: apply will fail at CREATE EXTENSION vector "
                         "(install pgvector or use the embedded server)")
+    steps = [line[3:] for line in sql.splitlines() if line.startswith("-- online step ")]
     return PlanResult(command="plan", pending=todo, sql=sql, database=target.display,
-                      db_revision=db_rev, head_revision=migrator.head(sr), warnings=warnings)
+                      db_revision=db_rev, head_revision=migrator.head(sr), warnings=warnings,
+                      steps=steps)
 
 
 # -- apply / status ------------------------------------------------------------

@@ -324,3 +324,21 @@ def test_kill_9_mid_backfill_of_a_rename_then_rollback_returns_the_old_shape(
     # the proposal is pending again: the next apply does the whole change
     assert api.apply(repo, database_url=db.url, actor="user:test").ok
     assert checksum(db, "headline") == before
+
+
+def test_plan_and_dry_run_show_the_steps_with_their_locks(repo: Path, db: Target) -> None:
+    setup(repo, db)
+    text = v2(body="{name: body, type: text, nullable: false, backfill: ''}")
+    dry = api.propose(repo, stdin=text, actor="user:test", dry_run=True)
+    assert dry.ok and dry.online_steps
+    words = "\n".join(dry.online_steps)
+    for step in ("expand", "backfill", "validate", "contract", "archive"):
+        assert step in words
+    assert "ACCESS EXCLUSIVE for milliseconds" in words and "resumable after kill -9" in words
+    assert api.propose(repo, stdin=text, actor="user:test").ok
+    plan = api.plan(repo, database_url=db.url)
+    assert [s.split(" of ")[0] for s in plan.steps] == [
+        "online step expand", "online step backfill", "online step validate",
+        "online step contract", "online step archive"]
+    assert all("[lock: " in s for s in plan.steps)
+    assert "VALIDATE CONSTRAINT" in plan.sql and "SET NOT NULL" in plan.sql

@@ -167,4 +167,6 @@ def helper_source() -> str:
     """The helper functions a migration with an online change carries (plain Alembic)."""
     from schemactl.resources import TEMPLATES_DIR
 
-    return (TEMPLATES_DIR / "online_helpers.py").read_text(encoding="utf-8")
+    locks = "".join(f"\n    {name!r}: {lock!r}," for name, lock in STEP_LOCKS)
+    return (f"ONLINE_STEP_LOCKS = {{{locks}\n}}\n"
+            + (TEMPLATES_DIR / "online_helpers.py").read_text(encoding="utf-8"))

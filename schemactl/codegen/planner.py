@@ -81,6 +81,11 @@ class Plan:
     def empty(self) -> bool:
         return not self.changes
 
+    def online_steps(self) -> list[str]:
+        """The online changes' steps in words, with their lock levels."""
+        return [line for top in self.upgrade_ops.ops for sub in getattr(top, "ops", [])
+                if type(sub).__name__ == "OnlineColumnOp" for line in sub.info["explain"]]
+
     def message(self, limit: int = 72) -> str:
         """A one-line summary: ``add table characters`` or ``alter table x: add column y``."""
         if not self.changes:

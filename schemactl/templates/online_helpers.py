@@ -17,16 +17,29 @@ def _online_settings() -> dict[str, Any]:
 def _online_sql(s: dict[str, Any]) -> list[str]:
     """The statements of each step, for offline SQL (`plan`, `alembic upgrade --sql`)."""
     t, k, sh = _qi(s["table"]), _qi(s["key"]), _qi(s["shadow"])
-    out = [f"ALTER TABLE public.{t} ADD COLUMN IF NOT EXISTS {sh} {s['new_type']}",
+    where = f"{s['table']}.{s['new']}"
+
+    def step(name: str) -> str:
+        return f"-- online step {name} of {where} [lock: {ONLINE_STEP_LOCKS[name]}]\n"
+
+    out = [step("expand")
+           + f"ALTER TABLE public.{t} ADD COLUMN IF NOT EXISTS {sh} {s['new_type']}",
            _sync_function(s),
            f"CREATE TRIGGER {_qi(s['trigger'])} BEFORE INSERT OR UPDATE ON public.{t} "
            f"FOR EACH ROW EXECUTE FUNCTION public.{_qi(s['function'])}()",
-           f"-- backfill, repeated per batch of [online] batch_rows rows in {s['key']} order:\n"
+           step("backfill") + f"-- repeated per batch of [online] batch_rows rows in "
+           f"{s['key']} order, each batch committed with its progress row:\n"
            f"UPDATE public.{t} SET {sh} = {_fill_expr(s)} WHERE {k} IN (SELECT {k} FROM "
            f"public.{t} WHERE {k} > :last_key ORDER BY {k} LIMIT :batch_rows)"]
-    out += _contract_sql(s)
-    out += [f"-- archive: CREATE TABLE schemactl_archive.{_qi(s['archive'])} AS SELECT {k}, "
-            f"{_qi(s['old_hidden'])} AS {_qi(s['old'])} FROM public.{t}",
+    if s["not_null"]:
+        out += [step("validate") + f"ALTER TABLE public.{t} ADD CONSTRAINT {_qi(s['check'])} "
+                f"CHECK ({sh} IS NOT NULL) NOT VALID",
+                f"ALTER TABLE public.{t} VALIDATE CONSTRAINT {_qi(s['check'])}"]
+    contract = _contract_sql(s)
+    out += [step("contract") + "-- one transaction under lock_timeout:\n" + contract[0],
+            *contract[1:]]
+    out += [step("archive") + f"CREATE TABLE schemactl_archive.{_qi(s['archive'])} AS "
+            f"SELECT {k}, {_qi(s['old_hidden'])} AS {_qi(s['old'])} FROM public.{t}",
             f"ALTER TABLE public.{t} DROP COLUMN {_qi(s['old_hidden'])}"]
     return out
 

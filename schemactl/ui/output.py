@@ -387,6 +387,10 @@ def _propose(data: dict[str, Any]) -> None:
         what = ch.get("column") or ch.get("index") or ch["table"]
         detail = f" [dim]{ch['detail']}[/]" if ch.get("detail") else ""
         out().print(f"  [{colour}]{mark} {ch['action'].replace('_', ' ')} {what}[/]{detail}")
+    from rich.markup import escape
+
+    for line in data.get("online_steps") or []:
+        out().print(f"  [cyan]{escape(line)}[/]")
     sql_view(mig.get("sql") or "", f"SQL of {mig['revision']}")
     for a in mig.get("archives") or []:
         out().print(f"  [dim]downgrade archives {a['from']} → {a['to']}[/]")
@@ -406,6 +410,10 @@ def _plan(data: dict[str, Any]) -> None:
         return
     out().print(f"{len(pending)} migration(s) pending on {data.get('database')}: "
                 f"[bold]{', '.join(pending)}[/]")
+    from rich.markup import escape
+
+    for line in data.get("steps") or []:
+        out().print(f"  [cyan]{escape(line)}[/]")
     sql_view(data.get("sql") or "", "SQL that apply would run")
     for w in data.get("warnings") or []:
         err().print(f"[yellow]warning:[/] {w}")

@@ -35,6 +35,8 @@ class ProposeResult(Result):
     dry_run: bool = False
     message: str = ""
     waived: list[dict[str, Any]] = field(default_factory=list)
+    # Online changes (expand, backfill, contract) explained step by step with their locks.
+    online_steps: list[str] = field(default_factory=list)
 
 
 def _rejected(table: str | None, report: Any, message: str, dry_run: bool) -> ProposeResult:
@@ -170,11 +172,12 @@ def _propose_once(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool
                  "message": rendered.message,
                  "archives": [a.to_json() for a in rendered.archives]}
     changes = [c.to_json() for c in plan.changes]
+    online_steps = plan.online_steps()
     waived = list(report.waived) + list(op_report.waived)
     if dry_run:
         return ProposeResult(command="propose", table=table, migration=migration,
                              changes=changes, definition=def_rel, dry_run=True,
-                             violations=warnings, waived=waived,
+                             violations=warnings, waived=waived, online_steps=online_steps,
                              message=f"would {rendered.message}")
 
     if gitops.is_dirty(repo.root, [def_rel, "migrations/versions"]):
@@ -194,7 +197,7 @@ def _propose_once(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool
                             subject, trailers, body, expected_head=expected_head)
     return ProposeResult(command="propose", table=table, migration=migration, commit=sha,
                          changes=changes, definition=def_rel, violations=warnings,
-                         waived=waived, message=rendered.message)
+                         waived=waived, online_steps=online_steps, message=rendered.message)
 
 
 def _write_and_commit(root: Path, files: dict[str, bytes], subject: str,
