@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
+
+from schemactl.model.naming import identifier_problem
 
 from .base import Rule, RuleContext
 from .names import names_of, reference_parts
 from .violation import Violation
 
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
-MAX_BYTES = 63
-
-
 # PostgreSQL's system columns: every table has them, so no column may take their names.
 SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"})
-
-
-def identifier_problem(name: str) -> str | None:
-    """Why ``name`` is not a plain identifier, or None."""
-    if len(name.encode("utf-8")) > MAX_BYTES:
-        return f"is longer than {MAX_BYTES} bytes"
-    if not IDENTIFIER.match(name):
-        return "does not match ^[a-z_][a-z0-9_]*$"
-    return None
 
 
 class IdentifierFormat(Rule):

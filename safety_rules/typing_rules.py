@@ -11,14 +11,14 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from schemactl.model.definitions import Column, TypeSpec, parse_type
-from schemactl.model.literals import PLAIN_NUMBER
+from schemactl.model.literals import (
+    FUNCTION_DEFAULT_TYPES,
+    NUMERIC_BASES,
+    PLAIN_NUMBER,
+    TIME_BASES,
+    TYPE_BASES,
+)
 
-ALLOWED_BASES = frozenset({
-    "uuid", "text", "varchar", "smallint", "integer", "bigint", "numeric", "real",
-    "double precision", "boolean", "date", "timestamptz", "timestamp", "interval", "jsonb",
-    "bytea", "vector", "time", "timetz", "inet", "cidr", "macaddr", "citext", "tsvector",
-    "halfvec", "sparsevec",
-})
 # Types PostgreSQL has but schemactl refuses, with what to write instead.
 REFUSED_TYPES = {
     "char": "char(n) pads values with spaces and is no faster (PostgreSQL's own advice: "
@@ -82,14 +82,9 @@ MAX_VARCHAR = 10_485_760
 INTEGER_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1),
                   "bigint": (-(2**63), 2**63 - 1)}
 STRING_TYPES = frozenset({"text", "varchar"})
-TIME_TYPES = frozenset({"timestamptz", "timestamp", "date"})
 CLOCK_TYPES = frozenset({"time", "timetz"})
-NUMBER_TYPES = frozenset({"smallint", "integer", "bigint", "numeric", "real", "double precision"})
 REAL_MAX = 3.4028234663852886e38
 
-# Default functions allowed, by the column types they fit.
-DEFAULT_FUNCTIONS = {"now()": TIME_TYPES, "current_timestamp": TIME_TYPES,
-                     "gen_random_uuid()": frozenset({"uuid"})}
 # Volatile: evaluated per row, so adding such a column rewrites the whole table.
 VOLATILE_DEFAULTS = frozenset({"gen_random_uuid()"})
 
@@ -102,7 +97,7 @@ def type_problem(text: str) -> str | None:
     base, args = spec.base, spec.args
     if base in REFUSED_TYPES:
         return f"type {text!r} is refused: {REFUSED_TYPES[base]}"
-    if base not in ALLOWED_BASES:
+    if base not in TYPE_BASES:
         return f"type {text!r} is not on the whitelist"
     if base == "varchar":
         if len(args) > 1 or (args and not 1 <= args[0] <= MAX_VARCHAR):
@@ -216,7 +211,7 @@ def default_function(col: Column) -> str | None:
     """The whitelisted function a default names (normalised), if it names one."""
     if isinstance(col.default, str):
         low = " ".join(col.default.lower().split()).replace("( )", "()").replace(" (", "(")
-        if low in DEFAULT_FUNCTIONS:
+        if low in FUNCTION_DEFAULT_TYPES:
             return low
     return None
 
@@ -242,7 +237,7 @@ def default_problem(col: Column) -> str | None:
     value = col.default
     func = default_function(col)
     if func is not None:
-        fits = DEFAULT_FUNCTIONS[func]
+        fits = FUNCTION_DEFAULT_TYPES[func]
         if base not in fits:
             return f"default {func} does not fit type {col.type}"
         return None
@@ -272,11 +267,11 @@ def default_problem(col: Column) -> str | None:
 
 
 def _funcs() -> str:
-    return ", ".join(DEFAULT_FUNCTIONS)
+    return ", ".join(FUNCTION_DEFAULT_TYPES)
 
 
 def _number_problem(col: Column, spec: TypeSpec, value: float) -> str | None:
-    if spec.array or spec.base not in NUMBER_TYPES:
+    if spec.array or spec.base not in NUMERIC_BASES:
         return f"numeric default {value!r} on a {col.type} column"
     if isinstance(value, float) and not math.isfinite(value):
         return (f"default {value!r} is not a finite number; write 'NaN' or 'Infinity' as a "
@@ -307,7 +302,7 @@ def _string_literal_problem(col: Column, spec: TypeSpec, base: str, text: str) -
     bad = f"default {text!r} is not a valid {col.type} literal"
     if base == "boolean":
         return None if text.strip().lower() in ("true", "false") else bad
-    if base in NUMBER_TYPES:
+    if base in NUMERIC_BASES:
         special = text.strip().lower()
         if special in _SPECIAL_NUMBERS and base not in INTEGER_RANGES:
             # NaN fits any numeric; Infinity does not fit a numeric(p,s).
@@ -327,7 +322,7 @@ def _string_literal_problem(col: Column, spec: TypeSpec, base: str, text: str) -
         except ValueError:
             return bad
         return None
-    if base in TIME_TYPES:
+    if base in TIME_BASES:
         try:
             (date.fromisoformat if base == "date" else datetime.fromisoformat)(text)
         except ValueError:

@@ -208,3 +208,11 @@ def test_pytest_alembic_default_checks(tmp_path: Path, db: Target, cli: Any,
             test_up_down_consistency(alembic_runner)
     finally:
         engine.dispose()
+
+
+def test_the_generator_writes_exactly_the_whitelisted_types() -> None:
+    """One whitelist (model.literals): the rules accept what the generator can write."""
+    from schemactl.codegen.metadata import generated_bases
+    from schemactl.model.literals import TYPE_BASES
+
+    assert generated_bases() == TYPE_BASES

@@ -9,6 +9,7 @@ everything that is shown, logged or recorded.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -52,6 +53,15 @@ def redact(url: str) -> str:
     query = urlencode([(k, "***" if k.lower() == "password" else v)
                        for k, v in parse_qsl(parts.query)])
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+# user:password@ inside any URL of a text (connection strings in messages and results).
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
+
+
+def scrub_urls(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 def _password_of(url: str) -> str | None:

@@ -226,8 +226,6 @@ def _clean_actor(name: str) -> str:
 
 # -- calling a tool ---------------------------------------------------------------------------
 
-_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
-
 
 def _error(command: str, code: str, message: str, hint: str,
            violations: list[Any] | None = None) -> dict[str, Any]:
@@ -325,7 +323,9 @@ def call(name: Any, arguments: Any, ctx: ToolContext) -> dict[str, Any]:
                       "an unexpected failure; schema_status shows where things stand, and a "
                       "retry is safe (every tool is idempotent or refuses)")
     # Plain JSON, no password anywhere in it.
-    text = _URL_PASSWORD.sub(r"\1***@", json.dumps(data, default=str))
+    from schemactl.adapters.database import scrub_urls
+
+    text = scrub_urls(json.dumps(data, default=str))
     return dict(json.loads(text))
 
 

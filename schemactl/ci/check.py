@@ -90,25 +90,6 @@ def rule_catalogue(codes: Iterable[str]) -> dict[str, dict[str, str]]:
 # -- running the check ------------------------------------------------------------------
 
 
-def _parse_all(files: Iterable[Any], cache: dict[tuple[str, bytes], TableDef]
-               ) -> dict[str, TableDef]:
-    """Parse definition files; a file with the same path and bytes is parsed only once."""
-    from schemactl.model.definitions import DefinitionError
-    from schemactl.model.parsing import parse_definition
-
-    out: dict[str, TableDef] = {}
-    for f in files:
-        key = (f.path, f.data)
-        tdef = cache.get(key)
-        if tdef is None:
-            tdef = cache[key] = parse_definition(f.data, f.path)
-        if tdef.table in out:
-            raise DefinitionError(f"{f.path}: table {tdef.table!r} is also defined in "
-                                  f"{out[tdef.table].source}")
-        out[tdef.table] = tdef
-    return out
-
-
 def repo_violations(ctx: RepoContext) -> list[Violation]:
     """Run the repository-level rules (those with ``check_repo``) over a context."""
     from schemactl.rules.validation import active_rules
@@ -172,7 +153,12 @@ def run_check(repo: SchemaRepo, base: str, *, database_url: str | None = None,
     from schemactl.adapters import gitops
     from schemactl.codegen import sumfile
     from schemactl.errors import BadInputError
-    from schemactl.model.loading import changed_between, files_at_rev, tables_at_rev
+    from schemactl.model.loading import (
+        changed_between,
+        files_at_rev,
+        parse_files,
+        tables_at_rev,
+    )
     from schemactl.model.tableset import DictTables, as_table_set
     from schemactl.rules import validation
 
@@ -197,7 +183,7 @@ def run_check(repo: SchemaRepo, base: str, *, database_url: str | None = None,
         by_path: dict[str, bytes | None] = {f.path: f.data for f in files_at_rev(root, mb)}
         for rb in rollbacks:
             by_path.update(rb.definitions)
-        base_defs = DictTables(_parse_all(
+        base_defs = DictTables(parse_files(
             [SourceFile(p, d) for p, d in sorted(by_path.items()) if d is not None], cache))
     else:
         base_defs = tables_at_rev(root, mb)

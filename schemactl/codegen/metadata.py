@@ -126,6 +126,14 @@ def _types() -> dict[str, tuple[_TypeFactory, Callable[[tuple[int, ...]], str]]]
 _TYPES: dict[str, tuple[_TypeFactory, Callable[[tuple[int, ...]], str]]] | None = None
 
 
+def generated_bases() -> frozenset[str]:
+    """The base types the generator writes (the whitelist, model.literals.TYPE_BASES)."""
+    global _TYPES
+    if _TYPES is None:
+        _TYPES = _types()
+    return frozenset(_TYPES)
+
+
 def _spec(type_text: str) -> TypeSpec:
     global _TYPES
     if _TYPES is None:

@@ -339,9 +339,9 @@ def build_plan(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef]
     from alembic.operations import ops
 
     if tables is None:
-        names = set(current) | set(proposed)
-        tables = sorted(n for n in names if n not in current or n not in proposed
-                        or not current[n].same_state(proposed[n]))
+        from schemactl.model.changeset import changed_tables
+
+        tables = changed_tables(current, proposed)
     todo = sorted(set(tables))
     # New tables in dependency order: a referenced table is created first.
     new = [n for n in todo if n in proposed and n not in current]

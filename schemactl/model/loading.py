@@ -20,19 +20,44 @@ class SourceFile:
     data: bytes
 
 
-def parse_files(files: Iterable[SourceFile]) -> dict[str, TableDef]:
+# (path, bytes) → parsed definition: a file unchanged between two revisions is parsed once.
+ParseCache = dict[tuple[str, bytes], TableDef]
+
+
+def add_table(tables: dict[str, TableDef], tdef: TableDef, where: str = "") -> None:
+    """Put ``tdef`` into ``tables``, refusing a table another file already defines.
+
+    Args:
+        where: appended to the other file's name (`` at HEAD``).
+
+    Raises:
+        DefinitionError: ``tables`` already holds a table of that name.
+    """
+    other = tables.get(tdef.table)
+    if other is not None:
+        raise duplicate_table(tdef.source, tdef.table, other.source, where)
+    tables[tdef.table] = tdef
+
+
+def parse_files(files: Iterable[SourceFile], cache: ParseCache | None = None,
+                where: str = "") -> dict[str, TableDef]:
     """Parse many definition files into a table-name → definition map.
+
+    Args:
+        cache: reuse (and fill) parsed definitions by path and bytes.
+        where: where the files come from, for the error (`` at HEAD``).
 
     Raises:
         DefinitionError: a file cannot be parsed, or two files define the same table.
     """
     tables: dict[str, TableDef] = {}
     for f in files:
-        tdef = parse_definition(f.data, f.path)
-        if tdef.table in tables:
-            raise DefinitionError(f"{f.path}: table {tdef.table!r} is also defined in "
-                                  f"{tables[tdef.table].source}")
-        tables[tdef.table] = tdef
+        tdef = cache.get((f.path, f.data)) if cache is not None else None
+        if tdef is None:
+            tdef = parse_definition(f.data, f.path)
+            if cache is not None:
+                cache[(f.path, f.data)] = tdef
+        add_table(tables, tdef, where)
     return tables
 
 
@@ -117,7 +142,8 @@ def open_cache(root: Path, *, create: bool) -> Any:
     return cache
 
 
-def _duplicate(path: str, table: str, other: str, where: str) -> DefinitionError:
+def duplicate_table(path: str, table: str, other: str, where: str = "") -> DefinitionError:
+    """The error of a table that two definition files define (exit 2)."""
     return DefinitionError(f"{path}: table {table!r} is also defined in {other}{where}")
 
 
@@ -131,7 +157,7 @@ def _parse_blobs(root: Path, entries: list[tuple[str, str]], where: str = "") ->
     for path, blob in entries:
         tdef = parse_definition(data[blob], path)
         if tdef.table in tables:
-            raise _duplicate(path, tdef.table, tables[tdef.table].source, where)
+            raise duplicate_table(path, tdef.table, tables[tdef.table].source, where)
         tables[tdef.table] = tdef
         ids[tdef.table] = blob
     return DictTables(tables, ids)
@@ -160,7 +186,7 @@ def _index_tree(cache: Any, root: Path, tree: str, entries: list[tuple[str, str]
                     other = found[0] if found and found[0] not in gone else None
                 if other is not None:
                     first, second = sorted((path, other))
-                    raise _duplicate(second, tname, first, where)
+                    raise duplicate_table(second, tname, first, where)
                 seen[tname] = path
             cache.derive_tree(tree, base, gone, [(p, facts[b][0], b, facts[b][1])
                                                  for p, b in added])
@@ -173,7 +199,7 @@ def _index_tree(cache: Any, root: Path, tree: str, entries: list[tuple[str, str]
     for path, blob in entries:
         tname, owned = facts[blob]
         if tname in firsts:
-            raise _duplicate(path, tname, firsts[tname], where)
+            raise duplicate_table(path, tname, firsts[tname], where)
         firsts[tname] = path
         rows.append((path, tname, blob, owned))
     cache.put_tree(tree, rows)
@@ -275,12 +301,9 @@ def changed_between(root: Path, before: TableSet, after: TableSet) -> list[str]:
     else:
         candidates = set(before) | set(after)
 
-    def differs(n: str) -> bool:
-        if n not in before or n not in after:
-            return True
-        ident = before.identity(n)
-        if ident is not None and ident == after.identity(n):
-            return False
-        return not before[n].same_state(after[n])
+    from schemactl.model.changeset import changed_tables
 
-    return sorted(n for n in candidates if differs(n))
+    # The same blob is the same definition: no need to compare states.
+    same = {n for n in candidates if n in before and n in after
+            and before.identity(n) is not None and before.identity(n) == after.identity(n)}
+    return changed_tables(before, after, candidates - same)

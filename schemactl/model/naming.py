@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 MAX_IDENTIFIER = 63
+# The identifier grammar of every name a definition gives (SC401): plain lower case, so
+# PostgreSQL never folds, quotes or truncates it and no SQL can hide in it.
+IDENTIFIER_CHARS = "[a-z_][a-z0-9_]*"
+IDENTIFIER = re.compile(f"^{IDENTIFIER_CHARS}$")
+
+
+def identifier_problem(name: str) -> str | None:
+    """Why ``name`` is not a plain identifier of at most 63 bytes, or None."""
+    if len(name.encode("utf-8")) > MAX_IDENTIFIER:
+        return f"is longer than {MAX_IDENTIFIER} bytes"
+    if not IDENTIFIER.match(name):
+        return f"does not match {IDENTIFIER.pattern}"
+    return None
 
 
 def short_name(name: str) -> str:

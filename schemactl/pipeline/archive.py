@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from schemactl.codegen.sqltext import sql_literal
-from schemactl.model.naming import ARCHIVE_REGISTRY, ARCHIVE_SCHEMA, DYNAMIC_SCHEMA
+from schemactl.model.naming import (
+    ARCHIVE_REGISTRY,
+    ARCHIVE_SCHEMA,
+    DYNAMIC_SCHEMA,
+    IDENTIFIER_CHARS,
+)
 
 if TYPE_CHECKING:
     from schemactl.adapters.database import Target
@@ -31,7 +36,7 @@ if TYPE_CHECKING:
 Query = Callable[[str], list[tuple[Any, ...]]]
 
 # <table>__<column>__<revision>[_n] or <table>__<revision>[_n]; revisions are NNNN_<hex8>.
-_NAME = re.compile(r"^(?P<table>[a-z_][a-z0-9_]*?)__(?:(?P<column>[a-z_][a-z0-9_]*?)__)?"
+_NAME = re.compile(rf"^(?P<table>{IDENTIFIER_CHARS}?)__(?:(?P<column>{IDENTIFIER_CHARS}?)__)?"
                    r"(?P<revision>\d{4}_[0-9a-f]{8})(?:_\d+)?$")
 
 

@@ -128,7 +128,9 @@ def worktree_changes(root: Path, current: Mapping[str, TableDef], config: Config
                 parsed.append((blob, tdef))
             table = tdef.table
         if table in seen:
-            raise BadInputError(f"{rel}: table {table!r} is also defined in {seen[table]}")
+            from schemactl.model.loading import duplicate_table
+
+            raise duplicate_table(rel, table, seen[table])
         seen[table] = rel
         if tdef is None:
             continue

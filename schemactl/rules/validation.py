@@ -192,7 +192,7 @@ def _file_changes(root: Any, current: Mapping[str, TableDef], config: Config,
                   ) -> tuple[dict[str, TableDef | None], set[str], list[Violation]]:
     from pathlib import Path
 
-    from schemactl.errors import BadInputError
+    from schemactl.model.loading import add_table
     from schemactl.model.parsing import parse_definition
     from schemactl.model.tableset import as_table_set
     from schemactl.rules.inputs import HARD_MAX_BYTES, bounded_read, oversized_file, read_stream
@@ -221,17 +221,14 @@ def _file_changes(root: Any, current: Mapping[str, TableDef], config: Config,
             rel = None
         data, size = bounded_read(absolute, config, name)
         sources.append((name, rel, data, size))
-    seen: dict[str, str] = {}
+    seen: dict[str, TableDef] = {}
     for shown, rel, data, size in sources:
         old = as_table_set(current).at_path(rel) if rel else None
         if data is None:
             oversized.append(oversized_file(shown, size, config, old))
             continue
         tdef = parse_definition(data, shown)
-        if tdef.table in seen:
-            raise BadInputError(f"{shown}: table {tdef.table!r} is also defined in "
-                                f"{seen[tdef.table]}")
-        seen[tdef.table] = shown
+        add_table(seen, tdef)
         if old is not None and old != tdef.table:
             # The file at this path now defines another table: the old one is gone.
             edits[old] = None
@@ -251,8 +248,8 @@ def validate_proposal(proposal: Proposal, config: Config, *, allow_waivers: bool
 
 def changed_tables(proposal: Proposal) -> list[str]:
     """The tables a proposal changes (what `validate` reports as checked)."""
+    from schemactl.model.changeset import changed_tables as differ
+
     if proposal.changed is not None:
         return sorted(proposal.changed)
-    names = set(proposal.current) | set(proposal.proposed)
-    return sorted(n for n in names if n not in proposal.current or n not in proposal.proposed
-                  or not proposal.current[n].same_state(proposal.proposed[n]))
+    return differ(proposal.current, proposal.proposed)

@@ -76,15 +76,14 @@ def unsafe_findings(repo: SchemaRepo, db_revision: str | None) -> list[dict[str,
     Returns:
         The violations (JSON objects) that make the change unsafe; empty when it is safe.
     """
+    from schemactl.model.changeset import changed_tables
     from schemactl.model.loading import load_at_rev
     from schemactl.pipeline import drift
     from schemactl.rules import validation
 
     current, _sha = drift.expected_definitions(repo, db_revision)
     proposed = dict(load_at_rev(repo.root, "HEAD"))
-    changed = sorted(n for n in set(current) | set(proposed)
-                     if n not in current or n not in proposed
-                     or not current[n].same_state(proposed[n]))
+    changed = changed_tables(current, proposed)
     if not changed:
         return []
     config = repo.config

@@ -9,7 +9,6 @@ the repository as it was, byte for byte.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,6 @@ from schemactl.model.definitions import TableDef, definition_path
 from schemactl.model.parsing import dump_definition
 from schemactl.model.repo import SchemaRepo
 from schemactl.results import Result
-
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -49,10 +46,13 @@ def _rejected(table: str | None, report: Any, message: str, dry_run: bool) -> Pr
 
 def _safe_table_name(name: str) -> None:
     """The table name becomes a path: it must be a plain identifier whatever the rules say."""
-    if not _IDENTIFIER.match(name) or len(name.encode()) > 63:
+    from schemactl.model.naming import IDENTIFIER, MAX_IDENTIFIER, identifier_problem
+
+    if identifier_problem(name):
         raise RejectedError(f"table name {name[:80]!r} is not a valid identifier",
                             code="rejected",
-                            hint="use ^[a-z_][a-z0-9_]*$, at most 63 bytes (rule SC401)")
+                            hint=f"use {IDENTIFIER.pattern}, at most {MAX_IDENTIFIER} bytes "
+                                 "(rule SC401)")
 
 
 class _ParentMoved(ConflictError):
