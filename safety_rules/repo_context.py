@@ -57,4 +57,8 @@ def describe_key(table: str, key: str) -> tuple[str, str | None]:
         return f"the foreign key of {table}.{name}", name
     if kind == "unique":
         return f"the unique constraint on {table}.{name}", name
+    if kind == "check":
+        return f"check {name} on {table}", None
+    if kind == "generated":
+        return f"the generated expression of {table}.{name}", name
     return f"{key} of {table}", None

@@ -71,6 +71,10 @@ class NoDropIndexOrConstraint(Rule):
             yield self.violation(f"the migration drops index {item.op.index_name}",
                                  table=item.table)
         for item in ctx.of_kind("DropConstraintOp"):
+            # A replaced constraint (a foreign key whose actions change, a changed check) or
+            # a removed check (loosening loses nothing) is not a removal.
+            if item.op.info.get("replaced_by") or item.op.constraint_type == "check":
+                continue
             if item.op.constraint_type != "primary":
                 yield self.violation(f"the migration drops constraint {item.op.constraint_name} "
                                      f"on {item.table}", table=item.table)

@@ -18,7 +18,9 @@ class CoreProtected(Rule):
     audit_log) belong to people and their own migrations; a dynamic definition
     may reference them but never redefine them. Names are never
     schema-qualified: ``public.x``, ``pg_catalog.x`` or a reference into the
-    archive schema reach outside the dynamic schema.
+    archive schema reach outside the dynamic schema. A reference to a core
+    table may not use ``on_delete: cascade``: a core row's deletion would reach
+    into the dynamic tables.
 
     **Anti-pattern**
 
@@ -75,6 +77,13 @@ class CoreProtected(Rule):
                     yield self.violation(f"{ch.name}.{col.name} references {col.references!r}, "
                                          "outside the dynamic tables", table=ch.name,
                                          column=col.name, tdef=tdef)
+                elif parts[0] in ctx.core and col.on_delete == "cascade":
+                    yield self.violation(
+                        f"{ch.name}.{col.name} references the core table {parts[0]} with "
+                        "on_delete: cascade: deleting a core row would delete dynamic rows",
+                        table=ch.name, column=col.name, tdef=tdef,
+                        hint="use on_delete: set_null or restrict (or leave the default) "
+                             "towards a core table")
 
     def check_ops(self, ctx: OpsContext) -> Iterator[Violation]:
         allowed_schemas = {None, DYNAMIC_SCHEMA}

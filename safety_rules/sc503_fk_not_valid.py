@@ -9,13 +9,14 @@ from .violation import Violation
 
 
 class FkNotValid(Rule):
-    """A foreign key added to an existing table without NOT VALID and a later VALIDATE.
+    """A foreign key or CHECK added to an existing table without NOT VALID and a later VALIDATE.
 
     ``ADD FOREIGN KEY`` checks every existing row while holding locks on both
     tables. ``NOT VALID`` adds the constraint at once (new rows are checked);
     ``VALIDATE CONSTRAINT`` then checks old rows under a weaker lock. In a
     definition, a new ``references`` is fine: the generated migration must
-    use this two-step form, which this rule checks on its operations.
+    use this two-step form, which this rule checks on its operations. The
+    same holds for a ``check`` or ``checks`` entry added to an existing table.
 
     **Anti-pattern**
 
@@ -53,3 +54,10 @@ class FkNotValid(Rule):
                 yield self.violation(f"the migration adds foreign key {item.op.constraint_name} "
                                      f"to the existing table {item.table} without NOT VALID",
                                      table=item.table)
+        for item in ctx.of_kind("CreateCheckConstraintOp"):
+            if ctx.is_existing(item.table) and not item.op.kw.get("postgresql_not_valid"):
+                yield self.violation(f"the migration adds check {item.op.constraint_name} "
+                                     f"to the existing table {item.table} without NOT VALID",
+                                     table=item.table,
+                                     hint="add the check with postgresql_not_valid=True, then "
+                                          "VALIDATE CONSTRAINT outside the transaction")

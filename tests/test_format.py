@@ -99,3 +99,149 @@ columns:
     assert shop.column_types("readings")["email"] == "citext"
     shop.execute("insert into readings (email) values ('Ann@Example.org')")
     assert shop.rows("select count(*) from readings where email = 'ann@example.org'") == [(1,)]
+
+
+TEAMS = f"table: teams\ncolumns:\n{BASE}  - {{name: name, type: text, nullable: false}}\n"
+
+MEMBERS = """table: members
+columns:
+<BASE>  - {name: email, type: citext, nullable: false}
+  - {name: age, type: integer, check: {min: 0, max: 150}}
+  - name: status
+    type: varchar(20)
+    nullable: false
+    default: active
+    check: {allowed: [active, archived]}
+  - {name: handle, type: varchar(40), check: {min_length: 3, pattern: '^[a-z0-9_]+$'}}
+  - {name: team_id, type: uuid, references: {to: teams.id, on_delete: set_null}}
+  - name: owner_id
+    type: uuid
+    references: {to: teams.id, on_delete: cascade, on_update: restrict}
+  - {name: search, type: tsvector, generated: {tsvector: [email, handle], config: simple}}
+  - {name: email_lower, type: text, generated: {lower: email}}
+  - {name: started_at, type: timestamptz}
+  - {name: ended_at, type: timestamptz}
+checks:
+  - {name: ck_members_ended_after_started, left: ended_at, op: '>=', right: started_at}
+indexes:
+  - {columns: [email], unique: true, where: {is_deleted: false}}
+  - {columns: [team_id], include: [status]}
+  - {columns: [search], using: gin}
+  - columns: [handle]
+    where: {ended_at: {is_null: true}, status: active}
+    name: ix_members_open_handle
+""".replace("<BASE>", BASE)
+
+
+def _constraints(shop: Shop, table: str) -> dict[str, tuple[str, str, str, str, bool]]:
+    rows = shop.rows(
+        "select conname, contype, confdeltype, confupdtype, pg_get_constraintdef(oid), "
+        "convalidated from pg_constraint where conrelid = %s::regclass", f"public.{table}")
+    return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+
+def _indexes(shop: Shop, table: str) -> dict[str, tuple[str | None, str]]:
+    rows = shop.rows(
+        "select c.relname, pg_get_expr(i.indpred, i.indrelid), pg_get_indexdef(i.indexrelid) "
+        "from pg_index i join pg_class c on c.oid = i.indexrelid "
+        "where i.indrelid = %s::regclass", f"public.{table}")
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def test_checks_references_indexes_generated(shop: Shop) -> None:
+    shop.propose_apply(TEAMS)
+    shop.propose_apply(MEMBERS)
+    cons = _constraints(shop, "members")
+    assert cons["ck_members_age"][3] == "CHECK (((age >= 0) AND (age <= 150)))"
+    assert "ANY" in cons["ck_members_status"][3] and "'archived'" in cons["ck_members_status"][3]
+    assert "char_length" in cons["ck_members_handle"][3] and "~" in cons["ck_members_handle"][3]
+    assert cons["ck_members_ended_after_started"][3] == "CHECK ((ended_at >= started_at))"
+    fk = cons["fk_members_team_id_teams_del_set_null"]
+    assert (fk[0], fk[1], fk[2]) == ("f", "n", "a")
+    fk = cons["fk_members_owner_id_teams_del_cascade_upd_restrict"]
+    assert (fk[1], fk[2]) == ("c", "r")
+    idx = _indexes(shop, "members")
+    assert idx["uq_members_email"][0] == "(is_deleted = false)"
+    assert "INCLUDE (status)" in idx["ix_members_team_id"][1]
+    assert idx["ix_members_open_handle"][0] == \
+        "((ended_at IS NULL) AND ((status)::text = 'active'::text))"
+    gen = dict(shop.rows("select attname, attgenerated from pg_attribute where attrelid = "
+                         "'public.members'::regclass and attgenerated <> ''"))
+    assert gen == {"search": "s", "email_lower": "s"}  # stored, never virtual
+    # The partial unique index lets a soft-deleted row keep its address.
+    shop.execute("insert into members (email, is_deleted) values ('a@x.org', true)")
+    shop.execute("insert into members (email) values ('A@x.org')")
+    with pytest.raises(Exception, match="uq_members_email"):
+        shop.execute("insert into members (email) values ('a@X.org')")
+    assert shop.rows("select email_lower, search::text from members where not is_deleted") == [
+        ("a@x.org", "'a@x.org':1")]
+    with pytest.raises(Exception, match="ck_members_age"):
+        shop.execute("insert into members (email, age) values ('b@x.org', 200)")
+
+
+def test_evolving_an_existing_table(shop: Shop) -> None:
+    """Checks, FK actions and partial indexes on a table with rows, by the lock-safe path."""
+    if not (shop.repo / "dynamic_schema" / "members.yaml").exists():
+        shop.propose_apply(TEAMS)
+        shop.propose_apply(MEMBERS)
+    shop.execute("insert into teams (name) values ('t1')")
+    shop.execute("insert into members (email, age, team_id) select 'old@x.org', 120, id "
+                 "from teams limit 1")
+    (old_id,) = shop.rows("select id::text from members where email = 'old@x.org'")[0]
+    text = (shop.repo / "dynamic_schema" / "members.yaml").read_text()
+
+    # Tightening a check that an existing row violates stops before anything is committed.
+    tight = text.replace("max: 150", "max: 100")
+    proposed = api.propose(shop.repo, stdin=tight, actor="user:test")
+    assert proposed.ok, proposed.violations
+    sql = proposed.migration["sql"]
+    assert "NOT VALID" in sql and 'VALIDATE CONSTRAINT "ck_members_age"' in sql
+    before = _constraints(shop, "members")
+    from schemactl.errors import SchemactlError
+
+    with pytest.raises(SchemactlError, match=f"ck_members_age.*{old_id}"):
+        result = api.apply(shop.repo, shop.db.url, actor="user:test")
+        assert result.ok, result
+    assert _constraints(shop, "members") == before  # nothing committed
+    shop.execute("update members set age = 99 where email = 'old@x.org'")
+    applied = api.apply(shop.repo, shop.db.url, actor="user:test")
+    assert applied.ok, applied
+    cons = _constraints(shop, "members")
+    assert cons["ck_members_age"][3] == "CHECK (((age >= 0) AND (age <= 100)))"
+    assert cons["ck_members_age"][4] is True  # validated
+
+    # Changing an action: a new constraint NOT VALID + VALIDATE, the old one dropped.
+    changed = tight.replace("on_delete: set_null", "on_delete: cascade") + (
+        "  - {columns: [age], where: {is_deleted: false}, name: ix_members_live_age}\n")
+    changed = changed.replace("checks:\n", "checks:\n  - {left: age, op: '<=', right: age}\n")
+    proposed = shop.propose_apply(changed)
+    assert not proposed.violations
+    cons = _constraints(shop, "members")
+    assert "fk_members_team_id_teams_del_set_null" not in cons
+    fk = cons["fk_members_team_id_teams_del_cascade"]
+    assert (fk[1], fk[4]) == ("c", True)
+    assert cons["ck_members_age_le_age"][4] is True
+    assert _indexes(shop, "members")["ix_members_live_age"][0] == "(is_deleted = false)"
+    shop.execute("delete from teams")
+    assert shop.rows("select count(*) from members where email = 'old@x.org'") == [(0,)]
+    status = api.status(shop.repo, shop.db.url)
+    assert status.drift == [], status.drift
+
+
+def test_drift_sees_checks_actions_and_predicates(shop: Shop) -> None:
+    if not (shop.repo / "dynamic_schema" / "members.yaml").exists():
+        shop.propose_apply(TEAMS)
+        shop.propose_apply(MEMBERS)
+    shop.execute("alter table members drop constraint ck_members_status")
+    shop.execute("alter table members add constraint ck_members_status "
+                 "check (status in ('active'))")
+    fks = [n for n in _constraints(shop, "members") if n.startswith("fk_members_owner_id")]
+    shop.execute(f'alter table members drop constraint "{fks[0]}"')
+    shop.execute(f'alter table members add constraint "{fks[0]}" foreign key (owner_id) '
+                 "references teams (id)")
+    shop.execute("drop index uq_members_email")
+    shop.execute("create unique index uq_members_email on members (email) where is_deleted")
+    kinds = {(d["kind"], d.get("index")) for d in api.status(shop.repo, shop.db.url).drift}
+    assert ("check", "ck_members_status") in kinds
+    assert ("foreign_key_action", fks[0]) in kinds
+    assert ("index_predicate", "uq_members_email") in kinds

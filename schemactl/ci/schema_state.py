@@ -1,7 +1,8 @@
 """The schema model `check` compares: a table's state from its definition or from recorded ops.
 
 A state is a flat mapping per table (``column:<name>`` → (type SQL, nullable, default),
-``fk:<column>``, ``unique:<column>``, ``index:<name>``, ``comment``, ``pk``): equal states
+``fk:<column>`` (with its actions), ``unique:<column>``, ``index:<name>``, ``check:<name>``,
+``generated:<column>``, ``comment``, ``pk``): equal states
 mean the migrations reach exactly what the definitions describe (SC602, SC604).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from schemactl.codegen.expressions import check_map, fingerprint, generated_sql, predicate_sql
 from schemactl.model.definitions import TableDef
 
 State = dict[str, dict[str, Any]]
@@ -52,12 +54,32 @@ def table_state(tdef: TableDef) -> dict[str, Any]:
                                  default_sql(c))
         _put(s, f"column_comment:{c.name}", effective_comment(c.comment, c.deprecated))
         if c.references and c.ref_column:
-            s[f"fk:{c.name}"] = c.references
+            s[f"fk:{c.name}"] = _fk_value(c.references, c.on_delete, c.on_update)
         _put(s, f"unique:{c.name}", c.unique and not c.primary_key)
+        if c.generated is not None:
+            s[f"generated:{c.name}"] = fingerprint(generated_sql(c.generated))
+    for name, sql in check_map(tdef).items():
+        s[f"check:{name}"] = fingerprint(sql)
     for i in tdef.indexes:
         s[f"index:{i.index_name(tdef.table)}"] = (i.unique, tuple(i.columns),
-                                                  i.using or "btree", i.opclass)
+                                                  i.using or "btree", i.opclass,
+                                                  fingerprint(predicate_sql(i.where)),
+                                                  tuple(i.include), tuple(i.storage))
     return {k: v for k, v in s.items() if v is not None}
+
+
+def _fk_value(ref: str, on_delete: str | None, on_update: str | None) -> str:
+    """A foreign key in the model: ``table.column``, its actions appended when it has any."""
+    return ref + (f" on_delete={on_delete or 'no_action'} on_update={on_update or 'no_action'}"
+                  if on_delete or on_update else "")
+
+
+_ACTION_WORDS = {"CASCADE": "cascade", "SET NULL": "set_null", "RESTRICT": "restrict"}
+
+
+def _fk_value_sa(ref: str, ondelete: str | None, onupdate: str | None) -> str:
+    return _fk_value(ref, _ACTION_WORDS.get((ondelete or "").upper()),
+                     _ACTION_WORDS.get((onupdate or "").upper()))
 
 
 def states_of(defs: Mapping[str, TableDef], tables: Iterable[str]) -> State:
@@ -76,17 +98,24 @@ def _column_into(s: dict[str, Any], col: Any, table: str | None) -> None:
     s[f"column:{col.name}"] = (_type_sql(col.type), nullable, _default_text(col.server_default))
     _put(s, f"column_comment:{col.name}", col.comment)
     for fk in col.foreign_keys:
-        s[f"fk:{col.name}"] = fk.target_fullname
+        s[f"fk:{col.name}"] = _fk_value_sa(fk.target_fullname, fk.ondelete, fk.onupdate)
     if col.unique:
         s[f"unique:{col.name}"] = True
+    computed = getattr(col, "computed", None)
+    if computed is not None:
+        s[f"generated:{col.name}"] = fingerprint(str(computed.sqltext))
 
 
 def _index_value(op: Any) -> tuple[Any, ...]:
     kw = op.kw or {}
     opclasses = list((kw.get("postgresql_ops") or {}).values())
     cols = tuple(str(c) if isinstance(c, str) else getattr(c, "name", str(c)) for c in op.columns)
+    where = kw.get("postgresql_where")
     return (bool(op.unique), cols, kw.get("postgresql_using") or "btree",
-            opclasses[0] if opclasses else None)
+            opclasses[0] if opclasses else None,
+            fingerprint(str(getattr(where, "text", where)) if where is not None else None),
+            tuple(kw.get("postgresql_include") or ()),
+            tuple(sorted((kw.get("postgresql_with") or {}).items())))
 
 
 def _constraint_key(s: Mapping[str, Any], table: str | None, name: str) -> str | None:
@@ -94,10 +123,17 @@ def _constraint_key(s: Mapping[str, Any], table: str | None, name: str) -> str |
 
     if f"index:{name}" in s:
         return f"index:{name}"
+    if f"check:{name}" in s:
+        return f"check:{name}"
     for key, value in s.items():
         kind, _, col = key.partition(":")
-        if kind == "fk" and fk_name(table or "", col, str(value).split(".")[0]) == name:
-            return key
+        if kind == "fk":
+            ref, _, actions = str(value).partition(" ")
+            parts = dict(a.split("=") for a in actions.split()) if actions else {}
+            acts = [None if parts.get(k, "no_action") == "no_action" else parts[k]
+                    for k in ("on_delete", "on_update")]
+            if fk_name(table or "", col, ref.split(".")[0], *acts) == name:
+                return key
         if kind == "unique" and uq_name(table or "", col) == name:
             return key
     return None
@@ -126,17 +162,21 @@ def apply_ops(state: State, ops: Iterable[Any], migration: str,
             _put(s, "pk", pk or None)
             for fkc in t.foreign_key_constraints:
                 for elem in fkc.elements:
-                    s[f"fk:{elem.parent.name}"] = elem.target_fullname
+                    s[f"fk:{elem.parent.name}"] = _fk_value_sa(elem.target_fullname,
+                                                               fkc.ondelete, fkc.onupdate)
             for con in t.constraints:
                 if type(con).__name__ == "UniqueConstraint" and len(con.columns) == 1:
                     s[f"unique:{next(iter(con.columns)).name}"] = True
+                if type(con).__name__ == "CheckConstraint" and con.name:
+                    s[f"check:{con.name}"] = fingerprint(str(con.sqltext))
         elif kind == "DropTableOp":
             s.clear()
         elif kind == "AddColumnOp":
             _column_into(s, op.column, table)
         elif kind == "DropColumnOp":
             for key in [k for k in s if k.partition(":")[2] == op.column_name
-                        and k.partition(":")[0] in ("column", "column_comment", "fk", "unique")]:
+                        and k.partition(":")[0] in ("column", "column_comment", "fk", "unique",
+                                                    "generated")]:
                 del s[key]
         elif kind == "AlterColumnOp":
             key = f"column:{op.column_name}"
@@ -158,7 +198,14 @@ def apply_ops(state: State, ops: Iterable[Any], migration: str,
         elif kind == "DropIndexOp":
             s.pop(f"index:{op.index_name}", None)
         elif kind == "CreateForeignKeyOp":
-            s[f"fk:{op.local_cols[0]}"] = f"{op.referent_table}.{op.remote_cols[0]}"
+            s[f"fk:{op.local_cols[0]}"] = _fk_value_sa(
+                f"{op.referent_table}.{op.remote_cols[0]}", op.kw.get("ondelete"),
+                op.kw.get("onupdate"))
+        elif kind == "CreateCheckConstraintOp":
+            cond = op.condition
+            s[f"check:{op.constraint_name}"] = fingerprint(str(getattr(cond, "text", cond)))
+        elif kind == "DropConstraintOp" and op.info.get("replaced_by"):
+            pass  # its replacement (added above, same column) is what the model holds
         elif kind == "CreateUniqueConstraintOp" and len(op.columns) == 1:
             s[f"unique:{op.columns[0]}"] = True
         elif kind == "DropConstraintOp":

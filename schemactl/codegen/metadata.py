@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from schemactl.codegen.sqltext import sql_literal
 from schemactl.errors import BadInputError
-from schemactl.model.definitions import Column, TableDef, TypeSpec, parse_type
+from schemactl.model.definitions import Column, Index, TableDef, TypeSpec, parse_type
 from schemactl.model.literals import FUNCTION_DEFAULTS, NUMERIC_BASES, PLAIN_NUMBER
 from schemactl.model.naming import fk_name, pk_name, uq_name
 
@@ -256,12 +256,7 @@ def add_table(metadata: MetaData, tdef: TableDef, *, include_deprecated: bool = 
     names = {c.name for c in cols}
     items: list[Any] = []
     for col in cols:
-        default = default_sql(col)
-        items.append(sa.Column(
-            col.name, sa_type(col.type), nullable=col.nullable and not col.primary_key,
-            server_default=sa.text(default) if default is not None else None,
-            comment=effective_comment(col.comment, col.deprecated),
-        ))
+        items.append(sa_column(col))
     pk = [c.name for c in cols if c.primary_key]
     if pk:
         items.append(sa.PrimaryKeyConstraint(*pk, name=pk_name(tdef.table)))
@@ -272,21 +267,87 @@ def add_table(metadata: MetaData, tdef: TableDef, *, include_deprecated: bool = 
                 continue
             items.append(sa.ForeignKeyConstraint(
                 [col.name], [f"{ref_table}.{col.ref_column}"],
-                name=fk_name(tdef.table, col.name, ref_table)))
+                name=fk_name(tdef.table, col.name, ref_table, col.on_delete, col.on_update),
+                **fk_kwargs(col)))
     for col in cols:
         if col.unique and not col.primary_key:
             items.append(sa.UniqueConstraint(col.name, name=uq_name(tdef.table, col.name)))
+    items += check_constraints(tdef, names)
     for idx in tdef.indexes:
-        if not set(idx.columns) <= names:
+        if not set(idx.columns) | set(idx.include) | {p.column for p in idx.where} <= names:
             continue
-        kw: dict[str, Any] = {}
-        if idx.using and idx.using != "btree":
-            kw["postgresql_using"] = idx.using
-        if idx.opclass:
-            kw["postgresql_ops"] = {c: idx.opclass for c in idx.columns}
-        items.append(sa.Index(idx.index_name(tdef.table), *idx.columns, unique=idx.unique, **kw))
+        items.append(sa.Index(idx.index_name(tdef.table), *idx.columns, unique=idx.unique,
+                              **index_kwargs(idx)))
     return sa.Table(tdef.table, metadata, *items,
                     comment=effective_comment(tdef.comment, tdef.deprecated))
+
+
+def sa_column(col: Column) -> Any:
+    """The SQLAlchemy Column of a definition column (a generated one is STORED)."""
+    import sqlalchemy as sa
+
+    from schemactl.codegen.expressions import generated_sql
+
+    default = default_sql(col)
+    extra: list[Any] = []
+    if col.generated is not None:
+        # PostgreSQL 18 makes a Computed column VIRTUAL unless persisted=True.
+        extra.append(sa.Computed(generated_sql(col.generated), persisted=True))
+    return sa.Column(col.name, sa_type(col.type), *extra,
+                     nullable=col.nullable and not col.primary_key,
+                     server_default=sa.text(default) if default is not None else None,
+                     comment=effective_comment(col.comment, col.deprecated))
+
+
+def fk_kwargs(col: Column) -> dict[str, Any]:
+    """``ondelete``/``onupdate`` of a column's foreign key (nothing for NO ACTION)."""
+    from schemactl.codegen.expressions import FK_ACTION_SQL
+
+    out: dict[str, Any] = {}
+    if col.on_delete:
+        out["ondelete"] = FK_ACTION_SQL[col.on_delete]
+    if col.on_update:
+        out["onupdate"] = FK_ACTION_SQL[col.on_update]
+    return out
+
+
+def check_constraints(tdef: TableDef, names: set[str] | None = None) -> list[Any]:
+    """The CheckConstraints of a table: each column's ``check`` and the table's ``checks``."""
+    import sqlalchemy as sa
+
+    from schemactl.codegen.expressions import column_check_sql, table_check_sql
+    from schemactl.model.naming import ck_name
+
+    out = []
+    for col in tdef.columns:
+        sql = column_check_sql(col)
+        if sql and (names is None or col.name in names):
+            out.append(sa.CheckConstraint(sql, name=ck_name(tdef.table, col.name)))
+    for chk in tdef.checks:
+        if names is None or {chk.left, chk.right} <= names:
+            out.append(sa.CheckConstraint(table_check_sql(chk), name=chk.check_name(tdef.table)))
+    return out
+
+
+def index_kwargs(idx: Index) -> dict[str, Any]:
+    """The PostgreSQL dialect options of an index: method, opclass, WHERE, INCLUDE, WITH."""
+    import sqlalchemy as sa
+
+    from schemactl.codegen.expressions import predicate_sql
+
+    kw: dict[str, Any] = {}
+    if idx.using and idx.using != "btree":
+        kw["postgresql_using"] = idx.using
+    if idx.opclass:
+        kw["postgresql_ops"] = {c: idx.opclass for c in idx.columns}
+    where = predicate_sql(idx.where)
+    if where:
+        kw["postgresql_where"] = sa.text(where)
+    if idx.include:
+        kw["postgresql_include"] = list(idx.include)
+    if idx.storage:
+        kw["postgresql_with"] = dict(idx.storage)
+    return kw
 
 
 def _dependency_order(defs: Mapping[str, TableDef]) -> list[str]:

@@ -87,23 +87,89 @@ END $$""")
 
 _FK = '''
 def _add_foreign_key_not_valid(name: str, table: str, column: str, ref_table: str,
-                               ref_column: str) -> None:
+                               ref_column: str, on_delete: str | None = None,
+                               on_update: str | None = None) -> None:
     """ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID, unless it exists.
 
     NOT VALID skips the scan of existing rows under the lock; VALIDATE CONSTRAINT runs
     afterwards in its own transaction and does not block writes.
     """
+    words = {"cascade": "CASCADE", "set_null": "SET NULL", "restrict": "RESTRICT"}
+    actions = "".join(f" ON {event} {words[action]}" for event, action
+                      in (("DELETE", on_delete), ("UPDATE", on_update)) if action)
     op.execute(f"""
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {_lit(name)}
                  AND conrelid = format('public.%I', {_lit(table)})::regclass) THEN
     EXECUTE format('ALTER TABLE public.%I ADD CONSTRAINT %I FOREIGN KEY (%I) '
-                   'REFERENCES public.%I (%I) NOT VALID', {_lit(table)}, {_lit(name)},
+                   'REFERENCES public.%I (%I){actions} NOT VALID', {_lit(table)}, {_lit(name)},
                    {_lit(column)}, {_lit(ref_table)}, {_lit(ref_column)});
   END IF;
 END $$""")
 '''
+
+_CHECK = '''
+def _check_sql(condition: str) -> Any:
+    """schemactl's own CHECK expression as SQL text (a lone colon is not a bind)."""
+    return sa.text(re.sub(r"(?<!:):(?!:)", lambda m: chr(92) + ":", condition))
+
+
+def _check_rows(name: str, table: str, condition: str, key: list[str]) -> None:
+    """Stop before anything is committed when existing rows violate a new check, naming them.
+
+    Runs first in the migration's transaction, before any DDL takes a lock.
+    """
+    if op.get_context().as_sql:
+        return
+    keys = ", ".join('"' + k.replace('"', '""') + '"' for k in key)
+    query = sa.select(sa.text(keys)).select_from(sa.table(table, schema="public")).where(
+        _check_sql(f"NOT ({condition})")).limit(10)
+    rows = op.get_bind().execute(query).fetchall()
+    if rows:
+        shown = ", ".join("/".join(str(v) for v in row) for row in rows)
+        raise RuntimeError(
+            f"check {name}: existing rows of {table} violate it "
+            f"({'/'.join(key)}: {shown}{', ...' if len(rows) == 10 else ''}); "
+            "fix those rows or loosen the check, then propose again")
+
+
+def _add_check_not_valid(name: str, table: str, condition: str, replace: bool = False) -> None:
+    """ALTER TABLE ... ADD CONSTRAINT ... CHECK ... NOT VALID (replacing one of that name).
+
+    NOT VALID takes the lock only for a moment; VALIDATE CONSTRAINT runs outside the
+    transaction. Without ``replace`` an existing constraint (an earlier run) is kept.
+    """
+    if replace:
+        op.drop_constraint(name, table, type_="check", if_exists=True)
+    elif not op.get_context().as_sql and op.get_bind().execute(sa.text(
+            "SELECT 1 FROM pg_constraint WHERE conname = :name "
+            "AND conrelid = to_regclass(:table)"),
+            {"name": name, "table": f'public."{table}"'}).first() is not None:
+        return
+    op.create_check_constraint(name, table, _check_sql(condition), postgresql_not_valid=True)
+'''
+
+_REPLACED = '''
+def _drop_replaced_constraint(name: str, table: str, replaced_by: str) -> None:
+    """Drop a constraint that ``replaced_by`` (already added and validated) takes over."""
+    op.drop_constraint(name, table, if_exists=True)
+'''
+
+_UNIQUE = '''
+def _add_unique_using_index(name: str, table: str) -> None:
+    """Attach a unique index built CONCURRENTLY as the table's unique constraint."""
+    op.execute(f"""
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {_lit(name)}
+                 AND conrelid = format('public.%I', {_lit(table)})::regclass) THEN
+    EXECUTE format('ALTER TABLE public.%I ADD CONSTRAINT %I UNIQUE USING INDEX %I',
+                   {_lit(table)}, {_lit(name)}, {_lit(name)});
+  END IF;
+END $$""")
+'''
+
 
 _UNIQUE = '''
 def _add_unique_using_index(name: str, table: str) -> None:
@@ -123,7 +189,7 @@ END $$""")
 # Helper keys in the order they are written into a migration.
 _ORDER = (("lit", LITERAL_HELPER_SOURCE), ("archive_table", _ARCHIVE_TABLE),
           ("archive_column", _ARCHIVE_COLUMN), ("index", _INDEX), ("fk", _FK),
-          ("unique", _UNIQUE), ("online", ""))
+          ("check", _CHECK), ("replaced", _REPLACED), ("unique", _UNIQUE), ("online", ""))
 HELPERS = frozenset(key for key, _ in _ORDER)
 
 

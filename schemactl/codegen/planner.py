@@ -106,21 +106,15 @@ class Plan:
 
 
 def _column_obj(col: Column, table: str) -> Any:
-    import sqlalchemy as sa
+    from schemactl.codegen.metadata import sa_column
 
-    default = default_sql(col)
-    return sa.Column(col.name, sa_type(col.type), nullable=col.nullable and not col.primary_key,
-                     server_default=sa.text(default) if default is not None else None,
-                     comment=effective_comment(col.comment, col.deprecated))
+    return sa_column(col)
 
 
 def _index_kw(idx: Index) -> dict[str, Any]:
-    kw: dict[str, Any] = {}
-    if idx.using and idx.using != "btree":
-        kw["postgresql_using"] = idx.using
-    if idx.opclass:
-        kw["postgresql_ops"] = {c: idx.opclass for c in idx.columns}
-    return kw
+    from schemactl.codegen.metadata import index_kwargs
+
+    return index_kwargs(idx)
 
 
 def _key_columns(tdef: TableDef) -> tuple[str, ...]:
@@ -211,12 +205,18 @@ def _alter_table(old: TableDef, new: TableDef) -> tuple[list[Any], list[Change]]
         if before.references != col.references:
             if before.references and before.ref_table:
                 constraint_ops.append(ops.DropConstraintOp(
-                    fk_name(table, col.name, before.ref_table), table, type_="foreignkey"))
+                    fk_name(table, col.name, before.ref_table, before.on_delete,
+                            before.on_update), table, type_="foreignkey"))
                 changes.append(Change("drop_foreign_key", table, col.name))
             if col.references and col.ref_column:
                 constraint_ops.append(_fk_op(table, col))
                 changes.append(Change("add_foreign_key", table, col.name,
                                       detail=f"references {col.references}"))
+        elif col.references and col.ref_column and (before.on_delete, before.on_update) != (
+                col.on_delete, col.on_update):
+            constraint_ops += _fk_replacement(table, before, col)
+            changes.append(Change("replace_foreign_key", table, col.name,
+                                  detail=_actions_text(col)))
         if before.unique != col.unique and not col.primary_key:
             if col.unique:
                 constraint_ops.append(_unique_op(table, col))
@@ -228,6 +228,10 @@ def _alter_table(old: TableDef, new: TableDef) -> tuple[list[Any], list[Change]]
         if before.primary_key != col.primary_key:
             # No operation: a primary key change is refused by the rules (SC204).
             changes.append(Change("change_primary_key", table, col.name))
+
+    made, ch = _check_changes(old, new, key)
+    constraint_ops += made
+    changes += ch
 
     old_idx = {i.index_name(table): i for i in old.indexes}
     new_idx = {i.index_name(table): i for i in new.indexes}
@@ -267,12 +271,89 @@ def _online_ops(old: TableDef, new: TableDef, key: tuple[str, ...]) -> list[Any]
 def _fk_op(table: str, col: Column) -> Any:
     from alembic.operations import ops
 
-    op = ops.CreateForeignKeyOp(fk_name(table, col.name, col.ref_table or ""), table,
+    from schemactl.codegen.metadata import fk_kwargs
+
+    op = ops.CreateForeignKeyOp(fk_name(table, col.name, col.ref_table or "", col.on_delete,
+                                        col.on_update), table,
                                 col.ref_table or "", [col.name], [col.ref_column or ""],
-                                postgresql_not_valid=True)
+                                postgresql_not_valid=True, **fk_kwargs(col))
     op.info["validate"] = True
     op.info["column"] = col
     return op
+
+
+def _actions_text(col: Column) -> str:
+    from schemactl.codegen.expressions import FK_ACTION_SQL
+
+    words = [f"ON DELETE {FK_ACTION_SQL[col.on_delete or 'no_action']}"]
+    if col.on_update:
+        words.append(f"ON UPDATE {FK_ACTION_SQL[col.on_update]}")
+    return f"references {col.references} " + " ".join(words)
+
+
+def _fk_replacement(table: str, before: Column, col: Column) -> list[Any]:
+    """A foreign key whose actions change: the new one NOT VALID + VALIDATE, then the old
+    one dropped in a short transaction (``info["replaced_by"]``: not a removal, SC105)."""
+    from alembic.operations import ops
+
+    add = _fk_op(table, col)
+    drop = ops.DropConstraintOp(fk_name(table, col.name, before.ref_table or "",
+                                        before.on_delete, before.on_update), table,
+                                type_="foreignkey")
+    drop.info["replaced_by"] = add.constraint_name
+    drop.info["old_column"] = before
+    return [add, drop]
+
+
+def _check_changes(old: TableDef, new: TableDef, key: tuple[str, ...]
+                   ) -> tuple[list[Any], list[Change]]:
+    """CHECK constraints added, changed or removed on an existing table.
+
+    A new or changed check is added NOT VALID (existing rows are first checked inside the
+    transaction, and named when they violate it) and validated outside the transaction; a
+    changed one replaces the old in the same short transaction; a removed one is dropped
+    (loosening a check loses nothing).
+    """
+    from alembic.operations import ops
+
+    from schemactl.codegen.expressions import check_map
+
+    table = new.table
+    before, after = check_map(old), check_map(new)
+    out: list[Any] = []
+    changes: list[Change] = []
+    for name, sql in before.items():
+        if name not in after:
+            drop = ops.DropConstraintOp(name, table, type_="check")
+            drop.info["old_sql"] = sql
+            changes.append(Change("drop_check", table, index=name))
+            out.append(drop)
+    added = {c.name for c in new.columns if old.column(c.name) is None}
+    for name, sql in after.items():
+        if before.get(name) == sql:
+            continue
+        add = ops.CreateCheckConstraintOp(name, table, sql, postgresql_not_valid=True)
+        add.info["validate"] = True
+        add.info["key_columns"] = key
+        add.info["sql"] = sql
+        add.info["old_sql"] = before.get(name)  # a changed check replaces the old one
+        # Existing rows are checked before any DDL; a check over a column this migration
+        # adds sees only its default there (SC407 checks that the default passes).
+        add.info["precheck"] = not (_check_columns(new, name) & added)
+        out.append(add)
+        changes.append(Change("replace_check" if name in before else "add_check", table,
+                              index=name, detail=sql))
+    return out, changes
+
+
+def _check_columns(tdef: TableDef, name: str) -> set[str]:
+    from schemactl.model.naming import ck_name
+
+    for col in tdef.columns:
+        if ck_name(tdef.table, col.name) == name:
+            return {col.name}
+    return {c for chk in tdef.checks if chk.check_name(tdef.table) == name
+            for c in (chk.left, chk.right)}
 
 
 def _unique_op(table: str, col: Column) -> Any:

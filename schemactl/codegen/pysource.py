@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from schemactl.codegen.metadata import default_sql, effective_comment, type_source
+from schemactl.codegen.expressions import check_map, generated_sql, predicate_sql
+from schemactl.codegen.metadata import default_sql, effective_comment, fk_kwargs, type_source
 from schemactl.model.definitions import Column, Index, TableDef
 from schemactl.model.naming import fk_name, pk_name, uq_name
 
@@ -16,8 +18,16 @@ def py(value: Any) -> str:
     return repr(value)
 
 
+def text_src(sql: str) -> str:
+    """``sa.text(...)`` of schemactl's own SQL; a lone colon is escaped (not a bind)."""
+    return f"sa.text({py(re.sub(r'(?<!:):(?!:)', lambda m: chr(92) + ':', sql))})"
+
+
 def column_src(col: Column) -> str:
     args = [py(col.name), type_source(col.type)]
+    if col.generated is not None:
+        # STORED: on PostgreSQL 18 a Computed column without persisted=True is VIRTUAL.
+        args.append(f"sa.Computed({py(generated_sql(col.generated))}, persisted=True)")
     default = default_sql(col)
     if default is not None:
         args.append(f"server_default=sa.text({py(default)})")
@@ -36,6 +46,13 @@ def index_kw_src(idx: Index) -> list[str]:
         out.append(f"postgresql_using={py(idx.using)}")
     if idx.opclass:
         out.append(f"postgresql_ops={py({c: idx.opclass for c in idx.columns})}")
+    where = predicate_sql(idx.where)
+    if where:
+        out.append(f"postgresql_where={text_src(where)}")
+    if idx.include:
+        out.append(f"postgresql_include={py(list(idx.include))}")
+    if idx.storage:
+        out.append(f"postgresql_with={py(dict(idx.storage))}")
     return out
 
 
@@ -47,9 +64,13 @@ def create_table_src(tdef: TableDef) -> list[str]:
         lines.append(f"{INDENT}sa.PrimaryKeyConstraint({cols}, name={py(pk_name(tdef.table))}),")
     for c in tdef.columns:
         if c.references and c.ref_table and c.ref_column:
+            actions = "".join(f", {k}={py(v)}" for k, v in fk_kwargs(c).items())
+            name = fk_name(tdef.table, c.name, c.ref_table, c.on_delete, c.on_update)
             lines.append(f"{INDENT}sa.ForeignKeyConstraint([{py(c.name)}], "
                          f"[{py(f'{c.ref_table}.{c.ref_column}')}], "
-                         f"name={py(fk_name(tdef.table, c.name, c.ref_table))}),")
+                         f"name={py(name)}{actions}),")
+    for name, sql in check_map(tdef).items():
+        lines.append(f"{INDENT}sa.CheckConstraint({text_src(sql)}, name={py(name)}),")
     for c in tdef.columns:
         if c.unique and not c.primary_key:
             lines.append(f"{INDENT}sa.UniqueConstraint({py(c.name)}, "

@@ -88,12 +88,16 @@ def _wrap_helpers(namespace: dict[str, Any], rec: Any) -> None:
         namespace["_create_index_concurrently"] = index
     fk_fn = namespace.get("_add_foreign_key_not_valid")
     if callable(fk_fn):
-        def fk(name: str, table: str, column: str, ref_table: str, ref_column: str) -> Any:
+        def fk(name: str, table: str, column: str, ref_table: str, ref_column: str,
+               **actions: Any) -> Any:
+            from schemactl.codegen.expressions import FK_ACTION_SQL
+
+            kw = {k.replace("on_", "on"): FK_ACTION_SQL[v] for k, v in actions.items() if v}
             op = ops.CreateForeignKeyOp(name, table, ref_table, [column], [ref_column],
-                                        postgresql_not_valid=True)
+                                        postgresql_not_valid=True, **kw)
             op.info["validate"] = True
             rec.recorded.append(op)
-            return quiet(fk_fn, name, table, column, ref_table, ref_column)
+            return quiet(fk_fn, name, table, column, ref_table, ref_column, **actions)
         namespace["_add_foreign_key_not_valid"] = fk
     online_fn = namespace.get("_online_column")
     if callable(online_fn):
@@ -103,6 +107,14 @@ def _wrap_helpers(namespace: dict[str, Any], rec: Any) -> None:
             rec.recorded.append(OnlineColumnSpec(str(spec["table"]), dict(spec)))
             return quiet(online_fn, spec)
         namespace["_online_column"] = online
+    replaced_fn = namespace.get("_drop_replaced_constraint")
+    if callable(replaced_fn):
+        def replaced(name: str, table: str, replaced_by: str) -> Any:
+            op = ops.DropConstraintOp(name, table)
+            op.info["replaced_by"] = replaced_by
+            rec.recorded.append(op)
+            return quiet(replaced_fn, name, table, replaced_by)
+        namespace["_drop_replaced_constraint"] = replaced
     unique_fn = namespace.get("_add_unique_using_index")
     if callable(unique_fn):
         def unique(name: str, table: str) -> Any:

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from schemactl.codegen.constraint_src import constraint_source
 from schemactl.codegen.migration_helpers import helper_source
 from schemactl.codegen.pysource import (
     INDENT,
@@ -117,6 +118,7 @@ def render_migration(plan: Plan, revision: str, down_revision: str | None,
     """
     from alembic.operations import ops
 
+    up_pre: list[str] = []       # first in the transaction, before any DDL (row checks)
     up_tx: list[str] = []        # in the migration's transaction
     up_auto: list[str] = []      # in an autocommit block, after the transaction's work
     up_after: list[str] = []     # back in a transaction, after the autocommit block
@@ -161,12 +163,12 @@ def render_migration(plan: Plan, revision: str, down_revision: str | None,
                                                        *index_kw_src(idx)])
                 continue
             _render_modify(top, revision, up_tx, up_auto, up_after, down_auto, down_tx,
-                           archives, helpers)
+                           archives, helpers, up_pre)
         else:
             raise RenderError(f"schemactl does not write {type(top).__name__} into a migration",
                               hint="tables are never dropped: deprecate them instead")
 
-    upgrade = list(up_tx)
+    upgrade = ([*up_pre, ""] if up_pre else []) + list(up_tx)
     if up_auto:
         upgrade += ["", "# Outside the transaction: concurrent index builds and validations "
                     "do not block writes.", "with op.get_context().autocommit_block():"]
@@ -185,7 +187,9 @@ def render_migration(plan: Plan, revision: str, down_revision: str | None,
     helper_src = helper_source(helpers)
     everything = body_up + body_down + helper_src
     imports = []
-    if helpers & {"index", "online"}:
+    if "check" in helpers:
+        imports.append("import re")
+    if helpers & {"index", "online", "check"}:
         imports.append("from typing import Any")
         imports.append("")
     imports += ["import sqlalchemy as sa", "from alembic import op"]
@@ -210,7 +214,7 @@ def render_migration(plan: Plan, revision: str, down_revision: str | None,
 
 def _render_modify(top: Any, revision: str, up_tx: list[str], up_auto: list[str],
                    up_after: list[str], down_auto: list[str], down_tx: list[str],
-                   archives: list[Archive], helpers: set[str]) -> None:
+                   archives: list[Archive], helpers: set[str], up_pre: list[str]) -> None:
     """Render the operations on one existing table (and their reversal)."""
     from alembic.operations import ops
 
@@ -251,17 +255,13 @@ def _render_modify(top: Any, revision: str, up_tx: list[str], up_auto: list[str]
                            [py(table), f"existing_comment={py(sub.existing_comment)}"])
             down_tx[:0] = call_src("op.create_table_comment",
                                 [py(table), py(sub.existing_comment)])
-        elif isinstance(sub, ops.CreateForeignKeyOp):
-            name = str(sub.constraint_name)
-            up_tx += call_src("_add_foreign_key_not_valid",
-                           [py(name), py(table), py(sub.local_cols[0]), py(sub.referent_table),
-                            py(sub.remote_cols[0])])
-            validate = (f"ALTER TABLE public.{quote_ident(table)} "
-                        f"VALIDATE CONSTRAINT {quote_ident(name)}")
-            up_auto.append(f"op.execute({py(validate)})")
-            down_tx[:0] = call_src("op.drop_constraint", [py(name), py(table),
-                                                       "type_='foreignkey'", "if_exists=True"])
-            helpers |= {"lit", "fk"}
+        elif (made := constraint_source(sub, table)) is not None:
+            up_pre += made.pre
+            up_tx += made.tx
+            up_auto += made.auto
+            up_after += made.after
+            down_tx[:0] = made.down
+            helpers |= made.helpers
         elif isinstance(sub, ops.CreateIndexOp) and sub.info.get("attach_constraint"):
             name = str(sub.index_name)
             up_auto += call_src("_create_index_concurrently",

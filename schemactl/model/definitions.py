@@ -13,6 +13,14 @@ from functools import lru_cache
 from typing import Any
 
 from schemactl.errors import BadInputError
+from schemactl.model.constraints import (
+    ColumnCheck,
+    Generated,
+    IndexPredicate,
+    TableCheck,
+    predicates_to_dict,
+    reference_to_value,
+)
 
 Scalar = str | int | float | bool | None
 
@@ -89,6 +97,12 @@ class Column:
     renamed_from: str | None = None
     backfill: Scalar = None
     has_backfill: bool = False
+    # Structured additions (schemactl.model.constraints): a check, foreign-key actions and a
+    # stored generated expression.
+    check: ColumnCheck | None = None
+    on_delete: str | None = None
+    on_update: str | None = None
+    generated: Generated | None = None
 
     @property
     def type_spec(self) -> TypeSpec | None:
@@ -115,7 +129,8 @@ class Column:
         if self.unique:
             out["unique"] = True
         if self.references:
-            out["references"] = self.references
+            out["references"] = reference_to_value(self.references, self.on_delete,
+                                                   self.on_update)
         if self.comment:
             out["comment"] = self.comment
         if self.deprecated:
@@ -124,6 +139,10 @@ class Column:
             out["renamed_from"] = self.renamed_from
         if self.has_backfill:
             out["backfill"] = self.backfill
+        if self.check is not None:
+            out["check"] = self.check.to_dict()
+        if self.generated is not None:
+            out["generated"] = self.generated.to_dict()
         return out
 
 
@@ -134,6 +153,11 @@ class Index:
     using: str | None = None
     opclass: str | None = None
     name: str | None = None
+    # Structured additions (schemactl.model.constraints): a partial index's predicate,
+    # INCLUDE columns and storage parameters (``with``).
+    where: tuple[IndexPredicate, ...] = ()
+    include: tuple[str, ...] = ()
+    storage: tuple[tuple[str, int], ...] = ()
 
     def index_name(self, table: str) -> str:
         """The explicit name, or ``ix_``/``uq_`` + table + columns (cut to 63 bytes)."""
@@ -155,6 +179,12 @@ class Index:
             out["opclass"] = self.opclass
         if self.name:
             out["name"] = self.name
+        if self.where:
+            out["where"] = predicates_to_dict(self.where)
+        if self.include:
+            out["include"] = list(self.include)
+        if self.storage:
+            out["with"] = dict(self.storage)
         return out
 
 
@@ -168,6 +198,7 @@ class TableDef:
     comment: str | None = None
     deprecated: bool = False
     renamed_from: str | None = None  # an online table rename (schemactl.model.online)
+    checks: tuple[TableCheck, ...] = ()  # comparisons between two columns
     source: str = "<definition>"
     size: int = 0
     text: str = field(default="", repr=False, compare=False)
@@ -195,6 +226,8 @@ class TableDef:
         if self.renamed_from:
             out["renamed_from"] = self.renamed_from
         out["columns"] = [c.to_dict() for c in self.columns]
+        if self.checks:
+            out["checks"] = [c.to_dict() for c in self.checks]
         if self.indexes:
             out["indexes"] = [i.to_dict() for i in self.indexes]
         return out

@@ -37,9 +37,21 @@ def pk_name(table: str) -> str:
     return short_name(f"pk_{table}")
 
 
-def fk_name(table: str, column: str, ref_table: str) -> str:
-    """Foreign key constraint name: ``fk_<table>_<column>_<referred table>``."""
-    return short_name(f"fk_{table}_{column}_{ref_table}")
+def fk_name(table: str, column: str, ref_table: str, on_delete: str | None = None,
+            on_update: str | None = None) -> str:
+    """Foreign key constraint name: ``fk_<table>_<column>_<referred table>``.
+
+    A key with ON DELETE/ON UPDATE actions gets them as a suffix (``..._del_cascade``), so
+    that changing an action adds a constraint of a new name before the old one goes.
+    """
+    suffix = (f"_del_{on_delete}" if on_delete else "") + (f"_upd_{on_update}"
+                                                           if on_update else "")
+    return short_name(f"fk_{table}_{column}_{ref_table}{suffix}")
+
+
+def ck_name(table: str, column: str) -> str:
+    """CHECK constraint name of a column's ``check``: ``ck_<table>_<column>``."""
+    return short_name(f"ck_{table}_{column}")
 
 
 def uq_name(table: str, column: str) -> str:

@@ -33,6 +33,10 @@ COLUMN_KEYS = {"name", "type", "nullable", "default", "primary_key", "unique", "
 TABLE_KEYS |= {"renamed_from"}
 COLUMN_KEYS |= {"renamed_from", "backfill"}
 INDEX_KEYS = {"columns", "unique", "using", "opclass", "name"}
+# Structured additions (schemactl.model.constraints).
+TABLE_KEYS |= {"checks"}
+COLUMN_KEYS |= {"check", "generated"}
+INDEX_KEYS |= {"where", "include", "with"}
 
 
 # -- parsing -------------------------------------------------------------------------
@@ -212,9 +216,9 @@ def from_dict(obj: Any, source: str = "<definition>", text: str = "", size: int 
         for key in ("nullable", "primary_key", "unique", "deprecated"):
             if key in rc:
                 _need(bool, rc[key], f"{where}.{key}", source)
-        for key in ("references", "comment"):
-            if rc.get(key) is not None:
-                _need(str, rc[key], f"{where}.{key}", source)
+        if rc.get("comment") is not None:
+            _need(str, rc["comment"], f"{where}.comment", source)
+        structured = _column_structures(rc, f"{source}: {where}")
         primary = bool(rc.get("primary_key", False))
         renamed_from, backfill = _online_markers(rc, where, source)
         columns.append(Column(
@@ -222,7 +226,7 @@ def from_dict(obj: Any, source: str = "<definition>", text: str = "", size: int 
             nullable=False if primary else bool(rc.get("nullable", True)),
             default=default, has_default=default is not None,
             primary_key=primary, unique=bool(rc.get("unique", False)),
-            references=rc.get("references"), comment=rc.get("comment"),
+            comment=rc.get("comment"), **structured,
             deprecated=bool(rc.get("deprecated", False)),
             renamed_from=renamed_from, backfill=backfill, has_backfill="backfill" in rc,
         ))
@@ -246,7 +250,8 @@ def from_dict(obj: Any, source: str = "<definition>", text: str = "", size: int 
             _need(bool, ri["unique"], f"{where}.unique", source)
         indexes.append(Index(columns=tuple(cols), unique=bool(ri.get("unique", False)),
                              using=(ri.get("using") or None) and str(ri["using"]).lower(),
-                             opclass=ri.get("opclass"), name=ri.get("name")))
+                             opclass=ri.get("opclass"), name=ri.get("name"),
+                             **_index_structures(ri, f"{source}: {where}")))
     comment = obj.get("comment")
     if comment is not None:
         _need(str, comment, "comment", source)
@@ -257,7 +262,71 @@ def from_dict(obj: Any, source: str = "<definition>", text: str = "", size: int 
         _need(str, table_renamed_from, "renamed_from", source)
     return TableDef(table=table, columns=tuple(columns), indexes=tuple(indexes),
                     comment=comment, deprecated=bool(obj.get("deprecated", False)),
-                    renamed_from=table_renamed_from, source=source, size=size, text=text)
+                    renamed_from=table_renamed_from, source=source, size=size, text=text,
+                    checks=_table_checks(obj, source))
+
+
+# -- structured additions (schemactl.model.constraints) ------------------------------
+
+
+def _structure(fn: Any) -> Any:
+    """Report a structured part's shape problem as a DefinitionError (exit 2)."""
+    from functools import wraps
+
+    @wraps(fn)
+    def wrapper(*args: Any) -> Any:
+        from schemactl.model.constraints import StructureError
+
+        try:
+            return fn(*args)
+        except StructureError as exc:
+            raise DefinitionError(exc.message, hint=exc.hint) from None
+    return wrapper
+
+
+@_structure
+def _column_structures(rc: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A column's `references` (short or structured), `check` and `generated`."""
+    from schemactl.model.constraints import ColumnCheck, Generated, reference_from_value
+
+    to, on_delete, on_update = reference_from_value(rc.get("references"),
+                                                    f"{where}.references")
+    check = rc.get("check")
+    generated = rc.get("generated")
+    return {"references": to, "on_delete": on_delete, "on_update": on_update,
+            "check": ColumnCheck.from_dict(check, f"{where}.check") if check is not None
+            else None,
+            "generated": Generated.from_dict(generated, f"{where}.generated")
+            if generated is not None else None}
+
+
+@_structure
+def _index_structures(ri: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """An index's `where`, `include` and `with`."""
+    from schemactl.model.constraints import IndexPredicate, storage_from_dict
+
+    out: dict[str, Any] = {}
+    if ri.get("where") is not None:
+        out["where"] = IndexPredicate.from_mapping(ri["where"], f"{where}.where")
+    if ri.get("include") is not None:
+        include = ri["include"]
+        if not isinstance(include, list) or not all(isinstance(c, str) for c in include):
+            raise DefinitionError(f"{where}.include must be a list of column names")
+        out["include"] = tuple(include)
+    if ri.get("with") is not None:
+        out["storage"] = storage_from_dict(ri["with"], f"{where}.with")
+    return out
+
+
+@_structure
+def _table_checks(obj: Mapping[str, Any], source: str) -> tuple[Any, ...]:
+    from schemactl.model.constraints import TableCheck
+
+    raw = obj.get("checks")
+    if raw is None:
+        return ()
+    _need(list, raw, "checks", source)
+    return tuple(TableCheck.from_dict(c, f"{source}: checks[{i}]") for i, c in enumerate(raw))
 
 
 def _online_markers(rc: Mapping[str, Any], where: str, source: str) -> tuple[str | None, Any]:
@@ -301,6 +370,9 @@ def dump_definition(tdef: TableDef) -> str:
         lines.append(flow({"renamed_from": tdef.renamed_from})[1:-1])
     lines.append("columns:")
     lines += [f"  - {flow(c.to_dict())}" for c in tdef.columns]
+    if tdef.checks:
+        lines.append("checks:")
+        lines += [f"  - {flow(c.to_dict())}" for c in tdef.checks]
     if tdef.indexes:
         lines.append("indexes:")
         lines += [f"  - {flow(i.to_dict())}" for i in tdef.indexes]

@@ -12,7 +12,8 @@ and never touched: drift is reported, not repaired.
 Each difference is a dict ``{kind, table, column?, index?, expected?, actual?, message}``
 with ``kind`` one of: extra_table, missing_table, extra_column, missing_column, type,
 nullable, extra_index, missing_index, extra_constraint, missing_constraint,
-extra_foreign_key, missing_foreign_key, other.
+extra_foreign_key, missing_foreign_key, check, foreign_key_action, index_predicate, generated
+(`schemactl.pipeline.drift_structures`), other.
 """
 
 from __future__ import annotations
@@ -173,6 +174,11 @@ def compare(connection: Connection, metadata: MetaData, definitions: dict[str, T
             "target_metadata": metadata})
         for item in compare_metadata(ctx, metadata):
             differences += _translate(item)
+        # What compare_metadata does not see: checks, FK actions, predicates, generated.
+        from schemactl.pipeline.drift_structures import structure_differences
+
+        differences += structure_differences(connection, definitions, expected & live_tables,
+                                             schema)
     insp = inspect(connection)
     for table in names_only:
         tdef = definitions[table]

@@ -211,6 +211,11 @@ def _migrate_with_retries(repo: SchemaRepo, target: Target, actor: str, op: Oper
                 raise DatabaseError(f"{op.action} failed: {first[0] if first else exc}",
                                     details={"sqlstate": state,
                                              "dropped_invalid_indexes": dropped}) from exc
+            if isinstance(exc, RuntimeError):
+                # A migration's own refusal (existing rows violate a new check, ...): its
+                # transaction was rolled back; say why in one line.
+                raise DatabaseError(f"{op.action} failed: {exc}", code="migration_refused",
+                                    details={"dropped_invalid_indexes": dropped}) from exc
             raise
         finally:
             engine.dispose()
@@ -283,6 +288,11 @@ def migrate_with_retries(repo: SchemaRepo, target: Target, actor: str, op: Opera
                 raise DatabaseError(f"{op.action} failed: {first[0] if first else exc}",
                                     details={"sqlstate": state,
                                              "dropped_invalid_indexes": dropped}) from exc
+            if isinstance(exc, RuntimeError):
+                # A migration's own refusal (existing rows violate a new check, ...): its
+                # transaction was rolled back; say why in one line.
+                raise DatabaseError(f"{op.action} failed: {exc}", code="migration_refused",
+                                    details={"dropped_invalid_indexes": dropped}) from exc
             raise
         finally:
             engine.dispose()

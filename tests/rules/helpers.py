@@ -100,6 +100,10 @@ def build_ops(items: list[dict[str, Any]]) -> Any:
             leaves.append(ops.CreateForeignKeyOp(d.get("name", f"fk_{t}"), t, d["referent"],
                                                  d["local"], d["remote"],
                                                  source_schema=schema, **kw))
+        elif kind == "create_check_constraint":
+            kw = {"postgresql_not_valid": True} if d.get("not_valid") else {}
+            leaves.append(ops.CreateCheckConstraintOp(d["name"], t, d["condition"],
+                                                      schema=schema, **kw))
         elif kind == "create_unique_constraint":
             leaves.append(ops.CreateUniqueConstraintOp(d["name"], t, d["columns"],
                                                        schema=schema))
