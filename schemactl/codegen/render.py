@@ -34,7 +34,6 @@ from schemactl.codegen.pysource import (
     index_kw_src,
     py,
 )
-from schemactl.codegen.sqltext import quote_ident
 from schemactl.errors import SchemactlError
 from schemactl.model.definitions import Column, Index, TableDef
 from schemactl.model.naming import ARCHIVE_SCHEMA, short_name

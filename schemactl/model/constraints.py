@@ -265,3 +265,43 @@ def reference_to_value(to: str, on_delete: str | None, on_update: str | None) ->
     if on_update:
         out["on_update"] = on_update
     return out
+
+
+# -- the readers schemactl.model.parsing calls --------------------------------------
+
+
+def column_structures(rc: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A column's `references` (short or structured), `check` and `generated`."""
+    to, on_delete, on_update = reference_from_value(rc.get("references"),
+                                                    f"{where}.references")
+    check = rc.get("check")
+    generated = rc.get("generated")
+    return {"references": to, "on_delete": on_delete, "on_update": on_update,
+            "check": ColumnCheck.from_dict(check, f"{where}.check") if check is not None
+            else None,
+            "generated": Generated.from_dict(generated, f"{where}.generated")
+            if generated is not None else None}
+
+
+def index_structures(ri: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """An index's `where`, `include` and `with`."""
+    out: dict[str, Any] = {}
+    if ri.get("where") is not None:
+        out["where"] = IndexPredicate.from_mapping(ri["where"], f"{where}.where")
+    if ri.get("include") is not None:
+        include = ri["include"]
+        if not isinstance(include, list) or not all(isinstance(c, str) for c in include):
+            raise _error(f"{where}.include must be a list of column names")
+        out["include"] = tuple(include)
+    if ri.get("with") is not None:
+        out["storage"] = storage_from_dict(ri["with"], f"{where}.with")
+    return out
+
+
+def table_checks(obj: Mapping[str, Any], source: str) -> tuple[Any, ...]:
+    raw = obj.get("checks")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _error(f"{source}: checks must be a list")
+    return tuple(TableCheck.from_dict(c, f"{source}: checks[{i}]") for i, c in enumerate(raw))

@@ -159,6 +159,11 @@ class Index:
     include: tuple[str, ...] = ()
     storage: tuple[tuple[str, int], ...] = ()
 
+    def __post_init__(self) -> None:
+        # Pairs read back from JSON are lists: keep them tuples, so equal indexes compare equal.
+        if any(not isinstance(p, tuple) for p in self.storage):
+            object.__setattr__(self, "storage", tuple(tuple(p) for p in self.storage))
+
     def index_name(self, table: str) -> str:
         """The explicit name, or ``ix_``/``uq_`` + table + columns (cut to 63 bytes)."""
         if self.name:

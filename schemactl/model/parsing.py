@@ -269,64 +269,22 @@ def from_dict(obj: Any, source: str = "<definition>", text: str = "", size: int 
 # -- structured additions (schemactl.model.constraints) ------------------------------
 
 
-def _structure(fn: Any) -> Any:
-    """Report a structured part's shape problem as a DefinitionError (exit 2)."""
-    from functools import wraps
+def _structure(name: str) -> Any:
+    """`schemactl.model.constraints`' reader ``name``, its shape problems a DefinitionError."""
 
-    @wraps(fn)
-    def wrapper(*args: Any) -> Any:
-        from schemactl.model.constraints import StructureError
+    def read(*args: Any) -> Any:
+        from schemactl.model import constraints
 
         try:
-            return fn(*args)
-        except StructureError as exc:
+            return getattr(constraints, name)(*args)
+        except constraints.StructureError as exc:
             raise DefinitionError(exc.message, hint=exc.hint) from None
-    return wrapper
+    return read
 
 
-@_structure
-def _column_structures(rc: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """A column's `references` (short or structured), `check` and `generated`."""
-    from schemactl.model.constraints import ColumnCheck, Generated, reference_from_value
-
-    to, on_delete, on_update = reference_from_value(rc.get("references"),
-                                                    f"{where}.references")
-    check = rc.get("check")
-    generated = rc.get("generated")
-    return {"references": to, "on_delete": on_delete, "on_update": on_update,
-            "check": ColumnCheck.from_dict(check, f"{where}.check") if check is not None
-            else None,
-            "generated": Generated.from_dict(generated, f"{where}.generated")
-            if generated is not None else None}
-
-
-@_structure
-def _index_structures(ri: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """An index's `where`, `include` and `with`."""
-    from schemactl.model.constraints import IndexPredicate, storage_from_dict
-
-    out: dict[str, Any] = {}
-    if ri.get("where") is not None:
-        out["where"] = IndexPredicate.from_mapping(ri["where"], f"{where}.where")
-    if ri.get("include") is not None:
-        include = ri["include"]
-        if not isinstance(include, list) or not all(isinstance(c, str) for c in include):
-            raise DefinitionError(f"{where}.include must be a list of column names")
-        out["include"] = tuple(include)
-    if ri.get("with") is not None:
-        out["storage"] = storage_from_dict(ri["with"], f"{where}.with")
-    return out
-
-
-@_structure
-def _table_checks(obj: Mapping[str, Any], source: str) -> tuple[Any, ...]:
-    from schemactl.model.constraints import TableCheck
-
-    raw = obj.get("checks")
-    if raw is None:
-        return ()
-    _need(list, raw, "checks", source)
-    return tuple(TableCheck.from_dict(c, f"{source}: checks[{i}]") for i, c in enumerate(raw))
+_column_structures = _structure("column_structures")
+_index_structures = _structure("index_structures")
+_table_checks = _structure("table_checks")
 
 
 def _online_markers(rc: Mapping[str, Any], where: str, source: str) -> tuple[str | None, Any]:

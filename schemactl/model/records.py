@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import types
 import typing
 from functools import cache
 from typing import Any
 
+from schemactl.model.constraints import ColumnCheck, Generated, IndexPredicate, TableCheck
 from schemactl.model.definitions import Column, Index, TableDef
 
-MODEL_CLASSES: tuple[type, ...] = (TableDef, Column, Index)
+MODEL_CLASSES: tuple[type, ...] = (TableDef, Column, Index, ColumnCheck, Generated,
+                                   IndexPredicate, TableCheck)
 
 
 @cache
@@ -25,6 +28,11 @@ def _hints(cls: Any) -> dict[str, Any]:
 
 def _nested(annotation: Any) -> tuple[bool, type | None]:
     """(is a tuple, the model class of its items or of the value itself, if any)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        # ``X | None``: the value is None or an X.
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _nested(args[0])
     if annotation in MODEL_CLASSES:
         return False, annotation
     if typing.get_origin(annotation) is tuple:
