@@ -182,6 +182,12 @@ def main(argv: list[str]) -> int:
              f"pending {st['pending'] or 'none'}, drift {st['drift'] or 'none'}")
         done(t)
 
+        t = step("diagram: the tables and their foreign keys (Mermaid erDiagram, no database)")
+        pic = schemactl(repo, "diagram", "characters", "projects")["diagram"]
+        show(pic)
+        url = schemactl(repo, "db", "url")["url"]
+        done(t, f"the application connects with `eval \"$(schemactl db env)\"` ({url})")
+
         t = step("rollback: undo the evolution without losing a value")
         res = schemactl(repo, "rollback")
         archived = ", ".join(f"{a['from']} → {a['to']}" for a in res["archived"]) or "nothing"

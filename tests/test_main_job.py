@@ -15,5 +15,6 @@ def test_main_job_runs_the_whole_loop() -> None:
     out = proc.stdout
     for needle in ("applied 0001_core", "propose: new table characters", "SC102",
                    "rolled back", "schemactl_archive.characters__mood__", "50 rows",
+                   'erDiagram', '"projects" |o..o{ "characters" : "project_id"',
                    "main job finished"):
         assert needle in out, needle
