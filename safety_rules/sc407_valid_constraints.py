@@ -9,9 +9,11 @@ from dataclasses import replace
 
 from schemactl.model.constraints import STORAGE_METHODS, STORAGE_PARAMETERS
 from schemactl.model.definitions import Column, Index, TableDef
+from schemactl.model.literals import NUMERIC_BASES as NUMBER_TYPES
+from schemactl.model.literals import TIME_BASES as TIME_TYPES
 
 from .base import Rule, RuleContext, TableChange
-from .typing_rules import NUMBER_TYPES, STRING_TYPES, TIME_TYPES, default_problem
+from .typing_rules import STRING_TYPES, default_problem
 from .violation import Violation
 
 TEXT_TYPES = STRING_TYPES | {"citext"}
