@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from schemactl.model.actor import resolve_actor
 from schemactl.model.repo import SchemaRepo
@@ -36,6 +36,7 @@ from schemactl.results import Result
 
 if TYPE_CHECKING:
     from schemactl.adapters.database import Target
+    from schemactl.pipeline.fleet import Member, TargetOutcome
     from schemactl.pipeline.operation import ApplyResult
     from schemactl.pipeline.rollback import RollbackResult
     from schemactl.verbs.proposer import ProposeResult
@@ -311,11 +312,16 @@ def plan(repo: PathLike | None = None, database_url: str | None = None) -> PlanR
         DatabaseError: the database cannot be reached (exit 3).
         ConflictError: the database is at a revision git does not have (exit 4).
     """
-    from schemactl.adapters import migrator
-    from schemactl.adapters.database import connect, resolve_target
+    from schemactl.adapters.database import resolve_target
 
     sr = SchemaRepo.open(repo)
-    target = resolve_target(sr, database_url)
+    return _plan_of(sr, resolve_target(sr, database_url))
+
+
+def _plan_of(sr: SchemaRepo, target: Target) -> PlanResult:
+    from schemactl.adapters import migrator
+    from schemactl.adapters.database import connect
+
     with connect(target) as conn:
         db_rev = migrator.current_revision(conn)
         has_vector = conn.execute(
@@ -378,13 +384,19 @@ class StatusResult(Result):
 def status(repo: PathLike | None = None, database_url: str | None = None) -> StatusResult:
     """Git head, database revision, pending migrations, and whether the database answers."""
     from schemactl.adapters import gitops, migrator
-    from schemactl.adapters.database import connect, resolve_target
-    from schemactl.errors import DatabaseError
+    from schemactl.adapters.database import resolve_target
 
     sr = SchemaRepo.open(repo)
-    git_head = gitops.head_sha(sr.root)
-    head_rev = migrator.head(sr)
-    target = resolve_target(sr, database_url)
+    return _status_of(sr, resolve_target(sr, database_url), gitops.head_sha(sr.root),
+                      migrator.head(sr))
+
+
+def _status_of(sr: SchemaRepo, target: Target, git_head: str | None,
+               head_rev: str | None) -> StatusResult:
+    from schemactl.adapters import migrator
+    from schemactl.adapters.database import connect
+    from schemactl.errors import DatabaseError
+
     try:
         with connect(target) as conn:
             version = str(conn.execute("show server_version").fetchone()[0])  # type: ignore[index]
@@ -668,3 +680,296 @@ def check(repo: PathLike | None = None, base: str = "HEAD", database_url: str | 
     return run_check(sr, base, database_url=database_url, ephemeral=ephemeral,
                      allow_waivers=not is_agent(actor or os.environ.get("SCHEMACTL_ACTOR")
                                                 or ""))
+
+
+# -- fleets: one repository, many databases (DESIGN.md, Fleet) -------------------------------
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which targets of schemactl.toml a command works on (``--target``/``--group``/``--all``)."""
+
+    targets: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    all: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.targets or self.groups or self.all)
+
+
+def _members(sr: SchemaRepo, selection: Selection) -> list[Member]:
+    from schemactl.pipeline import fleet
+
+    specs = fleet.select(sr.config.targets, selection.targets, selection.groups, selection.all)
+    return fleet.resolve_all(sr, specs)
+
+
+def _not_at_head(rows: list[Any], bad: Callable[[Any], str | None]) -> dict[str, Any] | None:
+    named = [f"{r.name} ({why})" for r in rows if (why := bad(r))]
+    if not named:
+        return None
+    shown = ", ".join(named[:8]) + (f" (+{len(named) - 8} more)" if len(named) > 8 else "")
+    return {"code": "fleet", "message": f"{len(named)} of {len(rows)} target(s): {shown}",
+            "hint": "each target's error says why; a rerun applies only where the head is "
+                    "missing (docs/fleet.md)"}
+
+
+@dataclass(frozen=True)
+class FleetApplyResult(Result):
+    targets: list[TargetOutcome]
+    summary: dict[str, int]
+    commit: str | None
+    head_revision: str | None
+    parallel: int
+    canary: int
+    on_error: str
+
+
+def apply_fleet(repo: PathLike | None = None, selection: Selection = Selection(all=True),
+                actor: str | None = None, *, parallel: int = 4, canary: int = 0,
+                on_error: str = "stop", wait: float | None = None,
+                on_event: Callable[[str, str], None] | None = None) -> FleetApplyResult:
+    """Apply pending migrations to several targets of schemactl.toml, ``parallel`` at a time.
+
+    Each target runs the whole apply pipeline (lock, drift check, backup, journal, audit
+    row); the run makes one git commit with a ``Schemactl-Target:`` trailer per target.
+
+    Args:
+        selection: the targets (``--target``, ``--group``, ``--all``).
+        parallel: how many targets run at once.
+        canary: the first ``canary`` targets run alone first; a failure among them stops the
+            run before any other target starts.
+        on_error: "stop" starts no further target after a failure; "continue" runs them all.
+        wait: as for :func:`apply`, per target.
+        on_event: called with (target, state) as targets advance (from worker threads).
+
+    Returns:
+        ok only when every selected target is at head; else not ok with the highest exit
+        code among the targets' errors.
+
+    Raises:
+        BadInputError: no target selected, an unknown name or group, bad options (exit 2).
+        PolicyError: the actor may not apply (exit 1, nothing changed).
+    """
+    from schemactl.pipeline import fleet
+    from schemactl.verbs.policy import guard_for
+
+    sr = SchemaRepo.open(repo)
+    who = resolve_actor(actor, sr.root)
+    members = _members(sr, selection)
+    run = fleet.apply_fleet(sr, members, who, parallel=parallel, canary=canary,
+                            on_error=on_error, wait=wait, guard=guard_for(sr, who),
+                            on_event=on_event)
+    code = fleet.exit_code(run.targets)
+    return FleetApplyResult(
+        command="apply", ok=code == 0, exit_code=code or 1,
+        error=_not_at_head(run.targets, lambda o: None if o.ok else o.status),
+        targets=run.targets, summary=fleet.summary(run.targets), commit=run.commit,
+        head_revision=run.head_revision, parallel=parallel, canary=canary, on_error=on_error)
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """One target's line of ``status --all``."""
+
+    name: str
+    reachable: bool
+    db_revision: str | None
+    pending: list[str]
+    drift: list[dict[str, str]]
+    database: str = ""
+    group: str | None = None
+    message: str = ""
+    interrupted: str | None = None
+    error: dict[str, Any] | None = None
+
+
+FAIL_ON = ("pending", "drift", "unreachable")
+_FAIL_EXIT = {"pending": 1, "unreachable": 3, "drift": 4}
+
+
+@dataclass(frozen=True)
+class FleetStatusResult(Result):
+    git_head: str | None
+    head_revision: str | None
+    targets: list[TargetStatus]
+    summary: dict[str, int]
+    fail_on: list[str]
+
+
+def status_fleet(repo: PathLike | None = None, selection: Selection = Selection(all=True),
+                 fail_on: tuple[str, ...] = ("unreachable",),
+                 parallel: int = 4) -> FleetStatusResult:
+    """Revision, pending migrations and drift of several targets, ``parallel`` at a time.
+
+    Not ok when a target meets a condition of ``fail_on`` (``pending``, ``drift``,
+    ``unreachable``): exit 1 for pending, 3 unreachable, 4 drift, the highest that applies.
+
+    Raises:
+        BadInputError: no target selected, an unknown name, group or condition (exit 2).
+    """
+    import threading
+
+    from schemactl.adapters import gitops, migrator
+    from schemactl.errors import BadInputError
+    from schemactl.pipeline import fleet
+    from schemactl.pipeline.fleet import TargetOutcome
+
+    bad = [c for c in fail_on if c not in FAIL_ON]
+    if bad:
+        raise BadInputError(f"--fail-on: unknown condition(s) {', '.join(bad)}",
+                            hint=f"use a comma-separated list of {', '.join(FAIL_ON)}")
+    sr = SchemaRepo.open(repo)
+    git_head, head_rev = gitops.head_sha(sr.root), migrator.head(sr)
+    members = _members(sr, selection)
+    found: dict[str, TargetStatus] = {}
+
+    def one(m: Member) -> TargetOutcome:
+        try:
+            return _one(m)
+        except Exception as exc:  # noqa: BLE001 - one target's surprise must not hide the rest
+            message = f"{type(exc).__name__}: {exc}"
+            if m.target is not None:
+                message = m.target.scrub(message)
+            found[m.name] = TargetStatus(m.name, False, None, [], [], database=m.display,
+                                         group=m.group, message=message,
+                                         error={"code": "unexpected", "message": message})
+            return TargetOutcome(name=m.name, ok=False, status="failed")
+
+    def _one(m: Member) -> TargetOutcome:
+        if m.target is None:
+            assert m.problem is not None
+            found[m.name] = TargetStatus(m.name, False, None, [], [], group=m.group,
+                                         message=m.problem.message, error=m.problem.to_json())
+        else:
+            st = _status_of(sr, m.target, git_head, head_rev)
+            drifted = st.drift if _blocking_drift(sr, st.drift) else []
+            found[m.name] = TargetStatus(m.name, st.database_ok, st.db_revision, st.pending,
+                                         drifted, database=st.database, group=m.group,
+                                         message=st.message, interrupted=st.interrupted,
+                                         error=st.error)
+        return TargetOutcome(name=m.name, ok=True, status="up_to_date")
+
+    fleet.run_batch(members, one, parallel, threading.Event(), False, None, {})
+    rows = [found[m.name] for m in members]
+
+    def hits(r: TargetStatus) -> list[str]:
+        return [c for c in fail_on if (c == "unreachable" and not r.reachable)
+                or (c == "pending" and r.pending) or (c == "drift" and r.drift)]
+
+    def failing(r: TargetStatus) -> str | None:
+        return ", ".join(hits(r)) or None
+
+    code = max((_FAIL_EXIT[c] for r in rows for c in hits(r)), default=0)
+    summary = {"targets": len(rows), "reachable": sum(r.reachable for r in rows),
+               "at_head": sum(1 for r in rows if r.reachable and not r.pending),
+               "pending": sum(1 for r in rows if r.pending),
+               "drift": sum(1 for r in rows if r.drift),
+               "unreachable": sum(1 for r in rows if not r.reachable)}
+    return FleetStatusResult(command="status", ok=code == 0, exit_code=code or 1,
+                             error=_not_at_head(rows, failing), git_head=git_head,
+                             head_revision=head_rev, targets=rows, summary=summary,
+                             fail_on=list(fail_on))
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    name: str
+    ok: bool
+    pending: list[str]
+    sql: str
+    db_revision: str | None = None
+    database: str = ""
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class FleetPlanResult(Result):
+    head_revision: str | None
+    targets: list[TargetPlan]
+
+
+def plan_fleet(repo: PathLike | None = None,
+               selection: Selection = Selection(all=True)) -> FleetPlanResult:
+    """The SQL `apply` would run on each selected target (targets that do not answer say so).
+
+    Raises:
+        BadInputError: no target selected, an unknown name or group (exit 2).
+    """
+    from schemactl.adapters import migrator
+    from schemactl.errors import SchemactlError
+
+    sr = SchemaRepo.open(repo)
+    rows = []
+    for m in _members(sr, selection):
+        try:
+            if m.problem is not None:
+                raise m.problem
+            assert m.target is not None
+            p = _plan_of(sr, m.target)
+            rows.append(TargetPlan(m.name, True, p.pending, p.sql, p.db_revision, p.database))
+        except SchemactlError as exc:
+            rows.append(TargetPlan(m.name, False, [], "", database=m.display,
+                                   error={"code": exc.code, "message": exc.message,
+                                          "exit_code": exc.exit_code}))
+    code = max((int((r.error or {}).get("exit_code", 3)) for r in rows if not r.ok), default=0)
+    return FleetPlanResult(command="plan", ok=code == 0, exit_code=code or 1,
+                           error=_not_at_head(rows, lambda r: None if r.ok else "failed"),
+                           head_revision=migrator.head(sr), targets=rows)
+
+
+@dataclass(frozen=True)
+class FleetHistoryResult(Result):
+    entries: list[dict[str, object]]
+    targets: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def history_fleet(repo: PathLike | None = None, selection: Selection = Selection(all=True),
+                  limit: int = 50) -> FleetHistoryResult:
+    """Audit entries of the selected targets, newest first, each naming its ``target``."""
+    from schemactl.adapters.database import connect
+    from schemactl.errors import DatabaseError
+    from schemactl.pipeline import audit
+
+    sr = SchemaRepo.open(repo)
+    members = _members(sr, selection)
+    entries: list[dict[str, object]] = []
+    warnings: list[str] = []
+    for m in members:
+        if m.target is None:
+            warnings.append(f"{m.name}: {m.problem.message if m.problem else 'unresolved'}")
+            continue
+        try:
+            with connect(m.target) as conn:
+                rows = audit.history(sr, conn, m.target.display, limit)
+        except DatabaseError as exc:
+            warnings.append(f"{m.name}: {exc.message}; showing the audit file's entries only")
+            rows = audit.history(sr, None, m.target.display, limit)
+        entries += [{"target": m.name, **e} for e in rows]
+    entries.sort(key=lambda e: str(e.get("created_at") or ""), reverse=True)
+    return FleetHistoryResult(command="history", entries=entries[:limit],
+                              targets=[m.name for m in members], warnings=warnings)
+
+
+def single_target_url(repo: PathLike | None, selection: Selection, command: str) -> str:
+    """The one database a selection names, for commands that work on one (rollback).
+
+    Raises:
+        BadInputError: the selection names more than one target (exit 2).
+        EnvironmentError_: its URL cannot be had (an unset ``url_env``, exit 3).
+    """
+    from schemactl.errors import BadInputError
+
+    members = _members(SchemaRepo.open(repo), selection)
+    if len(members) != 1:
+        raise BadInputError(
+            f"{command} works on one target at a time ({len(members)} selected)",
+            hint="a rollback removes the migration from git for every database; roll the "
+                 "others forward instead (propose the reverse change and apply it with --all)",
+            code="one_target")
+    m = members[0]
+    if m.problem is not None:
+        raise m.problem
+    assert m.target is not None
+    return m.target.url

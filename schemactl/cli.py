@@ -71,6 +71,30 @@ def global_options(fn: F) -> F:
     return fn
 
 
+def fleet_options(fn: F) -> F:
+    """--target NAME and --group NAME (repeatable) and --all: targets of schemactl.toml."""
+    opts = [
+        click.option("--target", "fleet_targets", multiple=True, metavar="NAME",
+                     help="A target of schemactl.toml (repeatable)."),
+        click.option("--group", "fleet_groups", multiple=True, metavar="NAME",
+                     help="Every target of this group (repeatable)."),
+        click.option("--all", "fleet_all", is_flag=True, help="Every target of schemactl.toml."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _selection(targets: tuple[str, ...], groups: tuple[str, ...], all_: bool) -> Any:
+    from schemactl import api
+
+    sel = api.Selection(tuple(targets), tuple(groups), all_)
+    if sel and _opts().database_url:
+        raise click.UsageError("--database-url is the single-target form: drop it or the "
+                               "--target/--group/--all selection")
+    return sel
+
+
 def emit(result: Any, fmt: str | None = None) -> NoReturn:
     """Print a result and exit: 0, or the result's exit code when it is not ok.
 
@@ -270,12 +294,34 @@ def db_psql(psql_args: tuple[str, ...]) -> None:
               metavar="[SECONDS]",
               help="Wait for another apply to finish (without SECONDS: no limit) "
                    "instead of failing with exit 4.")
+@fleet_options
+@click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="With several targets: how many run at once.")
+@click.option("--canary", type=click.IntRange(0, None), default=0, show_default=True,
+              help="With several targets: the first K run alone first; a failure stops all.")
+@click.option("--on-error", "on_error", type=click.Choice(["stop", "continue"]), default="stop",
+              show_default=True, help="With several targets: start no more after a failure, "
+                                      "or run them all.")
 @global_options
-def apply(wait: float | None) -> None:
-    """Apply pending migrations: lock, drift check, backup, upgrade, verify, audit, commit."""
+def apply(wait: float | None, fleet_targets: tuple[str, ...], fleet_groups: tuple[str, ...],
+          fleet_all: bool, parallel: int, canary: int, on_error: str) -> None:
+    """Apply pending migrations: lock, drift check, backup, upgrade, verify, audit, commit.
+
+    With --target/--group/--all: every selected target of schemactl.toml, each through the
+    whole pipeline, --parallel at a time, one commit for the run (docs/fleet.md).
+    """
     from schemactl import api
 
     o = _opts()
+    selection = _selection(fleet_targets, fleet_groups, fleet_all)
+    if selection:
+        from schemactl.ui import fleet as fleet_ui
+
+        with fleet_ui.live_targets(enabled=not o.json) as on_event:
+            result: Any = api.apply_fleet(o.repo, selection, actor=o.actor, parallel=parallel,
+                                          canary=canary, on_error=on_error, wait=wait,
+                                          on_event=on_event)
+        emit(result)
     with output.progress_reporter(enabled=not o.json) as progress:
         result = api.apply(o.repo, database_url=o.database_url, actor=o.actor, wait=wait,
                            progress=progress)
@@ -285,12 +331,19 @@ def apply(wait: float | None) -> None:
 @main.command()
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True,
               help="How many entries, newest first.")
+@fleet_options
 @global_options
-def history(limit: int) -> None:
+def history(limit: int, fleet_targets: tuple[str, ...], fleet_groups: tuple[str, ...],
+            fleet_all: bool) -> None:
     """Audit entries: who applied what, when, from which commit."""
     from schemactl import api
 
     o = _opts()
+    selection = _selection(fleet_targets, fleet_groups, fleet_all)
+    if selection:
+        from schemactl.ui import fleet as _fleet_ui  # noqa: F401 - registers renderers
+
+        emit(api.history_fleet(o.repo, selection, limit=limit))
     emit(api.history(o.repo, database_url=o.database_url, limit=limit))
 
 
@@ -332,12 +385,27 @@ def backups_prune(keep_last: int | None, max_total_mb: float | None) -> None:
 
 
 @main.command()
+@fleet_options
+@click.option("--fail-on", "fail_on", metavar="LIST", default=None,
+              help="With several targets: exit non-zero when a target is pending, drift or "
+                   "unreachable (comma-separated; default: unreachable).")
+@click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="With several targets: how many are asked at once.")
 @global_options
-def status() -> None:
+def status(fleet_targets: tuple[str, ...], fleet_groups: tuple[str, ...], fleet_all: bool,
+           fail_on: str | None, parallel: int) -> None:
     """Git head, database revision, pending migrations, and database health."""
     from schemactl import api
 
     o = _opts()
+    selection = _selection(fleet_targets, fleet_groups, fleet_all)
+    if selection:
+        from schemactl.ui import fleet as _fleet_ui  # noqa: F401 - registers renderers
+
+        conditions = tuple(c.strip() for c in (fail_on or "unreachable").split(",") if c.strip())
+        emit(api.status_fleet(o.repo, selection, fail_on=conditions, parallel=parallel))
+    if fail_on is not None:
+        raise click.UsageError("--fail-on needs --target, --group or --all")
     emit(api.status(o.repo, database_url=o.database_url))
 
 
@@ -361,12 +429,18 @@ def propose(file: str, dry_run: bool, add_base_fields: bool, wait: float) -> Non
 
 
 @main.command()
+@fleet_options
 @global_options
-def plan() -> None:
-    """The SQL that `apply` would run against this database."""
+def plan(fleet_targets: tuple[str, ...], fleet_groups: tuple[str, ...], fleet_all: bool) -> None:
+    """The SQL that `apply` would run against this database (or each selected target)."""
     from schemactl import api
 
     o = _opts()
+    selection = _selection(fleet_targets, fleet_groups, fleet_all)
+    if selection:
+        from schemactl.ui import fleet as _fleet_ui  # noqa: F401 - registers renderers
+
+        emit(api.plan_fleet(o.repo, selection))
     emit(api.plan(o.repo, database_url=o.database_url))
 
 
@@ -434,15 +508,22 @@ def tools() -> None:
 @click.option("--wait", "wait", type=float, is_flag=False, flag_value=0.0, default=None,
               metavar="[SECONDS]",
               help="Wait for another apply or rollback to finish instead of exit 4.")
+@fleet_options
 @global_options
 def rollback(to: str | None, restore_backup: str | None, force: bool,
-             wait: float | None) -> None:
-    """Undo the last applied dynamic migration without losing data (archive, never drop)."""
+             wait: float | None, fleet_targets: tuple[str, ...], fleet_groups: tuple[str, ...],
+             fleet_all: bool) -> None:
+    """Undo the last applied dynamic migration without losing data (archive, never drop).
+
+    --target/--group/--all must name one target of schemactl.toml (docs/fleet.md).
+    """
     from schemactl import api
 
     o = _opts()
+    selection = _selection(fleet_targets, fleet_groups, fleet_all)
+    url = api.single_target_url(o.repo, selection, "rollback") if selection else o.database_url
     with output.progress_reporter(enabled=not o.json) as progress:
-        result = api.rollback(o.repo, database_url=o.database_url, actor=o.actor, to=to,
+        result = api.rollback(o.repo, database_url=url, actor=o.actor, to=to,
                               restore_backup=restore_backup, force=force, wait=wait,
                               progress=progress)
     emit(result)

@@ -68,18 +68,23 @@ def trailers_of(message: str) -> dict[str, str]:
     return out
 
 
-def format_message(subject: str, trailers: Mapping[str, str | None], body: str = "") -> str:
+def format_message(subject: str, trailers: Mapping[str, str | None], body: str = "",
+                   extra_trailers: Iterable[tuple[str, str]] = ()) -> str:
+    """Subject, body and one trailer block; ``extra_trailers`` may repeat a key (a fleet run's
+    ``Schemactl-Target:`` lines)."""
     lines = [subject.strip()]
     if body.strip():
         lines += ["", body.strip()]
     trailer_lines = [f"{k}: {v}" for k, v in trailers.items() if v]
+    trailer_lines += [f"{k}: {v}" for k, v in extra_trailers if v]
     if trailer_lines:
         lines += ["", *trailer_lines]
     return "\n".join(lines) + "\n"
 
 
 def commit(root: Path, paths: Iterable[str | Path], subject: str,
-           trailers: Mapping[str, str | None] | None = None, body: str = "") -> str:
+           trailers: Mapping[str, str | None] | None = None, body: str = "",
+           extra_trailers: Iterable[tuple[str, str]] = ()) -> str:
     """Stage ``paths`` (additions, edits and deletions) and commit only them.
 
     Other staged or unstaged work in the repository is left as it was.
@@ -95,7 +100,7 @@ def commit(root: Path, paths: Iterable[str | Path], subject: str,
     repo = _repo(root)
     rel = [str(Path(p).resolve().relative_to(root.resolve())) if Path(p).is_absolute() else str(p)
            for p in paths]
-    message = format_message(subject, trailers or {}, body)
+    message = format_message(subject, trailers or {}, body, extra_trailers)
     env = _identity_env(repo)
     import time
 

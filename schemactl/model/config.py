@@ -6,10 +6,12 @@ reader of a schema repository sees every setting in one file.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from schemactl.errors import BadInputError
 
@@ -78,6 +80,84 @@ class Waiver:
 
 
 @dataclass(frozen=True)
+class TargetSpec:
+    """A named database of the fleet (DESIGN.md, Fleet): how to reach it, never a password.
+
+    Exactly one of ``url`` (no password in it: libpq's PGPASSWORD, .pgpass or service file
+    supply it), ``url_env`` (the environment variable holding the whole URL) or
+    ``database`` (a database on the repository's embedded server).
+    """
+
+    name: str
+    url: str | None = None
+    url_env: str | None = None
+    database: str | None = None
+    group: str | None = None
+
+    @property
+    def source(self) -> str:
+        """Where the URL comes from, safe to show."""
+        if self.url is not None:
+            return self.url
+        if self.url_env is not None:
+            return f"${self.url_env}"
+        return f"embedded/{self.database}"
+
+
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _has_password(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        in_netloc = parts.password is not None
+    except ValueError:
+        return False
+    return in_netloc or any(k.lower() == "password" for k, _ in parse_qsl(parts.query))
+
+
+def _targets(raw: Any) -> tuple[TargetSpec, ...]:
+    if not isinstance(raw, dict):
+        raise BadInputError(f"{CONFIG_FILE}: [targets] must be a table of [targets.NAME]")
+    out = []
+    for name, item in raw.items():
+        where = f"{CONFIG_FILE}: targets.{name}"
+        if not _TARGET_NAME.match(str(name)):
+            raise BadInputError(f"{where}: a target name is letters, digits, '_', '.' or '-'")
+        if not isinstance(item, dict):
+            raise BadInputError(f"{where} must be a table (url, url_env or database; group)")
+        unknown = sorted(set(item) - {"url", "url_env", "database", "group"})
+        if unknown:
+            raise BadInputError(f"{where}: unknown key(s) {', '.join(unknown)}",
+                                hint="a target has url, url_env or database, and group")
+        given = [k for k in ("url", "url_env", "database") if k in item]
+        if len(given) != 1:
+            raise BadInputError(f"{where} needs exactly one of url, url_env or database",
+                                hint='url = "postgresql://app@db1:5432/app" or '
+                                     'url_env = "PROD_DATABASE_URL"')
+        values = {k: item[k] for k in ("url", "url_env", "database", "group") if k in item}
+        for k, v in values.items():
+            if not isinstance(v, str) or not v:
+                raise BadInputError(f"{where}.{k} must be a non-empty string")
+        url = values.get("url")
+        if url is not None and _has_password(url):
+            # Never echo the URL: it holds the secret.
+            raise BadInputError(
+                f"{where}.url holds a password; {CONFIG_FILE} is committed to git",
+                hint="remove it from the URL and let libpq find it (PGPASSWORD, ~/.pgpass, "
+                     "a service file), or name an environment variable: url_env = \"VAR\"",
+                code="password_in_config")
+        env = values.get("url_env")
+        if env is not None and not _ENV_NAME.match(env):
+            raise BadInputError(f"{where}.url_env must name an environment variable",
+                                hint='url_env = "STAGING_DATABASE_URL"')
+        out.append(TargetSpec(name=str(name), url=url, url_env=env,
+                              database=values.get("database"), group=values.get("group")))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Config:
     """The parsed `schemactl.toml` of one repository."""
 
@@ -100,6 +180,8 @@ class Config:
     # [online]: backfill batches of online changes (docs/online.md)
     online_batch_rows: int = 5000
     online_pause_ms: int = 0
+    # Named databases, in the order schemactl.toml lists them (DESIGN.md, Fleet).
+    targets: tuple[TargetSpec, ...] = ()
 
     @property
     def base_field_names(self) -> tuple[str, ...]:
@@ -210,6 +292,7 @@ def load_config(repo_root: Path) -> Config:
             retry_backoff_ms=int(apply_.get("retry_backoff_ms", Config.retry_backoff_ms)),
             online_batch_rows=_online(data.get("online", {}))[0],
             online_pause_ms=_online(data.get("online", {}))[1],
+            targets=_targets(data.get("targets", {})),
         )
     except (TypeError, ValueError, KeyError) as exc:
         raise BadInputError(f"{CONFIG_FILE}: invalid value ({exc})") from exc

@@ -11,7 +11,15 @@ from typing import Any
 from schemactl.adapters import migrator
 from schemactl.adapters.database import Target
 from schemactl.model.repo import SchemaRepo
-from schemactl.pipeline.operation import NO_GUARD, ApplyResult, Guard, Operation, Plan, Progress
+from schemactl.pipeline.operation import (
+    NO_GUARD,
+    ApplyResult,
+    Committer,
+    Guard,
+    Operation,
+    Plan,
+    Progress,
+)
 from schemactl.pipeline.runner import run_pipeline
 from schemactl.pipeline.scope import of_revisions
 
@@ -54,7 +62,8 @@ def apply_plan(repo: SchemaRepo, progress: Progress | None = None) -> Plan:
 
 
 def apply(repo: SchemaRepo, target: Target, actor: str, *, wait: float | None = None,
-          progress: Progress | None = None, guard: Guard = NO_GUARD) -> ApplyResult:
+          progress: Progress | None = None, guard: Guard = NO_GUARD,
+          committer: Committer | None = None) -> ApplyResult:
     """Upgrade the database to the single head of migrations/, through the whole pipeline.
 
     Raises:
@@ -63,10 +72,13 @@ def apply(repo: SchemaRepo, target: Target, actor: str, *, wait: float | None = 
         EnvironmentError_: the database cannot be reached, no usable pg_dump, lock timeouts
             on every try, a failed migration or verification (exit 3).
         PolicyError: the guard refused the actor (exit 1, nothing changed).
+
+    ``committer`` takes the run's commit (see :func:`run_pipeline`; a fleet run commits once).
     """
     # Agents: "never" refuses before the lock; "safe" re-checks under the lock (the guard).
     guard.refuse_early("apply")
     waivers = [{"rule": w.rule, "reason": w.reason, "table": w.table, "column": w.column}
                for w in repo.config.waivers]
     return run_pipeline(repo, target, actor, guard.wrap(apply_plan(repo, progress)),
-                        action="apply", wait=wait, progress=progress, waivers=waivers)
+                        action="apply", wait=wait, progress=progress, waivers=waivers,
+                        committer=committer)

@@ -45,6 +45,11 @@ def renderer(command: str) -> Callable[[Renderer], Renderer]:
     return register
 
 
+def renderer_of(command: str) -> Renderer:
+    """The human renderer registered for ``command`` (the generic one when none is)."""
+    return _RENDERERS.get(command, _generic)
+
+
 def print_json(data: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
