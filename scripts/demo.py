@@ -3,7 +3,8 @@
 In a temporary schema repository: init, propose two tables (one with a pgvector
 column), apply, insert rows, evolve a table (new column + index), apply (its backup
 holds the data of the evolved table only), list and verify the backups, show status
-and history, roll back, and show the archive. Each step runs the real
+and history, roll back, show the archive, and apply to a fleet of two tenant
+databases on the same server (`apply --group tenants`). Each step runs the real
 `schemactl` command line and prints what it did; any failing step stops the run
 with a non-zero exit.
 
@@ -210,8 +211,25 @@ def main(argv: list[str]) -> int:
         show(log)
         done(t)
 
+        t = step("fleet: two tenant databases as targets, applied in parallel, one commit")
+        for tenant in ("tenant_a", "tenant_b"):
+            sql(repo, f"create database {tenant}")
+        with open(repo / "schemactl.toml", "a") as fh:
+            fh.write('\n[targets.tenant_a]\ndatabase = "tenant_a"\ngroup = "tenants"\n'
+                     '\n[targets.tenant_b]\ndatabase = "tenant_b"\ngroup = "tenants"\n')
+        subprocess.run(["git", "-C", str(repo), "-c", "user.name=demo", "-c",
+                        "user.email=demo@example.com", "commit", "-q", "-m",
+                        "targets: two tenants", "schemactl.toml"], check=True)
+        res = schemactl(repo, "apply", "--group", "tenants", "--parallel", "2")
+        for tgt in res["targets"]:
+            show(f"{tgt['name']:<10} {tgt['status']:<11} {tgt['revision']}  "
+                 f"backup {(tgt['backup'] or {}).get('id')}")
+        st = schemactl(repo, "status", "--group", "tenants", "--fail-on", "pending,drift")
+        done(t, f"commit {res['commit'][:8]}; {st['summary']['at_head']} of "
+                f"{st['summary']['targets']} tenants at {st['head_revision']}")
+
         print(f"\n{GREEN}{BOLD}main job finished: propose → apply → rollback on the "
-              f"embedded database{RESET}")
+              f"embedded database, then a fleet of tenants{RESET}")
         return 0
     except StepFailed as exc:
         print(f"  {RED}✗ {exc}{RESET}", file=sys.stderr)

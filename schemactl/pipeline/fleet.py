@@ -302,6 +302,11 @@ def apply_fleet(repo: SchemaRepo, members: list[Member], actor: str, *, parallel
         raise BadInputError("--parallel must be at least 1, --canary at least 0, "
                             "--on-error stop or continue")
     guard.refuse_early("apply")
+    from schemactl.pipeline import backup
+
+    # Once, before the threads: each pipeline cleans up too, and two removing the same dead
+    # run's files at once would trip over each other.
+    backup.cleanup_incomplete(repo)
     head = migrator.head(repo)
     commits = _Commits()
     for m in members:

@@ -1,0 +1,214 @@
+"""Benchmark: a one-column change applied to a fleet of databases on one server.
+
+On a throwaway embedded PostgreSQL (a temporary folder, removed at the end): a schema
+repository with 50 target databases, all first brought to ``0002_notes``. Then, side by side
+in one run:
+
+- ``schemactl apply --all --parallel 4`` (one process, one commit) for ``0003_tags``;
+- 50 sequential ``schemactl apply --database-url ...`` processes for ``0004_mood``;
+- ``api.apply_fleet(parallel=1)`` in process for ``0005_rank``: each target's time split
+  into its backup (pg_dump), its migration (DDL) and the rest (lock, drift check, verify,
+  audit, journal): the per-target overhead of the fleet.
+
+    python scripts/bench_fleet.py [--targets 50] [--parallel 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NOTES = """table: notes
+columns:
+  - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
+  - {name: created_at, type: timestamptz, nullable: false, default: now()}
+  - {name: updated_at, type: timestamptz, nullable: false, default: now()}
+  - {name: is_deleted, type: boolean, nullable: false, default: false}
+  - {name: created_by, type: bigint}
+  - {name: body, type: text, nullable: false}
+"""
+
+NOTES_MIGRATION = '''"""notes table"""
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision = "0002_notes"
+down_revision = "0001_core"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "notes",
+        sa.Column("id", postgresql.UUID(as_uuid=True), server_default=sa.text("gen_random_uuid()"),
+                  nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+                  nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+                  nullable=False),
+        sa.Column("is_deleted", sa.Boolean(), server_default=sa.text("false"), nullable=False),
+        sa.Column("created_by", sa.BigInteger(), nullable=True),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_notes"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("notes")
+'''
+
+COLUMN = '''"""notes.{column}"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{revision}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("notes", sa.Column("{column}", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("notes", "{column}")
+'''
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=bench", "-c",
+                    "user.email=bench@example.com", *args], check=True, capture_output=True)
+
+
+def commit(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+
+
+def add_column(repo: Path, revision: str, down: str, column: str) -> None:
+    (repo / "migrations" / "versions" / f"{revision}.py").write_text(
+        COLUMN.format(revision=revision, down=down, column=column))
+    with open(repo / "dynamic_schema" / "notes.yaml", "a") as fh:
+        fh.write(f"  - {{name: {column}, type: text}}\n")
+    commit(repo, f"propose notes.{column}")
+
+
+def cli(repo: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "schemactl.cli", *args], cwd=repo, env=env,
+                          capture_output=True, text=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--targets", type=int, default=50)
+    ap.add_argument("--parallel", type=int, default=4)
+    args = ap.parse_args()
+
+    from urllib.parse import unquote, urlsplit
+
+    from schemactl import api
+    from schemactl.adapters.database import Target, connect
+    from schemactl.adapters.embedded import EmbeddedServer
+
+    tmp = Path(tempfile.mkdtemp(prefix="schemactl-bench-fleet-"))
+    server = EmbeddedServer(tmp / "server" / ".schemactl", durable=False)
+    try:
+        server.start()
+        admin = Target(server.secret_url(), embedded=True)
+        parts = urlsplit(admin.url)
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",
+                                                                  "SCHEMACTL_DATABASE_URL")}
+        env["PGPASSWORD"] = unquote(parts.password or "")
+        repo = tmp / "repo"
+        api.init(repo, actor="user:bench")
+        names = [f"tenant_{i:03d}" for i in range(args.targets)]
+        toml = ["", "# -- fleet --"]
+        with connect(admin) as conn:
+            for n in names:
+                conn.execute(f'CREATE DATABASE "{n}"')
+                toml += [f"[targets.{n}]",
+                         f'url = "postgresql://{parts.username}@127.0.0.1:{parts.port}/{n}"',
+                         'group = "tenants"', ""]
+        with open(repo / "schemactl.toml", "a") as fh:
+            fh.write("\n".join(toml))
+        (repo / "migrations" / "versions" / "0002_notes.py").write_text(NOTES_MIGRATION)
+        (repo / "dynamic_schema" / "notes.yaml").write_text(NOTES)
+        commit(repo, "targets and notes")
+        os.environ["PGPASSWORD"] = env["PGPASSWORD"]
+
+        print(f"{args.targets} targets on one embedded PostgreSQL; bringing them to 0002_notes",
+              file=sys.stderr)
+        first = cli(repo, "apply", "--all", "--parallel", str(args.parallel), "--json", env=env)
+        assert first.returncode == 0, first.stderr[-2000:]
+
+        add_column(repo, "0003_tags", "0002_notes", "tags")
+        t0 = time.monotonic()
+        fleet = cli(repo, "apply", "--all", "--parallel", str(args.parallel), "--json", env=env)
+        fleet_s = time.monotonic() - t0
+        assert fleet.returncode == 0, fleet.stderr[-2000:]
+        assert json.loads(fleet.stdout)["summary"]["applied"] == args.targets
+
+        add_column(repo, "0004_mood", "0003_tags", "mood")
+        t0 = time.monotonic()
+        for n in names:
+            url = f"postgresql://{parts.username}@127.0.0.1:{parts.port}/{n}"
+            one = cli(repo, "apply", "--database-url", url, "--json", env=env)
+            assert one.returncode == 0, one.stderr[-2000:]
+        seq_s = time.monotonic() - t0
+
+        add_column(repo, "0005_rank", "0004_mood", "rank")
+        marks: dict[str, list[tuple[str, float]]] = {n: [] for n in names}
+
+        def on_event(name: str, state: str) -> None:
+            marks[name].append((state, time.monotonic()))
+
+        t0 = time.monotonic()
+        res = api.apply_fleet(repo, api.Selection(all=True), actor="user:bench", parallel=1,
+                              on_event=on_event)
+        inproc_s = time.monotonic() - t0
+        assert res.ok, res.error
+        backup_s, ddl_s, rest_s = [], [], []
+        for n in names:
+            states = marks[n]
+            at: dict[str, float] = {}
+            for s, t in states:
+                at.setdefault(s, t)
+            start = next(t for s, t in states if s == "lock")
+            end = next(t for s, t in states if s == "applied")
+            b = at["apply"] - at["backup"]
+            d = at["verify"] - at["apply"]
+            backup_s.append(b)
+            ddl_s.append(d)
+            rest_s.append((end - start) - b - d)
+
+        med = statistics.median
+        print(json.dumps({
+            "targets": args.targets, "parallel": args.parallel,
+            "fleet_apply_s": round(fleet_s, 2),
+            "sequential_processes_s": round(seq_s, 2),
+            "speedup": round(seq_s / fleet_s, 2),
+            "in_process_parallel_1_s": round(inproc_s, 2),
+            "per_target_median_s": {"backup": round(med(backup_s), 3),
+                                    "ddl": round(med(ddl_s), 3),
+                                    "overhead": round(med(rest_s), 3)},
+            "per_target_overhead_max_s": round(max(rest_s), 3),
+        }, indent=2))
+        return 0
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
