@@ -204,16 +204,21 @@ def test_twelve_targets_two_servers_then_drift_and_unreachable(  # type: ignore[
     assert by_name["gone"]["reachable"] is False and by_name["t03"]["drift"]
     assert by_name["t05"]["pending"] == ["0003_tags"]
     commits_before = len(git_log(repo))
-    res2 = cli("apply", "--all", "--on-error", "continue", "--json", cwd=repo, env=fleet.env)
+    chosen = ["t01", "t02", "t03", "t04", "gone"]
+    res2 = cli("apply", *[a for n in chosen for a in ("--target", n)], "--on-error", "continue",
+               "--json", cwd=repo, env=fleet.env)
     assert res2.code == 4, res2
     got = {t["name"]: t for t in res2.json["targets"]}
+    assert list(got) == chosen
     assert got["t03"]["status"] == "drift" and got["gone"]["status"] == "unreachable"
-    assert not res2.json["ok"] and res2.json["summary"]["applied"] == 11
+    assert got["t03"]["exit_code"] == 4 and got["gone"]["exit_code"] == 3
+    assert not res2.json["ok"] and res2.json["summary"]["applied"] == 3
     assert revision_of(fleet.targets["t03"]) == "0002_notes"
-    for name, db in fleet.targets.items():
-        if name != "t03":
-            assert got[name]["status"] == "applied" and revision_of(db) == "0003_tags"
-            assert [c[0] for c in columns_of(db, "notes")][-1] == "tags"
+    for name in ("t01", "t02", "t04"):
+        db = fleet.targets[name]
+        assert got[name]["status"] == "applied" and revision_of(db) == "0003_tags"
+        assert [c[0] for c in columns_of(db, "notes")][-1] == "tags"
+    assert revision_of(fleet.targets["t05"]) == "0002_notes"  # not selected, not touched
     log = git_log(repo)
     assert len(log) == commits_before + 1
     assert "t03 0002_notes drift" in _trailers(log[0], "Schemactl-Target")
