@@ -27,9 +27,10 @@ if TYPE_CHECKING:
 VERSION_TABLE = "alembic_version"
 
 # Alembic installs `alembic.context` and `alembic.op` as module-wide proxies while a command
-# runs, so two commands in threads of one process would run on each other's connection: a
-# fleet run (several targets in threads) serialises the commands, not the rest of the pipeline.
-_COMMAND_LOCK = threading.RLock()
+# (or an offline recording of a migration) runs, so two in threads of one process would run
+# on each other's connection or find `op` gone: a fleet run (several targets in threads)
+# serialises whatever installs them, not the rest of the pipeline.
+ALEMBIC_LOCK = threading.RLock()
 
 
 def alembic_config(repo: RepoPaths, connection: Connection | None = None,
@@ -210,7 +211,7 @@ def upgrade(repo: RepoPaths, connection: Connection, target: str = "head",
 
     cfg = alembic_config(repo, connection)
     cfg.attributes.update(attributes or {})
-    with _COMMAND_LOCK, _alembic_errors():
+    with ALEMBIC_LOCK, _alembic_errors():
         command.upgrade(cfg, target)
 
 
@@ -220,7 +221,7 @@ def downgrade(repo: RepoPaths, connection: Connection, target: str,
 
     cfg = alembic_config(repo, connection)
     cfg.attributes.update(attributes or {})
-    with _COMMAND_LOCK, _alembic_errors():
+    with ALEMBIC_LOCK, _alembic_errors():
         command.downgrade(cfg, target)
 
 
@@ -235,6 +236,6 @@ def upgrade_sql(repo: RepoPaths, start: str | None, end: str = "head") -> str:
     cfg.output_buffer = buf
     cfg.set_main_option("sqlalchemy.url", "postgresql+psycopg://offline/offline")
     rng = f"{start}:{end}" if start else end
-    with _COMMAND_LOCK, _alembic_errors():
+    with ALEMBIC_LOCK, _alembic_errors():
         command.upgrade(cfg, rng, sql=True)
     return buf.getvalue()

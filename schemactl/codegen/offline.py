@@ -35,6 +35,14 @@ def offline_sql(source: str, filename: str = "<migration>", downgrade: bool = Fa
     """
     from alembic.operations import Operations
 
+    from schemactl.adapters.migrator import ALEMBIC_LOCK
+
+    with ALEMBIC_LOCK:  # the `op` proxy is module-wide (see ALEMBIC_LOCK)
+        return _offline_sql(Operations, source, filename, downgrade)
+
+
+def _offline_sql(Operations: Any, source: str, filename: str,  # noqa: N803 - a class
+                 downgrade: bool) -> str:
     buf = io.StringIO()
     ctx = offline_context(buf)
     namespace: dict[str, Any] = {"__name__": "schemactl_migration", "__file__": filename}

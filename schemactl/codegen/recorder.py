@@ -148,6 +148,13 @@ def record_migration(source: bytes | str, name: str, *, direction: str = "upgrad
 
     Never raises for the migration's own failures: they are kept in ``error``.
     """
+    from schemactl.adapters.migrator import ALEMBIC_LOCK
+
+    with ALEMBIC_LOCK:  # the `op` proxy is module-wide (see ALEMBIC_LOCK)
+        return _record(source, name, direction)
+
+
+def _record(source: bytes | str, name: str, direction: str) -> Recorded:
     from schemactl.codegen.offline import offline_context
     from schemactl.codegen.planner import EXTENSION_SQL
 
