@@ -237,6 +237,16 @@ def definition_schema() -> dict[str, object]:
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
+@dataclass(frozen=True)
+class SchemaResult(Result):
+    schema: dict[str, object]
+
+
+def schema() -> SchemaResult:
+    """`schemactl schema --json`: the JSON Schema of a definition, in a result object."""
+    return SchemaResult(command="schema", schema=definition_schema())
+
+
 # -- propose / plan --------------------------------------------------------------
 
 

@@ -129,15 +129,31 @@ def _command_name(group: click.Group, argv: list[str]) -> str:
     return " ".join(words)
 
 
+# Where the group keeps the arguments it was given (ctx.meta is shared by every context).
+ARGS_KEY = "schemactl.args"
+
+
 class SchemactlGroup(click.Group):
-    """Maps every expected error to its exit code and a one-line message (or JSON)."""
+    """Maps every expected error to its exit code and a one-line message (or JSON).
+
+    The arguments come from the click context, never from ``sys.argv``: click's
+    ``CliRunner`` (tests/test_cli.py) drives the command line in-process.
+    """
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        given = list(args)
+        ctx = super().make_context(info_name, args, parent=parent, **extra)
+        ctx.meta[ARGS_KEY] = given
+        return ctx
 
     def invoke(self, ctx: click.Context) -> Any:
-        wants_json = "--json" in sys.argv[1:]
+        args: list[str] = ctx.meta.get(ARGS_KEY, [])
+        wants_json = "--json" in args
         try:
             return super().invoke(ctx)
         except SchemactlError as exc:
-            name = _command_name(self, sys.argv[1:])
+            name = _command_name(self, args)
             if wants_json or (ctx.obj and ctx.obj.json):
                 output.print_json(error_json(name or "schemactl", exc,
                                              getattr(exc, "violations", None),
@@ -150,7 +166,8 @@ class SchemactlGroup(click.Group):
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
             if wants_json:
-                output.print_json({"ok": False, "command": ctx.invoked_subcommand or "schemactl",
+                output.print_json({"ok": False,
+                                   "command": _command_name(self, args) or "schemactl",
                                    "violations": [], "error": {"code": "usage",
                                                                "message": exc.format_message()}})
                 sys.exit(2)
@@ -202,9 +219,15 @@ def validate(files: tuple[str, ...], base: str) -> None:
 @main.command()
 @global_options
 def schema() -> None:
-    """Print the JSON Schema of a dynamic table definition."""
+    """Print the JSON Schema of a dynamic table definition.
+
+    Without --json the JSON Schema itself (to save as a file); with --json inside the
+    usual ``{ok, command, schema, violations, error}`` object.
+    """
     from schemactl import api
 
+    if _opts().json:
+        emit(api.schema())
     output.print_json(api.definition_schema())
 
 
