@@ -318,9 +318,18 @@ def test_sum_file_written_by_init_and_propose(pr: Path) -> None:
 
 
 def test_check_passes_on_this_repository(cli: Any) -> None:
-    res = cli("check", "--base", "HEAD", "--json", cwd=REPO_ROOT)
+    """From the commit before the reference schema: its migrations are what is analysed."""
+    added = git(REPO_ROOT, "log", "--diff-filter=A", "--format=%H", "--",
+                "migrations/versions/0002_fdc722fb_add_table_projects.py").split()
+    assert added, "the reference schema's first migration is in the history"
+    res = cli("check", "--base", f"{added[-1]}^", "--json", cwd=REPO_ROOT)
     assert res.code == 0, res
     assert res.json["ok"] and res.json["violations"] == []
+    on_disk = sorted(p.name for p in (REPO_ROOT / "migrations" / "versions").glob("*.py")
+                     if not p.name.startswith("0001_"))
+    assert res.json["migrations_added"] == on_disk
+    assert set(res.json["changed_tables"]) == {p.stem for p in
+                                               (REPO_ROOT / "dynamic_schema").glob("*.yaml")}
 
 
 def test_check_passes_on_a_clone_of_this_repository_since_its_first_commit(
@@ -331,3 +340,12 @@ def test_check_passes_on_a_clone_of_this_repository_since_its_first_commit(
     res = cli("check", "--base", first, "--json", cwd=clone)
     assert res.code == 0, res
     assert res.json["violations"] == []
+
+
+def test_self_referencing_foreign_key_on_an_existing_table_passes(pr: Path, cli: Any) -> None:
+    """notes.parent_id references notes.id, proposed on the existing notes table."""
+    propose(pr, NOTES + "  - {name: parent_id, type: uuid, references: notes.id}\n")
+    res = cli("check", "--base", "base", "--json", cwd=pr)
+    assert res.code == 0, res
+    assert res.json["violations"] == []
+    assert res.json["changed_tables"] == ["notes"]

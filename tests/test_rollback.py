@@ -227,6 +227,18 @@ def test_to_must_be_a_known_ancestor(repo: Path, db: Target, cli: Any) -> None:
     assert "0001_core" in res.json["error"]["hint"]
 
 
+def _journal_step(repo: Path) -> str | None:
+    """The step the journal of a run in progress records (None: no run)."""
+    import json
+
+    for path in (repo / ".schemactl").glob("journal-*.json"):
+        try:
+            return str(json.loads(path.read_text())["step"])
+        except (ValueError, KeyError, FileNotFoundError):
+            return None
+    return None
+
+
 def test_rollback_killed_after_downgrade_is_finished_by_the_next_run(
         repo: Path, db: Target, cli: Any) -> None:
     """kill -9 between the downgrade and the commit: git still ends up following the database."""
@@ -249,12 +261,13 @@ def test_rollback_killed_after_downgrade_is_finished_by_the_next_run(
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if _one(db, "select version_num from alembic_version") != rev:
-                time.sleep(0.5)  # the journal reaches `upgraded` right after the downgrade
+            # The pause hook holds the run at `upgraded`, right after the downgrade.
+            if _journal_step(repo) == "upgraded":
                 break
             time.sleep(0.1)
         else:
-            raise AssertionError("the downgrade never ran")
+            raise AssertionError("the rollback never reached the journal step `upgraded`")
+        assert _one(db, "select version_num from alembic_version") != rev
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)

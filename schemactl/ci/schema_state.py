@@ -147,7 +147,8 @@ def apply_ops(state: State, ops: Iterable[Any], migration: str,
     """
     for op in ops:
         kind = type(op).__name__
-        table = getattr(op, "table_name", None)
+        # Most operations name their table ``table_name``; a foreign key, ``source_table``.
+        table = getattr(op, "table_name", None) or getattr(op, "source_table", None)
         if table is not None:
             touched.setdefault(table, migration)
         s = state.setdefault(table, {}) if table is not None else {}
