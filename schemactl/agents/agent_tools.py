@@ -122,8 +122,13 @@ def tool_specs() -> tuple[ToolSpec, ...]:
             "dynamic_schema/<table>.yaml and its generated migration, and commit both to git "
             "(`migration: {revision, path, sql}`, `commit`). Nothing touches the database. "
             "Refuses (ok false, `violations` with hints) when a safety rule rejects the "
-            "change, e.g. dropping or renaming a column or table, narrowing a type, NOT NULL "
-            "without a default. Idempotent: proposing a definition identical to HEAD "
+            "change, e.g. dropping a column or table, a bare rename, NOT NULL without a "
+            "default. Online changes are proposed like any other: rename a column with "
+            "`{name: new, type: T, renamed_from: old}`, retype along the whitelist "
+            "(smallint→integer→bigint→numeric, real→double precision, numeric widening, "
+            "varchar(n)→varchar(m<n) or text→varchar(n) when every value fits), tighten "
+            "with `nullable: false, backfill: <literal>`; `online_steps` lists their steps "
+            "with the lock each takes (read it with dry_run). Idempotent: proposing a definition identical to HEAD "
             "returns ok with no migration and no commit. `dry_run` shows the migration and "
             "its SQL without writing.",
             _object({"definition": definition, "add_base_fields": _ADD_BASE,
@@ -144,7 +149,12 @@ def tool_specs() -> tuple[ToolSpec, ...]:
             "code `policy` (nothing changed) when schemactl.toml sets agent_apply = "
             "\"never\", or under \"safe\" when the change does not pass every rule without "
             "a waiver. Fails with code `conflict` when another apply holds the lock (unless "
-            "`wait_seconds`) or the database drifted from git.",
+            "`wait_seconds`) or the database drifted from git. An online change (rename, "
+            "retype, NOT NULL with backfill) runs whole in this call: expand, batched "
+            "backfill, then the short contract; old readers keep working until the contract. "
+            "If the call dies mid-way, call schema_apply again: it resumes after the last "
+            "committed batch. Fails with code `online_stopped` (nothing changed, rows named) "
+            "when a value does not fit the new type.",
             _object({"wait_seconds": {
                 "type": "number", "minimum": 0, "maximum": 600, "default": 0,
                 "description": "Wait up to this long for another apply to finish instead of "
@@ -156,7 +166,9 @@ def tool_specs() -> tuple[ToolSpec, ...]:
             "never dropped. Takes a backup and writes an audit entry and a git commit per "
             "undone migration. Idempotent: when the database is already at `to` nothing "
             "happens (which is why `to` is required: a retried call never undoes one "
-            "migration too many); take it from schema_status or schema_history. Refused "
+            "migration too many), except that an online change whose apply died mid-way is "
+            "undone (the old shape back with every value, the migration pending again); "
+            "take `to` from schema_status or schema_history. Refused "
             "with error code `policy` when schemactl.toml sets agent_apply = \"never\"; "
             "fails for the core schema's migration or a hand-written one, and with "
             "`conflict` when `to` is not behind the database's revision or another apply "

@@ -288,7 +288,7 @@ def rollback(repo: SchemaRepo, target: Target, actor: str, *, to: str | None = N
     (guard or NO_GUARD).refuse_early("rollback")
     with connect(target) as conn:
         current = migrator.current_revision(conn)
-    if to is None:  # an online change stopped mid-way (kill -9): its expand is undone first
+    if to is None or to == current:  # an online change stopped mid-way: undo its expand
         from schemactl.pipeline.online import abort_under_way
 
         aborted = abort_under_way(repo, target, actor,
