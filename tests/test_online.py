@@ -98,9 +98,14 @@ def test_integer_to_bigint_keeps_every_value(repo: Path, db: Target) -> None:
 
 
 def _small_batches(repo: Path, rows: int = 2000, pause_ms: int = 0) -> None:
-    cfg = repo / "schemactl.toml"
-    cfg.write_text(cfg.read_text() + f"\n[online]\nbatch_rows = {rows}\npause_ms = {pause_ms}\n")
+    import re
     import subprocess
+
+    cfg = repo / "schemactl.toml"
+    text = re.sub(r"(?m)^batch_rows = \d+$", f"batch_rows = {rows}", cfg.read_text())
+    text = re.sub(r"(?m)^pause_ms = \d+$", f"pause_ms = {pause_ms}", text)
+    assert f"batch_rows = {rows}" in text
+    cfg.write_text(text)
 
     subprocess.run(["git", "-C", str(repo), "commit", "-qam", "online batches"], check=True)
 

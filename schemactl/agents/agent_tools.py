@@ -128,9 +128,9 @@ def tool_specs() -> tuple[ToolSpec, ...]:
             "(smallint→integer→bigint→numeric, real→double precision, numeric widening, "
             "varchar(n)→varchar(m<n) or text→varchar(n) when every value fits), tighten "
             "with `nullable: false, backfill: <literal>`; `online_steps` lists their steps "
-            "with the lock each takes (read it with dry_run). Idempotent: proposing a definition identical to HEAD "
-            "returns ok with no migration and no commit. `dry_run` shows the migration and "
-            "its SQL without writing.",
+            "with the lock each takes (read it with dry_run). Idempotent: proposing a "
+            "definition identical to HEAD returns ok with no migration and no commit. "
+            "`dry_run` shows the migration and its SQL without writing.",
             _object({"definition": definition, "add_base_fields": _ADD_BASE,
                      "dry_run": {"type": "boolean", "default": False,
                                  "description": "Show the plan and its SQL; write nothing."}},
