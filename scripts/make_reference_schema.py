@@ -40,7 +40,7 @@ columns:
   - {{name: status, type: varchar(20), nullable: false, default: active}}
   - {{name: metadata, type: jsonb, nullable: false, default: '{{}}'}}
 indexes:
-  - {{columns: [name], unique: true}}
+  - {{columns: [name], unique: true, where: {{is_deleted: false}}}}
 """,
     f"""table: characters
 comment: Story characters
@@ -72,7 +72,7 @@ columns:
 {BASE}  - {{name: title, type: varchar(200), nullable: false}}
   - {{name: body, type: text}}
   - {{name: project_id, type: uuid, references: projects.id}}
-  - {{name: character_id, type: uuid, references: characters.id}}
+  - {{name: character_id, type: uuid, references: {{to: characters.id, on_delete: set_null}}}}
 indexes:
   - {{columns: [project_id]}}
   - {{columns: [character_id]}}
@@ -87,7 +87,8 @@ columns:
   - {{name: embedding, type: vector(1536), nullable: false}}
 indexes:
   - {{columns: [source_table, source_id]}}
-  - {{columns: [embedding], using: hnsw, opclass: vector_cosine_ops}}
+  - {{columns: [embedding], using: hnsw, opclass: vector_cosine_ops,
+      with: {{m: 16, ef_construction: 64}}}}
 """,
 ]
 

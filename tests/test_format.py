@@ -199,9 +199,10 @@ def test_evolving_an_existing_table(shop: Shop) -> None:
     before = _constraints(shop, "members")
     from schemactl.errors import SchemactlError
 
-    with pytest.raises(SchemactlError, match=f"ck_members_age.*{old_id}"):
+    with pytest.raises(SchemactlError, match=f"ck_members_age.*{old_id}") as refused:
         result = api.apply(shop.repo, shop.db.url, actor="user:test")
         assert result.ok, result
+    assert (refused.value.code, refused.value.exit_code) == ("migration_refused", 3)
     assert _constraints(shop, "members") == before  # nothing committed
     shop.execute("update members set age = 99 where email = 'old@x.org'")
     applied = api.apply(shop.repo, shop.db.url, actor="user:test")
@@ -228,7 +229,37 @@ def test_evolving_an_existing_table(shop: Shop) -> None:
     assert status.drift == [], status.drift
 
 
+def test_index_options(shop: Shop) -> None:
+    """hnsw m/ef_construction and ivfflat lists (reloptions), gin jsonb_path_ops, fillfactor."""
+    vec = ""
+    vec_idx = ""
+    if shop.vector:
+        vec = "  - {name: embedding, type: vector(3)}\n  - {name: half, type: halfvec(3)}\n"
+        vec_idx = ("  - {columns: [embedding], using: hnsw, opclass: vector_cosine_ops, "
+                   "with: {m: 16, ef_construction: 64}}\n"
+                   "  - {columns: [half], using: ivfflat, opclass: halfvec_l2_ops, "
+                   "with: {lists: 10}}\n")
+    shop.propose_apply(f"""table: documents
+columns:
+{BASE}  - {{name: body, type: jsonb, nullable: false, default: '{{}}'}}
+  - {{name: title, type: text}}
+{vec}indexes:
+  - {{columns: [body], using: gin, opclass: jsonb_path_ops}}
+  - {{columns: [title], with: {{fillfactor: 70}}}}
+{vec_idx}""")
+    rows = shop.rows(
+        "select c.relname, c.reloptions, pg_get_indexdef(i.indexrelid) from pg_index i "
+        "join pg_class c on c.oid = i.indexrelid where i.indrelid = 'public.documents'::regclass")
+    found = {r[0]: (r[1], r[2]) for r in rows}
+    assert "jsonb_path_ops" in found["ix_documents_body_gin"][1]
+    assert found["ix_documents_title"][0] == ["fillfactor=70"]
+    if shop.vector:
+        assert sorted(found["ix_documents_embedding_hnsw"][0]) == ["ef_construction=64", "m=16"]
+        assert found["ix_documents_half_ivfflat"][0] == ["lists=10"]
+
+
 def test_drift_sees_checks_actions_and_predicates(shop: Shop) -> None:
+    """Last in the module: it leaves the shared database drifted on purpose."""
     if not (shop.repo / "dynamic_schema" / "members.yaml").exists():
         shop.propose_apply(TEAMS)
         shop.propose_apply(MEMBERS)

@@ -1,7 +1,7 @@
 """add table ideas
 
-Revision ID: 0004_e3c1d357
-Revises: 0003_a5dc7c84
+Revision ID: 0004_ba9f5abf
+Revises: 0003_4aebbd89
 
 Made by `schemactl propose` from dynamic_schema/ideas.yaml.
 
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0004_e3c1d357'
-down_revision = '0003_a5dc7c84'
+revision = '0004_ba9f5abf'
+down_revision = '0003_4aebbd89'
 branch_labels = None
 depends_on = None
 
@@ -27,7 +27,7 @@ ARCHIVE_SCHEMA = 'schemactl_archive'
 # an earlier round trip already used it; schemactl_archive.archive_registry records
 # the exact name, the row count and the time of every move.
 ARCHIVES = [
-    {"kind": 'table', "from": 'public.ideas', "to": 'schemactl_archive.ideas__0004_e3c1d357'},
+    {"kind": 'table', "from": 'public.ideas', "to": 'schemactl_archive.ideas__0004_ba9f5abf'},
 ]
 
 
@@ -54,7 +54,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _archive_table('ideas', 'ideas__0004_e3c1d357')
+    _archive_table('ideas', 'ideas__0004_ba9f5abf')
 
 
 def _lit(value: str) -> str:

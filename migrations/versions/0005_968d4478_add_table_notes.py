@@ -1,11 +1,11 @@
-"""add table characters
+"""add table notes
 
-Revision ID: 0003_a5dc7c84
-Revises: 0002_fdc722fb
+Revision ID: 0005_968d4478
+Revises: 0004_ba9f5abf
 
-Made by `schemactl propose` from dynamic_schema/characters.yaml.
+Made by `schemactl propose` from dynamic_schema/notes.yaml.
 
-- create table characters (10 columns, 2 indexes)
+- create table notes (9 columns, 2 indexes)
 
 Upgrade is lock-safe: new tables are created plainly; on existing tables, indexes are
 built CONCURRENTLY outside the transaction and foreign keys are added NOT VALID, then
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0003_a5dc7c84'
-down_revision = '0002_fdc722fb'
+revision = '0005_968d4478'
+down_revision = '0004_ba9f5abf'
 branch_labels = None
 depends_on = None
 
@@ -27,34 +27,34 @@ ARCHIVE_SCHEMA = 'schemactl_archive'
 # an earlier round trip already used it; schemactl_archive.archive_registry records
 # the exact name, the row count and the time of every move.
 ARCHIVES = [
-    {"kind": 'table', "from": 'public.characters', "to": 'schemactl_archive.characters__0003_a5dc7c84'},
+    {"kind": 'table', "from": 'public.notes', "to": 'schemactl_archive.notes__0005_968d4478'},
 ]
 
 
 def upgrade() -> None:
-    # New table characters: created plainly (nobody uses it yet).
+    # New table notes: created plainly (nobody uses it yet).
     op.create_table(
-        'characters',
+        'notes',
         sa.Column('id', postgresql.UUID(as_uuid=True), server_default=sa.text('gen_random_uuid()'), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
         sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
         sa.Column('is_deleted', sa.Boolean(), server_default=sa.text('false'), nullable=False),
         sa.Column('created_by', sa.BigInteger(), nullable=True),
-        sa.Column('name', sa.String(length=200), nullable=False),
-        sa.Column('description', sa.Text(), nullable=True),
-        sa.Column('age', sa.Integer(), nullable=True),
-        sa.Column('traits', postgresql.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False),
+        sa.Column('title', sa.String(length=200), nullable=False),
+        sa.Column('body', sa.Text(), nullable=True),
         sa.Column('project_id', postgresql.UUID(as_uuid=True), nullable=True),
-        sa.PrimaryKeyConstraint('id', name='pk_characters'),
-        sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name='fk_characters_project_id_projects'),
-        comment='Story characters',
+        sa.Column('character_id', postgresql.UUID(as_uuid=True), nullable=True),
+        sa.PrimaryKeyConstraint('id', name='pk_notes'),
+        sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name='fk_notes_project_id_projects'),
+        sa.ForeignKeyConstraint(['character_id'], ['characters.id'], name='fk_notes_character_id_characters_del_set_null', ondelete='SET NULL'),
+        comment='Free-form notes',
     )
-    op.create_index('ix_characters_project_id', 'characters', ['project_id'])
-    op.create_index('ix_characters_name', 'characters', ['name'])
+    op.create_index('ix_notes_project_id', 'notes', ['project_id'])
+    op.create_index('ix_notes_character_id', 'notes', ['character_id'])
 
 
 def downgrade() -> None:
-    _archive_table('characters', 'characters__0003_a5dc7c84')
+    _archive_table('notes', 'notes__0005_968d4478')
 
 
 def _lit(value: str) -> str:

@@ -1,11 +1,11 @@
-"""add table notes
+"""add table search_index
 
-Revision ID: 0005_bacbb449
-Revises: 0004_e3c1d357
+Revision ID: 0006_3c49b71c
+Revises: 0005_968d4478
 
-Made by `schemactl propose` from dynamic_schema/notes.yaml.
+Made by `schemactl propose` from dynamic_schema/search_index.yaml.
 
-- create table notes (9 columns, 2 indexes)
+- create table search_index (10 columns, 2 indexes)
 
 Upgrade is lock-safe: new tables are created plainly; on existing tables, indexes are
 built CONCURRENTLY outside the transaction and foreign keys are added NOT VALID, then
@@ -16,9 +16,10 @@ the column goes; see ARCHIVES.
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
+from pgvector.sqlalchemy import Vector
 
-revision = '0005_bacbb449'
-down_revision = '0004_e3c1d357'
+revision = '0006_3c49b71c'
+down_revision = '0005_968d4478'
 branch_labels = None
 depends_on = None
 
@@ -27,34 +28,47 @@ ARCHIVE_SCHEMA = 'schemactl_archive'
 # an earlier round trip already used it; schemactl_archive.archive_registry records
 # the exact name, the row count and the time of every move.
 ARCHIVES = [
-    {"kind": 'table', "from": 'public.notes', "to": 'schemactl_archive.notes__0005_bacbb449'},
+    {"kind": 'table', "from": 'public.search_index', "to": 'schemactl_archive.search_index__0006_3c49b71c'},
 ]
 
 
 def upgrade() -> None:
-    # New table notes: created plainly (nobody uses it yet).
+    # pgvector: vector columns need the extension (a no-op when installed).
+    op.execute('CREATE EXTENSION IF NOT EXISTS vector')
+    # New table search_index: created plainly (nobody uses it yet).
     op.create_table(
-        'notes',
+        'search_index',
         sa.Column('id', postgresql.UUID(as_uuid=True), server_default=sa.text('gen_random_uuid()'), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
         sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
         sa.Column('is_deleted', sa.Boolean(), server_default=sa.text('false'), nullable=False),
         sa.Column('created_by', sa.BigInteger(), nullable=True),
-        sa.Column('title', sa.String(length=200), nullable=False),
-        sa.Column('body', sa.Text(), nullable=True),
-        sa.Column('project_id', postgresql.UUID(as_uuid=True), nullable=True),
-        sa.Column('character_id', postgresql.UUID(as_uuid=True), nullable=True),
-        sa.PrimaryKeyConstraint('id', name='pk_notes'),
-        sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name='fk_notes_project_id_projects'),
-        sa.ForeignKeyConstraint(['character_id'], ['characters.id'], name='fk_notes_character_id_characters'),
-        comment='Free-form notes',
+        sa.Column('source_table', sa.String(length=63), nullable=False),
+        sa.Column('source_id', postgresql.UUID(as_uuid=True), nullable=False),
+        sa.Column('content', sa.Text(), nullable=False),
+        sa.Column('model', sa.String(length=100), nullable=True),
+        sa.Column('embedding', Vector(1536), nullable=False),
+        sa.PrimaryKeyConstraint('id', name='pk_search_index'),
+        comment='Embeddings of rows of other tables, for semantic search',
     )
-    op.create_index('ix_notes_project_id', 'notes', ['project_id'])
-    op.create_index('ix_notes_character_id', 'notes', ['character_id'])
+    op.create_index(
+        'ix_search_index_source_table_source_id',
+        'search_index',
+        ['source_table', 'source_id'],
+    )
+    op.create_index(
+        'ix_search_index_embedding_hnsw',
+        'search_index',
+        ['embedding'],
+        postgresql_using='hnsw',
+        postgresql_ops={'embedding': 'vector_cosine_ops'},
+        postgresql_with={'ef_construction': 64, 'm': 16},
+    )
 
 
 def downgrade() -> None:
-    _archive_table('notes', 'notes__0005_bacbb449')
+    _archive_table('search_index', 'search_index__0006_3c49b71c')
+    # The vector extension stays: other tables may use it.
 
 
 def _lit(value: str) -> str:

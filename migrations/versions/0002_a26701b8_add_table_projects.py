@@ -1,11 +1,11 @@
-"""add table search_index
+"""add table projects
 
-Revision ID: 0006_975b3458
-Revises: 0005_bacbb449
+Revision ID: 0002_a26701b8
+Revises: 0001_core
 
-Made by `schemactl propose` from dynamic_schema/search_index.yaml.
+Made by `schemactl propose` from dynamic_schema/projects.yaml.
 
-- create table search_index (10 columns, 2 indexes)
+- create table projects (9 columns, 1 indexes)
 
 Upgrade is lock-safe: new tables are created plainly; on existing tables, indexes are
 built CONCURRENTLY outside the transaction and foreign keys are added NOT VALID, then
@@ -16,10 +16,9 @@ the column goes; see ARCHIVES.
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
-from pgvector.sqlalchemy import Vector
 
-revision = '0006_975b3458'
-down_revision = '0005_bacbb449'
+revision = '0002_a26701b8'
+down_revision = '0001_core'
 branch_labels = None
 depends_on = None
 
@@ -28,46 +27,37 @@ ARCHIVE_SCHEMA = 'schemactl_archive'
 # an earlier round trip already used it; schemactl_archive.archive_registry records
 # the exact name, the row count and the time of every move.
 ARCHIVES = [
-    {"kind": 'table', "from": 'public.search_index', "to": 'schemactl_archive.search_index__0006_975b3458'},
+    {"kind": 'table', "from": 'public.projects', "to": 'schemactl_archive.projects__0002_a26701b8'},
 ]
 
 
 def upgrade() -> None:
-    # pgvector: vector columns need the extension (a no-op when installed).
-    op.execute('CREATE EXTENSION IF NOT EXISTS vector')
-    # New table search_index: created plainly (nobody uses it yet).
+    # New table projects: created plainly (nobody uses it yet).
     op.create_table(
-        'search_index',
+        'projects',
         sa.Column('id', postgresql.UUID(as_uuid=True), server_default=sa.text('gen_random_uuid()'), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
         sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
         sa.Column('is_deleted', sa.Boolean(), server_default=sa.text('false'), nullable=False),
         sa.Column('created_by', sa.BigInteger(), nullable=True),
-        sa.Column('source_table', sa.String(length=63), nullable=False),
-        sa.Column('source_id', postgresql.UUID(as_uuid=True), nullable=False),
-        sa.Column('content', sa.Text(), nullable=False),
-        sa.Column('model', sa.String(length=100), nullable=True),
-        sa.Column('embedding', Vector(1536), nullable=False),
-        sa.PrimaryKeyConstraint('id', name='pk_search_index'),
-        comment='Embeddings of rows of other tables, for semantic search',
+        sa.Column('name', sa.String(length=200), nullable=False),
+        sa.Column('description', sa.Text(), nullable=True),
+        sa.Column('status', sa.String(length=20), server_default=sa.text("'active'"), nullable=False),
+        sa.Column('metadata', postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.PrimaryKeyConstraint('id', name='pk_projects'),
+        comment='Story projects the characters, ideas and notes belong to',
     )
     op.create_index(
-        'ix_search_index_source_table_source_id',
-        'search_index',
-        ['source_table', 'source_id'],
-    )
-    op.create_index(
-        'ix_search_index_embedding_hnsw',
-        'search_index',
-        ['embedding'],
-        postgresql_using='hnsw',
-        postgresql_ops={'embedding': 'vector_cosine_ops'},
+        'uq_projects_name',
+        'projects',
+        ['name'],
+        unique=True,
+        postgresql_where=sa.text('"is_deleted" = false'),
     )
 
 
 def downgrade() -> None:
-    _archive_table('search_index', 'search_index__0006_975b3458')
-    # The vector extension stays: other tables may use it.
+    _archive_table('projects', 'projects__0002_a26701b8')
 
 
 def _lit(value: str) -> str:

@@ -1,11 +1,11 @@
-"""add table projects
+"""add table characters
 
-Revision ID: 0002_fdc722fb
-Revises: 0001_core
+Revision ID: 0003_4aebbd89
+Revises: 0002_a26701b8
 
-Made by `schemactl propose` from dynamic_schema/projects.yaml.
+Made by `schemactl propose` from dynamic_schema/characters.yaml.
 
-- create table projects (9 columns, 1 indexes)
+- create table characters (10 columns, 2 indexes)
 
 Upgrade is lock-safe: new tables are created plainly; on existing tables, indexes are
 built CONCURRENTLY outside the transaction and foreign keys are added NOT VALID, then
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0002_fdc722fb'
-down_revision = '0001_core'
+revision = '0003_4aebbd89'
+down_revision = '0002_a26701b8'
 branch_labels = None
 depends_on = None
 
@@ -27,14 +27,14 @@ ARCHIVE_SCHEMA = 'schemactl_archive'
 # an earlier round trip already used it; schemactl_archive.archive_registry records
 # the exact name, the row count and the time of every move.
 ARCHIVES = [
-    {"kind": 'table', "from": 'public.projects', "to": 'schemactl_archive.projects__0002_fdc722fb'},
+    {"kind": 'table', "from": 'public.characters', "to": 'schemactl_archive.characters__0003_4aebbd89'},
 ]
 
 
 def upgrade() -> None:
-    # New table projects: created plainly (nobody uses it yet).
+    # New table characters: created plainly (nobody uses it yet).
     op.create_table(
-        'projects',
+        'characters',
         sa.Column('id', postgresql.UUID(as_uuid=True), server_default=sa.text('gen_random_uuid()'), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
         sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
@@ -42,16 +42,19 @@ def upgrade() -> None:
         sa.Column('created_by', sa.BigInteger(), nullable=True),
         sa.Column('name', sa.String(length=200), nullable=False),
         sa.Column('description', sa.Text(), nullable=True),
-        sa.Column('status', sa.String(length=20), server_default=sa.text("'active'"), nullable=False),
-        sa.Column('metadata', postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
-        sa.PrimaryKeyConstraint('id', name='pk_projects'),
-        comment='Story projects the characters, ideas and notes belong to',
+        sa.Column('age', sa.Integer(), nullable=True),
+        sa.Column('traits', postgresql.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False),
+        sa.Column('project_id', postgresql.UUID(as_uuid=True), nullable=True),
+        sa.PrimaryKeyConstraint('id', name='pk_characters'),
+        sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name='fk_characters_project_id_projects'),
+        comment='Story characters',
     )
-    op.create_index('uq_projects_name', 'projects', ['name'], unique=True)
+    op.create_index('ix_characters_project_id', 'characters', ['project_id'])
+    op.create_index('ix_characters_name', 'characters', ['name'])
 
 
 def downgrade() -> None:
-    _archive_table('projects', 'projects__0002_fdc722fb')
+    _archive_table('characters', 'characters__0003_4aebbd89')
 
 
 def _lit(value: str) -> str:
