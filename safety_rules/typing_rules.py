@@ -8,7 +8,7 @@ import math
 import re
 import uuid
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 from schemactl.model.definitions import Column, TypeSpec, parse_type
 from schemactl.model.literals import (
@@ -287,7 +287,12 @@ def _number_problem(col: Column, spec: TypeSpec, value: float) -> str | None:
     elif spec.base == "numeric" and spec.args:
         # numeric(p,s) rounds to s places and refuses |value| >= 10^(p-s): CREATE TABLE fails.
         p, s = spec.args[0], (spec.args[1] if len(spec.args) > 1 else 0)
-        rounded = Decimal(str(value)).quantize(Decimal(1).scaleb(-s), rounding=ROUND_HALF_UP)
+        exact = Decimal(str(value))
+        # Too large to round at all (1e308 in numeric(10,2)): it overflows, no quantize needed.
+        if not exact.is_finite() or exact.adjusted() >= p - s:
+            return f"default {value!r} does not fit {col.type} (numeric field overflow)"
+        rounded = exact.quantize(Decimal(1).scaleb(-s), rounding=ROUND_HALF_UP,
+                                 context=Context(prec=max(p, 28) + 2))
         if abs(rounded) >= Decimal(10) ** (p - s):
             return f"default {value!r} does not fit {col.type} (numeric field overflow)"
     return None

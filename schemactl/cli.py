@@ -8,6 +8,7 @@ or subprocess.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -151,7 +152,18 @@ class SchemactlGroup(click.Group):
         args: list[str] = ctx.meta.get(ARGS_KEY, [])
         wants_json = "--json" in args
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt,
+                    SystemExit):
+                raise
+            except Exception as raw:
+                from schemactl.errors import translate
+
+                known = translate(raw)
+                if known is None or os.environ.get("SCHEMACTL_DEBUG"):
+                    raise
+                raise known from raw
         except SchemactlError as exc:
             name = _command_name(self, args)
             if wants_json or (ctx.obj and ctx.obj.json):

@@ -73,3 +73,43 @@ class ConflictError(SchemactlError):
 
     exit_code = 4
     code = "conflict"
+
+
+def translate(exc: BaseException) -> SchemactlError | None:
+    """An unexpected exception as the expected error it stands for, or None (a bug).
+
+    A full disk, a read-only file system, input nested too deeply for the parser, a number
+    out of any range and a database connection that died are all expected in unattended
+    use: each becomes one line with its exit code instead of a traceback.
+    """
+    import errno
+
+    if isinstance(exc, SchemactlError):
+        return exc
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        if exc.errno == errno.ENOSPC:
+            return EnvironmentError_(f"no space left on the device{where}", code="disk_full",
+                                     hint="free some space (or prune backups), then run again")
+        if exc.errno == errno.EROFS:
+            return EnvironmentError_(f"read-only file system{where}", code="read_only",
+                                     hint="run where the repository and its state can be "
+                                          "written")
+        return EnvironmentError_(f"{exc.strerror or type(exc).__name__}{where}",
+                                 code="os_error", hint="check the file system, then run again")
+    if isinstance(exc, RecursionError):
+        return BadInputError("the input is nested too deeply", code="too_deep",
+                             hint="a definition is a flat mapping of a table's columns")
+    module = type(exc).__module__ or ""
+    if type(exc).__name__ in ("InvalidOperation", "DivisionByZero", "Overflow") \
+            and module == "decimal":
+        return BadInputError("a number is out of range", code="number_range",
+                             hint="use a number the column type can hold")
+    if module.startswith(("psycopg", "sqlalchemy")):
+        lines = [ln.strip() for ln in str(getattr(exc, "orig", None) or exc).splitlines()
+                 if ln.strip() and not ln.lstrip().startswith(("[SQL", "(Background"))]
+        first = lines[0][:300] if lines else type(exc).__name__
+        return DatabaseError(f"the database connection failed: {first}", code="connection_lost",
+                             hint="check that the server answers; `schemactl status` says "
+                                  "where the run stopped, and the next apply finishes it")
+    return None

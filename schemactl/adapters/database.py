@@ -25,11 +25,43 @@ if TYPE_CHECKING:
 _SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
 
 
+_ENCODE_HINT = ("percent-encode special characters of the user name and password: "
+                "@ as %40, : as %3A, / as %2F, # as %23, % as %25")
+_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _unparsable(why: str) -> BadInputError:
+    # Never any part of the URL in the message: it may be a password typed unencoded.
+    return BadInputError(f"the database URL cannot be parsed: {why}", hint=_ENCODE_HINT,
+                         code="bad_url")
+
+
 def _split(url: str) -> Any:
-    parts = urlsplit(url)
+    """Split and check a database URL: the one place URLs are parsed.
+
+    A password typed without percent-encoding (``p@ss:w/rd%``, ``secret#frag``) makes a URL
+    that means something else (another host, a fragment taken for a host): refused, and the
+    message quotes no part of it.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise _unparsable("the host or port is malformed") from None
     if parts.scheme not in _SCHEMES:
         raise BadInputError(f"not a PostgreSQL URL (scheme {parts.scheme or 'missing'!r})",
                             hint="use postgresql://user:password@host:port/dbname")
+    if parts.fragment or "#" in url:
+        raise _unparsable("it holds a '#' (a password with # must write it %23)")
+    if parts.netloc.count("@") > 1 or "@" in parts.path or "@" in parts.query:
+        raise _unparsable("it holds more than one '@' (a password with @ must write it %40)")
+    userinfo = parts.netloc.rsplit("@", 1)[0] if "@" in parts.netloc else ""
+    if _PERCENT.search(userinfo):
+        raise _unparsable("a '%' in the user name or password is not followed by two hex "
+                          "digits (write % as %25)")
+    if "/" in parts.path.lstrip("/"):
+        raise _unparsable("the database name holds a '/' (a password with / must write it "
+                          "%2F)")
     return parts
 
 
@@ -97,9 +129,23 @@ class Target:
         return urlunsplit(("postgresql+psycopg",) + tuple(parts[1:]))
 
     def scrub(self, text: str) -> str:
-        """Remove this target's password from a message that may quote it."""
+        """Remove this target's password, as written and decoded, from a message (a child
+        process's output, an error) that may quote it."""
+        from urllib.parse import unquote
+
+        secrets = set()
         password = _password_of(self.url)
-        return text.replace(password, "***") if password else text
+        if password:
+            secrets |= {password, unquote(password)}
+        try:
+            secrets |= {v for k, v in parse_qsl(urlsplit(self.url).query)
+                        if k.lower() == "password" and v}
+        except ValueError:
+            pass
+        for secret in sorted(secrets, key=len, reverse=True):
+            if len(secret) >= 3:
+                text = text.replace(secret, "***")
+        return text
 
     def with_database(self, name: str) -> Target:
         parts = urlsplit(self.url)
@@ -123,6 +169,14 @@ def resolve_target(repo: RepoPaths | None, url: str | None = None) -> Target:
     return Target(EmbeddedServer(repo.state_dir).secret_url(), embedded=True)
 
 
+# Every connection is bounded: the connect itself, and a peer that vanishes without a word
+# (TCP keepalives; tcp_user_timeout: unacknowledged data). A session that dies this way is
+# dropped by the server with its advisory locks.
+BOUNDS: dict[str, Any] = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10,
+                          "keepalives_interval": 5, "keepalives_count": 3,
+                          "tcp_user_timeout": 30000}
+
+
 def connect(target: Target, *, autocommit: bool = True,
             options: dict[str, str] | None = None) -> psycopg.Connection[Any]:
     """Open a psycopg connection; failures become one line naming host and port, never the password.
@@ -132,8 +186,8 @@ def connect(target: Target, *, autocommit: bool = True,
     """
     import psycopg
 
-    kwargs: dict[str, Any] = {"autocommit": autocommit, "connect_timeout": 10,
-                              "application_name": "schemactl"}
+    kwargs: dict[str, Any] = {"autocommit": autocommit, "application_name": "schemactl",
+                              **BOUNDS}
     if options:
         kwargs["options"] = " ".join(f"-c {k}={v}" for k, v in options.items())
     try:
@@ -153,7 +207,7 @@ def make_engine(target: Target, options: dict[str, str] | None = None) -> Engine
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    connect_args: dict[str, Any] = {"connect_timeout": 10, "application_name": "schemactl"}
+    connect_args: dict[str, Any] = {"application_name": "schemactl", **BOUNDS}
     if options:
         # Session settings as libpq options: a SET before Alembic configures would open an
         # implicit transaction that Alembic never commits (DESIGN.md, Known pitfalls).

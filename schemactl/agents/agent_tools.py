@@ -331,9 +331,15 @@ def call(name: Any, arguments: Any, ctx: ToolContext) -> dict[str, Any]:
         if not exc.hint:
             data["error"]["hint"] = "see the message; schema_status shows where things stand"
     except Exception as exc:  # noqa: BLE001 - a tool call never takes the server down
-        data = _error(command, "internal", f"{type(exc).__name__}: {str(exc)[:500]}",
-                      "an unexpected failure; schema_status shows where things stand, and a "
-                      "retry is safe (every tool is idempotent or refuses)")
+        from schemactl.errors import translate
+
+        known = translate(exc)
+        if known is not None:
+            data = error_json(command, known, None, None)
+        else:
+            data = _error(command, "internal", f"{type(exc).__name__}: {str(exc)[:500]}",
+                          "an unexpected failure; schema_status shows where things stand, and "
+                          "a retry is safe (every tool is idempotent or refuses)")
     # Plain JSON, no password anywhere in it.
     from schemactl.adapters.database import scrub_urls
 

@@ -161,6 +161,10 @@ def parse_data(data: bytes | str, source: str = "<definition>") -> Any:
         except json.JSONDecodeError as exc:
             raise DefinitionError(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"
                                   ) from None
+        except RecursionError:
+            raise DefinitionError(f"{source}: invalid JSON: nested too deeply",
+                                  hint="a definition is a flat mapping of a table's columns"
+                                  ) from None
     return _yaml_load(text, source), text
 
 

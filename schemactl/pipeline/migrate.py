@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from schemactl.adapters import migrator
 from schemactl.adapters.database import Target, make_engine
-from schemactl.errors import DatabaseError, EnvironmentError_, SchemactlError
+from schemactl.errors import DatabaseError, EnvironmentError_, SchemactlError, translate
 from schemactl.model.naming import DYNAMIC_SCHEMA
 from schemactl.model.repo import SchemaRepo
 from schemactl.pipeline import audit, journal, locking
@@ -145,83 +145,6 @@ class AuditInTransaction:
             cur.close()
 
 
-def _migrate_with_retries(repo: SchemaRepo, target: Target, actor: str, op: Operation,
-                          lock_conn: psycopg.Connection[Any], j: journal.Journal,
-                          hook: AuditInTransaction,
-                          progress: Progress | None) -> int:
-    """Run ``op.migrate`` with lock_timeout, retrying on lock timeouts with backoff.
-
-    Returns:
-        The number of attempts made.
-
-    Raises:
-        EnvironmentError_: lock timeouts on every try (code ``lock_timeout``), or the
-            migration failed (transactional work rolled back, invalid indexes dropped).
-    """
-    from sqlalchemy import event, text
-
-    cfg = repo.config
-    tries = max(1, cfg.lock_retries)
-    for attempt in range(1, tries + 1):
-        engine = make_engine(target, session_options(repo))
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("select set_config('application_name', :n, false)"),
-                             {"n": locking.application_name(actor, op.action)})
-                conn.execute(text("select pg_advisory_lock(:k)"), {"k": locking.MIGRATION_KEY})
-                # Commit now: a transaction open when Alembic configures would be treated as
-                # external and never committed (DESIGN.md, Known pitfalls).
-                conn.commit()
-                event.listen(conn, "commit", hook)
-                op.migrate(conn)
-            return attempt
-        except Exception as exc:
-            dropped, left = drop_new_invalid_indexes(repo, lock_conn, j.invalid_indexes_before)
-            state = sqlstate(exc)
-            if left:
-                # A retry would find the invalid index "already there" (IF NOT EXISTS): stop.
-                raise DatabaseError(
-                    f"{op.action} failed and the invalid index(es) {', '.join(left)} left by a "
-                    f"failed concurrent build could not be dropped yet",
-                    hint="a long transaction uses the table; the next apply drops them first",
-                    code="invalid_index_left",
-                    details={"sqlstate": state, "invalid_indexes_left": left,
-                             "dropped_invalid_indexes": dropped}) from exc
-            if state == LOCK_NOT_AVAILABLE:
-                if attempt < tries:
-                    delay = cfg.retry_backoff_ms / 1000 * 2 ** (attempt - 1)
-                    say(progress, f"lock timeout, retry {attempt + 1}/{tries} in {delay:.1f} s")
-                    time.sleep(delay)
-                    continue
-                raise EnvironmentError_(
-                    f"{op.action} gave up: a lock was not granted within "
-                    f"{cfg.lock_timeout_ms} ms on {tries} tries",
-                    hint="another session holds a lock on the table; retry when it ends "
-                         "(see pg_stat_activity), or raise [apply] lock_retries",
-                    code="lock_timeout",
-                    details={"attempts": attempt, "dropped_invalid_indexes": dropped}) from exc
-            if isinstance(exc, SchemactlError):
-                if dropped:
-                    exc.details["dropped_invalid_indexes"] = dropped
-                raise
-            from sqlalchemy.exc import DBAPIError
-
-            if isinstance(exc, DBAPIError):
-                first = str(getattr(exc, "orig", exc)).strip().splitlines()
-                raise DatabaseError(f"{op.action} failed: {first[0] if first else exc}",
-                                    details={"sqlstate": state,
-                                             "dropped_invalid_indexes": dropped}) from exc
-            if isinstance(exc, RuntimeError):
-                # A migration's own refusal (existing rows violate a new check, ...): its
-                # transaction was rolled back; say why in one line.
-                raise DatabaseError(f"{op.action} failed: {exc}", code="migration_refused",
-                                    details={"dropped_invalid_indexes": dropped}) from exc
-            raise
-        finally:
-            engine.dispose()
-    raise AssertionError("unreachable")
-
-
 def migrate_with_retries(repo: SchemaRepo, target: Target, actor: str, op: Operation,
                           lock_conn: psycopg.Connection[Any], j: journal.Journal,
                           hook: AuditInTransaction,
@@ -253,7 +176,13 @@ def migrate_with_retries(repo: SchemaRepo, target: Target, actor: str, op: Opera
                 op.migrate(conn)
             return attempt
         except Exception as exc:
-            dropped, left = drop_new_invalid_indexes(repo, lock_conn, j.invalid_indexes_before)
+            try:
+                dropped, left = drop_new_invalid_indexes(repo, lock_conn,
+                                                         j.invalid_indexes_before)
+            except Exception:  # noqa: BLE001 - the lock connection died too: the next run cleans
+                dropped, left, cleanup_failed = [], [], True
+            else:
+                cleanup_failed = False
             state = sqlstate(exc)
             if left:
                 # A retry would find the invalid index "already there" (IF NOT EXISTS): stop.
@@ -284,16 +213,27 @@ def migrate_with_retries(repo: SchemaRepo, target: Target, actor: str, op: Opera
             from sqlalchemy.exc import DBAPIError
 
             if isinstance(exc, DBAPIError):
+                import psycopg
+
                 first = str(getattr(exc, "orig", exc)).strip().splitlines()
+                lost = bool(exc.connection_invalidated) or cleanup_failed or (
+                    isinstance(exc.orig, psycopg.OperationalError) and state is None)
                 raise DatabaseError(f"{op.action} failed: {first[0] if first else exc}",
-                                    details={"sqlstate": state,
+                                    code="connection_lost" if lost else None,
+                                    details={"sqlstate": state, "cleanup_failed": cleanup_failed,
                                              "dropped_invalid_indexes": dropped}) from exc
             if isinstance(exc, RuntimeError):
                 # A migration's own refusal (existing rows violate a new check, ...): its
                 # transaction was rolled back; say why in one line.
                 raise DatabaseError(f"{op.action} failed: {exc}", code="migration_refused",
                                     details={"dropped_invalid_indexes": dropped}) from exc
-            raise
+            # PendingRollbackError, a psycopg error outside SQLAlchemy, a full disk...
+            known = translate(exc)
+            if known is None:
+                raise
+            known.message = f"{op.action} failed: {known.message}"
+            known.details["cleanup_failed"] = cleanup_failed
+            raise known from exc
         finally:
             engine.dispose()
     raise AssertionError("unreachable")

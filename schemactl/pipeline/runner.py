@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from schemactl.adapters import gitops, gitstate
 from schemactl.adapters.database import Target
-from schemactl.errors import ConflictError, DatabaseError, EnvironmentError_, SchemactlError
+from schemactl.errors import (
+    ConflictError,
+    DatabaseError,
+    EnvironmentError_,
+    SchemactlError,
+    translate,
+)
 from schemactl.model.naming import DYNAMIC_SCHEMA
 from schemactl.model.repo import SchemaRepo
 from schemactl.pipeline import audit, backup, committing, drift, journal, locking
@@ -188,17 +194,31 @@ class _Run:
         return replace(_entry_from(self.j, status, error, self.details),
                        rules_run=list(self.rules_run), waivers=list(self.waivers))
 
+    def _audit_failed(self, entry: audit.AuditEntry) -> str | None:
+        """Write the failed row where the database answers (the lock connection, else a new
+        one: a cut connection is not a dead server); returns the revision seen, if any."""
+        from schemactl.adapters.database import connect
+
+        try:
+            if audit.table_exists(self.lock_conn):
+                audit.update_status(self.lock_conn, entry)
+            return current_revision(self.lock_conn)
+        except Exception:  # noqa: BLE001 - the original error matters more
+            pass
+        try:
+            with connect(self.target) as conn:
+                if audit.table_exists(conn):
+                    audit.update_status(conn, entry)
+                return current_revision(conn)
+        except Exception:  # noqa: BLE001 - the database does not answer: the journal says it
+            return entry.revision_before
+
     def fail(self, exc: SchemactlError, changed: bool) -> None:
         """Audit a failed run; when it changed the database, git hears of it too."""
         repo, target, op = self.repo, self.target, self.op
         entry = self.entry("failed", target.scrub(exc.message))
-        try:
-            if audit.table_exists(self.lock_conn):
-                audit.update_status(self.lock_conn, entry)
-        except Exception:  # noqa: BLE001 - the original error matters more
-            pass
+        now = self._audit_failed(entry)
         if changed:
-            now = current_revision(self.lock_conn)
             entry = replace(entry, revision=now)
             audit.append_line(repo, entry)
             try:
@@ -211,12 +231,22 @@ class _Run:
                      "Schemactl-Status": "failed"})
             except SchemactlError:
                 pass
-        if exc.details.get("invalid_indexes_left"):
-            # Keep the journal: the next run drops what this one could not.
+        if exc.details.get("invalid_indexes_left") or exc.details.get("cleanup_failed") \
+                or exc.code == "connection_lost":
+            # Keep the journal: the next run drops what this one could not (an invalid
+            # index), or finds out where a run whose connection died stopped.
             journal.write(repo, self.j.at("upgrade", failed=exc.message))
         else:
             journal.clear(repo, journal.key_of(target))
         exc.message = target.scrub(exc.message)
+
+
+def _revision_or(conn: psycopg.Connection[Any], unknown: str | None) -> str | None:
+    """The database's revision, or ``unknown`` when the connection died."""
+    try:
+        return current_revision(conn)
+    except Exception:  # noqa: BLE001 - a dead connection: assume the worst (changed)
+        return unknown
 
 
 def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
@@ -332,6 +362,11 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
         except SchemactlError as exc:
             run.fail(exc, changed=False)
             raise
+        except OSError as raw:  # ENOSPC on the backup disk, EROFS...
+            known = translate(raw) or EnvironmentError_(str(raw))
+            known.message = f"backup failed: {known.message}; nothing was changed"
+            run.fail(known, changed=False)
+            raise known from raw
         j = run.j = journal.write(repo, j.at("backup_done", backup_id=b.id))
 
         # 3. migrate, with timeouts and retries.
@@ -344,7 +379,7 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
             attempts = migrate_with_retries(repo, target, actor, op, lock_conn, j, hook,
                                              progress)
         except SchemactlError as exc:
-            run.fail(exc, changed=current_revision(lock_conn) != before)
+            run.fail(exc, changed=_revision_or(lock_conn, op.revision_target) != before)
             raise
         after = current_revision(lock_conn)
         if after != op.revision_target:
