@@ -298,7 +298,7 @@ def call(name: Any, arguments: Any, ctx: ToolContext) -> dict[str, Any]:
         The object the CLI prints with ``--json``: ``ok``, ``command``, the result's keys,
         ``violations`` and ``error`` (``{code, message, hint}`` when not ok).
     """
-    from schemactl.errors import SchemactlError
+    from schemactl.errors import translate
     from schemactl.results import error_json
 
     specs = {t.name: t for t in tool_specs()}
@@ -325,21 +325,14 @@ def call(name: Any, arguments: Any, ctx: ToolContext) -> dict[str, Any]:
     try:
         result = _HANDLERS[name](args, ctx)
         data = result.to_json() if hasattr(result, "to_json") else dict(result)
-    except SchemactlError as exc:
-        data = error_json(command, exc, getattr(exc, "violations", None),
-                          getattr(exc, "result", None))
-        if not exc.hint:
-            data["error"]["hint"] = "see the message; schema_status shows where things stand"
     except Exception as exc:  # noqa: BLE001 - a tool call never takes the server down
-        from schemactl.errors import translate
-
-        known = translate(exc)
-        if known is not None:
-            data = error_json(command, known, None, None)
-        else:
-            data = _error(command, "internal", f"{type(exc).__name__}: {str(exc)[:500]}",
-                          "an unexpected failure; schema_status shows where things stand, and "
-                          "a retry is safe (every tool is idempotent or refuses)")
+        known = translate(exc)  # an expected error, or one standing for one (ENOSPC...)
+        data = error_json(command, known, getattr(known, "violations", None),
+                          getattr(known, "result", None)) if known else _error(
+            command, "internal", f"{type(exc).__name__}: {str(exc)[:500]}",
+            "an unexpected failure; schema_status shows where things stand, and "
+            "a retry is safe (every tool is idempotent or refuses)")
+        data["error"].setdefault("hint", "see the message; schema_status shows the state")
     # Plain JSON, no password anywhere in it.
     from schemactl.adapters.database import scrub_urls
 
