@@ -3,7 +3,7 @@
 In a temporary schema repository: init, propose two tables (one with a pgvector
 column), apply, insert rows, evolve a table (new column + index), apply (its backup
 holds the data of the evolved table only), list and verify the backups, show status
-and history, roll back, show the archive, and apply to a fleet of two tenant
+and history, roll back, show the archive, rename a column online, and apply to a fleet of two tenant
 databases on the same server (`apply --group tenants`). Each step runs the real
 `schemactl` command line and prints what it did; any failing step stops the run
 with a non-zero exit.
@@ -201,6 +201,22 @@ def main(argv: list[str]) -> int:
                  f"(revision {item.get('revision')}, {item.get('archived_at')})")
         kept = sql(repo, "select count(*) from characters")[0][0]
         done(t, f"characters still has {kept} rows")
+
+        t = step("online: rename characters.name → display_name (expand, backfill, contract)")
+        renamed = CHARACTERS.replace(
+            "{name: name,       type: varchar(200), nullable: false}",
+            "{name: display_name, type: varchar(200), nullable: false, renamed_from: name}")
+        res = schemactl(repo, "propose", "-", stdin=renamed)
+        for line in res.get("online_steps") or []:
+            show(line)
+        before = sql(repo, "select md5(string_agg(name, ',' order by id)) from characters")
+        res = schemactl(repo, "apply")
+        after = sql(repo, "select md5(string_agg(display_name, ',' order by id)) "
+                          "from characters")
+        if before != after:
+            raise StepFailed("the renamed column's values differ")
+        done(t, f"applied {', '.join(res['applied'])}; every value kept (md5 equal), "
+                "the old values archived")
 
         t = step("history: every change has its audit entry and its commit")
         for e in schemactl(repo, "history")["entries"][:8]:
