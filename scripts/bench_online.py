@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_apply import LockWatcher, _git, _pgbench  # noqa: E402
+from bench_apply import LockWatcher, _pgbench  # noqa: E402
 
 from schemactl import api  # noqa: E402
 from schemactl.adapters.database import Target, connect  # noqa: E402
