@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark of backups at production size: an apply's cost follows the change.
 
-    python scripts/bench_backup.py [--gb 1.0] [--runs 3] [--database-url URL]
+    python scripts/bench_backup.py [--gb 1.0] [--runs 3] [--parts 1,2,3] [--database-url URL]
 
 Measured side by side in one run, on one server:
 
@@ -200,6 +200,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gb", type=float, default=1.0, help="unrelated data to add")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--parts", default="1,2,3", help="which measurements to run")
     parser.add_argument("--database-url", default=None,
                         help="a superuser URL of a server to use (databases are created)")
     args = parser.parse_args()
@@ -233,62 +234,13 @@ def main() -> None:
         print(f"PostgreSQL {version}; big database {size / 1e9:.2f} GB (+1M-row events) made "
               f"in {time.perf_counter() - start:.0f} s; small database: items only", flush=True)
 
-        # 1. catalog-only change on a small table, small vs big database.
-        times: dict[str, list[tuple[float, float]]] = {"small": [], "big": []}
-        for i in range(args.runs):
-            times["small"].append(small.timed_apply("items", f"c{i}"))
-            times["big"].append(big.timed_apply("items", f"c{i}"))
-        med = {k: statistics.median(a for a, _ in v) for k, v in times.items()}
-        bk = {k: statistics.median(b for _, b in v) for k, v in times.items()}
-        print(f"1. apply, nullable column on a 1,000-row table (median of {args.runs}):")
-        print(f"   small database        {med['small']:.2f} s (backup step {bk['small']:.2f} s)")
-        print(f"   beside {size / 1e9:.2f} GB        {med['big']:.2f} s (backup step "
-              f"{bk['big']:.2f} s)")
-        print(f"   ratio                 {med['big'] / med['small']:.2f}  (target <= 1.3)")
-        for r in (small, big):
-            r.set_backup(scope="full")
-        full_small = small.timed_apply("items", "full_run")
-        full_big = big.timed_apply("items", "full_run")
-        print(f"   scope = full (before): small {full_small[0]:.2f} s, big {full_big[0]:.2f} s, "
-              f"ratio {full_big[0] / full_small[0]:.1f}")
-        for r in (small, big):
-            r.set_backup(scope="touched")
-
-        # 2. an apply that alters the 1M-row table: its backup vs bare pg_dump -t.
-        rev = big.add_column("events", "note")
-        sr = SchemaRepo.open(big.path)
-        touches = scope.of_revisions(sr, [rev])
-        ours, bare = [], []
-        for _ in range(args.runs):
-            bare.append(_bare_dump(big_db, ["--format=custom", "-t", "public.events"],
-                                   tmp / "bare.dump"))
-            t0 = time.perf_counter()
-            b = backup.create_backup(sr, big_db, big.head, touches=touches, prune=False)
-            ours.append(time.perf_counter() - t0)
-            Path(b.path).unlink()
-            Path(b.manifest_path).unlink()
-        apply_s, step_s = big.timed_apply("events", "note2")
-        print(f"2. backup before altering the 1M-row table (median of {args.runs}; scope "
-              f"{b.scope}: {', '.join(b.tables)}, {b.size / 1e6:.0f} MB):")
-        print(f"   schemactl backup      {statistics.median(ours):.2f} s")
-        print(f"   bare pg_dump -Fc -t   {statistics.median(bare):.2f} s")
-        print(f"   ratio                 {statistics.median(ours) / statistics.median(bare):.2f}"
-              "  (target <= 1.2)")
-        print(f"   whole apply of such a change {apply_s:.2f} s, its backup step {step_s:.2f} s")
-
-        # 3. scope = full: directory format with 2 jobs vs one custom-format dump.
-        big.set_backup(scope="full")
-        t0 = time.perf_counter()
-        custom = backup.create_backup(SchemaRepo.open(big.path), big_db, big.head, prune=False)
-        custom_s = time.perf_counter() - t0
-        big.set_backup(scope="full", format="directory", jobs=2)
-        t0 = time.perf_counter()
-        folder = backup.create_backup(SchemaRepo.open(big.path), big_db, big.head, prune=False)
-        folder_s = time.perf_counter() - t0
-        print(f"3. scope = full on {size / 1e9:.2f} GB:")
-        print(f"   custom format         {custom_s:.1f} s ({custom.size / 1e6:.0f} MB)")
-        print(f"   directory, jobs = 2   {folder_s:.1f} s ({folder.size / 1e6:.0f} MB)")
-        print(f"   ratio                 {folder_s / custom_s:.2f}")
+        parts = {int(p) for p in args.parts.split(",")}
+        if 1 in parts:
+            _part1(small, big, size, args.runs)
+        if 2 in parts:
+            _part2(big, big_db, tmp, args.runs)
+        if 3 in parts:
+            _part3(big, big_db, size)
     finally:
         if admin is not None:
             with connect(admin) as conn:
@@ -297,6 +249,71 @@ def main() -> None:
         if server is not None:
             server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _part1(small: Repo, big: Repo, size: int, runs: int) -> None:
+    """A catalog-only change on a small table, small vs big database."""
+    times: dict[str, list[tuple[float, float]]] = {"small": [], "big": []}
+    for i in range(runs):
+        times["small"].append(small.timed_apply("items", f"c{i}"))
+        times["big"].append(big.timed_apply("items", f"c{i}"))
+    med = {k: statistics.median(a for a, _ in v) for k, v in times.items()}
+    bk = {k: statistics.median(b for _, b in v) for k, v in times.items()}
+    print(f"1. apply, nullable column on a 1,000-row table (median of {runs}):")
+    print(f"   small database        {med['small']:.2f} s (backup step {bk['small']:.2f} s)")
+    print(f"   beside {size / 1e9:.2f} GB        {med['big']:.2f} s (backup step "
+          f"{bk['big']:.2f} s)")
+    print(f"   ratio                 {med['big'] / med['small']:.2f}  (target <= 1.3)")
+    for r in (small, big):
+        r.set_backup(scope="full")
+    full_small = small.timed_apply("items", "full_run")
+    full_big = big.timed_apply("items", "full_run")
+    print(f"   scope = full (before): small {full_small[0]:.2f} s, big {full_big[0]:.2f} s, "
+          f"ratio {full_big[0] / full_small[0]:.1f}")
+    for r in (small, big):
+        r.set_backup(scope="touched")
+
+
+
+def _part2(big: Repo, big_db: Target, tmp: Path, runs: int) -> None:
+    """An apply that alters the 1M-row table: its backup vs bare pg_dump -t."""
+    rev = big.add_column("events", "note")
+    sr = SchemaRepo.open(big.path)
+    touches = scope.of_revisions(sr, [rev])
+    ours, bare = [], []
+    for _ in range(runs):
+        bare.append(_bare_dump(big_db, ["--format=custom", "-t", "public.events"],
+                               tmp / "bare.dump"))
+        t0 = time.perf_counter()
+        b = backup.create_backup(sr, big_db, big.head, touches=touches, prune=False)
+        ours.append(time.perf_counter() - t0)
+        Path(b.path).unlink()
+        Path(b.manifest_path).unlink()
+    apply_s, step_s = big.timed_apply("events", "note2")
+    print(f"2. backup before altering the 1M-row table (median of {runs}; scope "
+          f"{b.scope}: {', '.join(b.tables)}, {b.size / 1e6:.0f} MB):")
+    print(f"   schemactl backup      {statistics.median(ours):.2f} s")
+    print(f"   bare pg_dump -Fc -t   {statistics.median(bare):.2f} s")
+    print(f"   ratio                 {statistics.median(ours) / statistics.median(bare):.2f}"
+          "  (target <= 1.2)")
+    print(f"   whole apply of such a change {apply_s:.2f} s, its backup step {step_s:.2f} s")
+
+
+
+def _part3(big: Repo, big_db: Target, size: int) -> None:
+    """scope = full: directory format with 2 jobs vs one custom-format dump."""
+    big.set_backup(scope="full")
+    t0 = time.perf_counter()
+    custom = backup.create_backup(SchemaRepo.open(big.path), big_db, big.head, prune=False)
+    custom_s = time.perf_counter() - t0
+    big.set_backup(scope="full", format="directory", jobs=2)
+    t0 = time.perf_counter()
+    folder = backup.create_backup(SchemaRepo.open(big.path), big_db, big.head, prune=False)
+    folder_s = time.perf_counter() - t0
+    print(f"3. scope = full on {size / 1e9:.2f} GB:")
+    print(f"   custom format         {custom_s:.1f} s ({custom.size / 1e6:.0f} MB)")
+    print(f"   directory, jobs = 2   {folder_s:.1f} s ({folder.size / 1e6:.0f} MB)")
+    print(f"   ratio                 {folder_s / custom_s:.2f}")
 
 
 if __name__ == "__main__":

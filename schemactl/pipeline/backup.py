@@ -2,9 +2,10 @@
 
 ``[backup] scope = "touched"`` (the default): one custom-format ``pg_dump`` holds the
 schema of every table and the data of the tables the run's migrations alter or archive
-(`schemactl.pipeline.scope`); every other table is ``--exclude-table-data``. A run whose
-operations are not all known, or ``scope = "full"``, dumps everything (``format =
-"directory"`` with ``jobs = N`` in parallel). The dump streams into a ``.partial`` name
+(`schemactl.pipeline.scope`, `schemactl.pipeline.dump_plan`); every other table is
+``--exclude-table-data``, and the touched tables' rows are counted in pg_dump's own
+snapshot while it runs. A run whose operations are not all known, or ``scope = "full"``,
+dumps everything (``format = "directory"`` with ``jobs = N`` in parallel). The dump streams into a ``.partial`` name
 while it is hashed; only a complete one is renamed and its manifest marked complete
 (`schemactl.pipeline.backup_store`). Retention runs after each new backup
 (`schemactl.pipeline.retention`).
@@ -21,13 +22,12 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemactl.adapters import pgtools
-from schemactl.adapters.database import Target, connect
-from schemactl.errors import BadInputError, EnvironmentError_, SchemactlError
+from schemactl.adapters.database import Target
+from schemactl.errors import BadInputError, EnvironmentError_
 from schemactl.model.naming import DYNAMIC_SCHEMA
 from schemactl.model.repo import SchemaRepo
 from schemactl.pipeline.backup_store import (
@@ -41,9 +41,9 @@ from schemactl.pipeline.backup_store import (
     verify_backup,
     write_json,
 )
+from schemactl.pipeline.dump_plan import Snapshot, plan_dump
 
 if TYPE_CHECKING:
-    import psycopg
 
     from schemactl.pipeline.scope import Touches
 
@@ -74,127 +74,10 @@ def _backup_folder(repo: SchemaRepo) -> Path:
     return folder
 
 
-def _relations(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
-    """(schema, table) of every relation pg_dump may dump data of."""
-    rows = conn.execute(
-        "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-        "where c.relkind in ('r', 'p', 'm') and n.nspname not in ('pg_catalog', "
-        "'information_schema') and n.nspname not like 'pg\\_toast%%' "
-        "and n.nspname not like 'pg\\_temp%%' order by 1, 2").fetchall()
-    return [(str(r[0]), str(r[1])) for r in rows]
-
-
-def _data_tables(conn: psycopg.Connection[Any], touched: tuple[str, ...]) -> list[str]:
-    """The touched tables that exist now, with their partitions (their rows live there)."""
-    out: list[str] = []
-    for qualified in touched:
-        schema, _, table = qualified.partition(".")
-        # pg_partition_tree is empty for a plain table: the table itself comes first.
-        rows = conn.execute(
-            "with r as (select to_regclass(%s) as oid), t as ("
-            "  select r.oid as relid, -1 as level from r where r.oid is not null"
-            "  union select p.relid, p.level from r, pg_partition_tree(r.oid) p) "
-            "select n.nspname, c.relname from t join pg_class c on c.oid = t.relid "
-            "join pg_namespace n on n.oid = c.relnamespace order by t.level, 1, 2",
-            (pgtools.table_pattern(schema, table),)).fetchall()
-        for r in rows:
-            name = f"{r[0]}.{r[1]}"
-            if name not in out:
-                out.append(name)
-    return out
-
-
-def _count(conn: psycopg.Connection[Any], qualified: str) -> int:
-    from psycopg import sql
-
-    schema, _, table = qualified.partition(".")
-    got = conn.execute(sql.SQL("select count(*) from only {}.{}").format(
-        sql.Identifier(schema), sql.Identifier(table))).fetchone()
-    return int(got[0]) if got else 0
-
-
-def write_marks(repo: SchemaRepo, target: Target) -> dict[str, Any] | None:
-    """What `rollback --restore-backup` compares with later: a transaction id and row counts.
-
-    ``txid`` is a fresh ``txid_current()``: a row whose ``xmin`` is at least as new was written
-    after it. ``row_counts`` holds the exact count of every dynamic table (definitions at HEAD)
-    that exists. None when they cannot be taken: the backup itself never fails for them.
-    """
-    import psycopg
-
-    from schemactl.model.loading import load_at_rev
-
-    schema = DYNAMIC_SCHEMA
-    try:
-        tables = sorted(load_at_rev(repo.root, "HEAD"))
-        with connect(target) as conn:
-            row = conn.execute("select txid_current()").fetchone()
-            conn.commit()
-            counts: dict[str, int] = {}
-            for table in tables:
-                reg = conn.execute("select to_regclass(%s)",
-                                   (pgtools.table_pattern(schema, table),)).fetchone()
-                if reg and reg[0]:
-                    counts[table] = _count(conn, f"{schema}.{table}")
-        return {"txid": int(row[0]) if row else None, "row_counts": counts}
-    except (psycopg.Error, SchemactlError):
-        return None
-
-
 def new_backup_id(revision_before: str | None) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     rev = re.sub(r"[^A-Za-z0-9_]", "_", revision_before or "base")[:40]
     return f"{stamp}-{rev}-{secrets.token_hex(3)}"
-
-
-@dataclass(frozen=True)
-class _Scope:
-    scope: str                      # "touched" or "full"
-    reason: str | None              # why it is full
-    data: list[str]                 # schema.table whose data the dump holds
-    excluded: list[str]             # schema.table dumped without data
-    counts: dict[str, int]          # rows of the data tables (scoped only)
-    marks: dict[str, Any] | None    # see write_marks
-    estimate: int                   # bytes to expect (for progress)
-
-
-def _plan_scope(repo: SchemaRepo, target: Target, touches: Touches | None) -> _Scope:
-    """What the dump holds, and the marks to compare with later.
-
-    For a scoped backup the marks (see :func:`write_marks`) are taken here, in the same
-    pass that counts the rows of the data tables for the manifest.
-    """
-    config = repo.config
-    reason = None
-    if config.backup_scope == "full":
-        reason = '[backup] scope = "full"'
-    elif touches is None:
-        reason = "the run did not say what it touches"
-    elif touches.full:
-        reason = touches.full
-    with connect(target) as conn:
-        everything = [f"{s}.{t}" for s, t in _relations(conn)]
-        if reason is not None:
-            row = conn.execute("select pg_database_size(current_database())").fetchone()
-            conn.commit()
-            return _Scope("full", reason, everything, [], {}, write_marks(repo, target),
-                          int(row[0]) if row else 0)
-        assert touches is not None
-        row = conn.execute("select txid_current()").fetchone()
-        conn.commit()
-        data = _data_tables(conn, touches.tables)
-        counts = {t: _count(conn, t) for t in data}
-        size = 0
-        for t in data:
-            got = conn.execute("select pg_table_size(to_regclass(%s))",
-                               (pgtools.table_pattern(*t.split(".", 1)),)).fetchone()
-            size += int(got[0] or 0) if got else 0
-    schema = DYNAMIC_SCHEMA
-    marks = {"txid": int(row[0]) if row else None,
-             "row_counts": {t.split(".", 1)[1]: n for t, n in counts.items()
-                            if t.split(".", 1)[0] == schema}}
-    return _Scope("touched", None, data, [t for t in everything if t not in data], counts,
-                  marks, size)
 
 
 def create_backup(repo: SchemaRepo, target: Target, revision_before: str | None, *,
@@ -221,9 +104,9 @@ def create_backup(repo: SchemaRepo, target: Target, revision_before: str | None,
     folder = _backup_folder(repo)
     server_version, server_major, _db_size = pgtools.server_info(target)
     exe, dump_version = pgtools.find_tool("pg_dump", server_major)
-    # Marks are taken before the dump's snapshot: a write in between only makes a later
-    # `rollback --restore-backup` more careful, never less.
-    sc = _plan_scope(repo, target, touches)
+    # A full backup's marks are taken before the dump's snapshot, a scoped one's in it
+    # (_Snapshot): a write in between only makes a later restore more careful, never less.
+    sc = plan_dump(repo, target, touches)
     scope, data, estimate = sc.scope, sc.data, sc.estimate
     directory = scope == "full" and config.backup_format == "directory"
     bid = backup_id or new_backup_id(revision_before)
@@ -235,8 +118,7 @@ def create_backup(repo: SchemaRepo, target: Target, revision_before: str | None,
         "database": target.display, "revision_before": revision_before,
         "revisions": list(touches.revisions) if touches else [],
         "scope": scope, "scope_reason": sc.reason,
-        "tables": [{"table": t, "rows": sc.counts.get(t)} for t in data]
-        if scope == "touched" else [],
+        "tables": [{"table": t, "rows": None} for t in data] if scope == "touched" else [],
         "pg_dump": str(exe), "pg_dump_version": dump_version, "server_version": server_version,
         "format": "directory" if directory else "custom",
         "jobs": config.backup_jobs if directory else 1,
@@ -263,7 +145,11 @@ def create_backup(repo: SchemaRepo, target: Target, revision_before: str | None,
 
     start = time.monotonic()
     digest = hashlib.sha256()
+    snap: Snapshot | None = None
     try:
+        if scope == "touched":
+            snap = Snapshot(target, data)
+            args.append(f"--snapshot={snap.id}")
         if directory:
             run = pgtools.run_pg_dump(exe, target, [*args, "--format=directory",
                                                     f"--jobs={config.backup_jobs}",
@@ -288,6 +174,9 @@ def create_backup(repo: SchemaRepo, target: Target, revision_before: str | None,
             raise EnvironmentError_(
                 f"pg_dump failed (exit {run.returncode}): {run.stderr_tail or 'no output'}",
                 hint="the apply was stopped before changing the database", code="backup_failed")
+        if snap is not None:
+            meta["marks"] = snap.marks()
+            meta["tables"] = [{"table": t, "rows": snap.counts.get(t)} for t in data]
         if directory:
             sha, size = hash_path(partial)
         else:
@@ -298,6 +187,9 @@ def create_backup(repo: SchemaRepo, target: Target, revision_before: str | None,
         remove_path(partial)
         manifest.unlink(missing_ok=True)
         raise
+    finally:
+        if snap is not None:
+            snap.close()
     meta.update(size=size, sha256=sha, status="complete",
                 duration_s=round(time.monotonic() - start, 3))
     write_json(manifest, meta)
