@@ -237,14 +237,19 @@ def _one(db: Target, sql: str) -> Any:
     return row[0] if row else None
 
 
-def test_rollback_backup_is_scoped_to_the_downgrade(repo: Path, db: Target, cli: Any,
-                                                   applied: dict[str, Any]) -> None:
-    add_column(repo, "0003_mood", "0002_notes", "mood")
-    _apply(cli, repo, db)
-    sr = SchemaRepo.open(repo)
-    op_touches = scope.of_revisions(sr, ["0003_mood"], "downgrade")
-    b = backup.create_backup(sr, db, "0003_mood", touches=op_touches, prune=False)
-    assert b.scope == "touched" and b.tables == ["public.notes"]
+def test_rollback_backup_is_scoped_to_the_downgrade(repo: Path, db: Target,
+                                                   proposed: dict[str, Any]) -> None:
+    from schemactl import api
+
+    _propose(repo, NOTES_V2)
+    applied = api.apply(repo, database_url=db.url, actor="user:test")
+    assert applied.ok, applied
+    res = api.rollback(repo, database_url=db.url, actor="user:test")
+    assert res.ok, res
+    assert res.backup is not None
+    assert res.backup["scope"] == "touched" and res.backup["tables"] == ["public.notes"]
+    b = backup.get_backup(SchemaRepo.open(repo), res.backup["id"])
+    assert b.revisions == [applied.revision]
 
 
 def test_bad_backup_settings_are_exit_2_and_apply_nothing(repo: Path, db: Target,
@@ -309,3 +314,28 @@ def test_retention_by_size_keeps_what_it_must(repo: Path, db: Target, cli: Any,
     assert {m.id for m in made[:-1]} <= set(done["removed"])
     assert done["kept_over_limit"]
     assert sorted(p.stem for p in sr.backup_dir.glob("*.json")) == sorted(kept)
+
+
+def test_full_directory_backup_verifies_and_restores(repo: Path, db: Target, cli: Any,
+                                                     applied: dict[str, Any],
+                                                     pg_server: Any) -> None:
+    config = repo / "schemactl.toml"
+    config.write_text(config.read_text().replace('scope = "touched"', 'scope = "full"')
+                      .replace('format = "custom"', 'format = "directory"')
+                      .replace("jobs = 1", "jobs = 2"))
+    commit_all(repo, "full directory backups")
+    sr = SchemaRepo.open(repo)
+    b = backup.create_backup(sr, db, "0002_notes", prune=False)
+    assert b.format == "directory" and b.scope == "full" and Path(b.path).is_dir()
+    ok = cli("backups", "verify", b.id, "--json", cwd=repo)
+    assert ok.code == 0 and ok.json["verify"]["data_tables"] >= 2, ok
+    restored = pg_server.create_database()
+    try:
+        backup.restore(sr, b.id, restored)
+        assert _fingerprint(restored, "bystander") == _fingerprint(db, "bystander")
+    finally:
+        pg_server.drop_database(restored)
+    victim = next(p for p in sorted(Path(b.path).iterdir()) if p.name != "toc.dat")
+    victim.write_bytes(victim.read_bytes() + b"x")
+    bad = cli("backups", "verify", b.id, "--json", cwd=repo)
+    assert bad.code == 3 and not bad.json["verify"]["sha256_ok"], bad

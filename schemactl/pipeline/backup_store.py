@@ -12,7 +12,8 @@ Manifest keys: ``id``, ``created_at``, ``database`` (redacted URL), ``revision_b
 ``scope_reason`` (why a run was dumped whole), ``tables`` (``[{table, rows}]``: the
 tables whose data it holds, with their exact row counts; a full backup holds every
 table's), ``format``, ``jobs``, ``file``, ``size`` (bytes), ``sha256``, ``marks``
-(``txid`` and row counts, for `rollback --restore-backup`), ``pg_dump_version``,
+(``txid`` and row counts, for `rollback --restore-backup`; see
+`schemactl.pipeline.dump_plan`), ``pg_dump_version``,
 ``server_version``, ``duration_s``, ``status``.
 """
 
