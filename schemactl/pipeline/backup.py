@@ -5,9 +5,9 @@ schema of every table and the data of the tables the run's migrations alter or a
 (`schemactl.pipeline.scope`, `schemactl.pipeline.dump_plan`); every other table is
 ``--exclude-table-data``, and the touched tables' rows are counted in pg_dump's own
 snapshot while it runs. A run whose operations are not all known, or ``scope = "full"``,
-dumps everything (``format = "directory"`` with ``jobs = N`` in parallel). The dump streams into a ``.partial`` name
-while it is hashed; only a complete one is renamed and its manifest marked complete
-(`schemactl.pipeline.backup_store`). Retention runs after each new backup
+dumps everything (``format = "directory"`` with ``jobs = N`` in parallel). The dump
+streams into a ``.partial`` name while it is hashed; only a complete one is renamed and
+its manifest marked complete (`schemactl.pipeline.backup_store`). Retention runs after each new backup
 (`schemactl.pipeline.retention`).
 
 The tools themselves (which pg_dump, how it runs) are `schemactl.adapters.pgtools`.
