@@ -7,8 +7,8 @@ schema of every table and the data of the tables the run's migrations alter or a
 snapshot while it runs. A run whose operations are not all known, or ``scope = "full"``,
 dumps everything (``format = "directory"`` with ``jobs = N`` in parallel). The dump
 streams into a ``.partial`` name while it is hashed; only a complete one is renamed and
-its manifest marked complete (`schemactl.pipeline.backup_store`). Retention runs after each new backup
-(`schemactl.pipeline.retention`).
+its manifest marked complete (`schemactl.pipeline.backup_store`). Retention runs after
+each new backup (`schemactl.pipeline.retention`).
 
 The tools themselves (which pg_dump, how it runs) are `schemactl.adapters.pgtools`.
 """
