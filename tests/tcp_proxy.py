@@ -56,6 +56,12 @@ class TcpProxy:
         finally:
             for s in (src, dst):
                 try:
+                    # shutdown first: a close alone does not reach the peer while the other
+                    # pump is still blocked in recv on the same socket.
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                try:
                     s.close()
                 except OSError:
                     pass

@@ -175,6 +175,10 @@ def resolve_target(repo: RepoPaths | None, url: str | None = None) -> Target:
 BOUNDS: dict[str, Any] = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10,
                           "keepalives_interval": 5, "keepalives_count": 3,
                           "tcp_user_timeout": 30000}
+# The server's side of the same: it probes a client that went silent and ends the session
+# (and releases the apply lock) within about 25 s when nothing answers.
+SERVER_BOUNDS: dict[str, str] = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5",
+                                 "tcp_keepalives_count": "3"}
 
 
 def connect(target: Target, *, autocommit: bool = True,
@@ -188,8 +192,8 @@ def connect(target: Target, *, autocommit: bool = True,
 
     kwargs: dict[str, Any] = {"autocommit": autocommit, "application_name": "schemactl",
                               **BOUNDS}
-    if options:
-        kwargs["options"] = " ".join(f"-c {k}={v}" for k, v in options.items())
+    kwargs["options"] = " ".join(f"-c {k}={v}" for k, v in
+                                 {**SERVER_BOUNDS, **(options or {})}.items())
     try:
         return psycopg.connect(target.url, **kwargs)
     except psycopg.OperationalError as exc:
@@ -208,10 +212,10 @@ def make_engine(target: Target, options: dict[str, str] | None = None) -> Engine
     from sqlalchemy.pool import NullPool
 
     connect_args: dict[str, Any] = {"application_name": "schemactl", **BOUNDS}
-    if options:
-        # Session settings as libpq options: a SET before Alembic configures would open an
-        # implicit transaction that Alembic never commits (DESIGN.md, Known pitfalls).
-        connect_args["options"] = " ".join(f"-c {k}={v}" for k, v in options.items())
+    # Session settings as libpq options: a SET before Alembic configures would open an
+    # implicit transaction that Alembic never commits (DESIGN.md, Known pitfalls).
+    connect_args["options"] = " ".join(f"-c {k}={v}" for k, v in
+                                       {**SERVER_BOUNDS, **(options or {})}.items())
     return create_engine(target.sqlalchemy_url, poolclass=NullPool, connect_args=connect_args)
 
 

@@ -234,10 +234,11 @@ class EmbeddedServer:
             raise EnvironmentError_(f"the embedded PostgreSQL did not start: {last_error}",
                                     hint=f"see {self.log_file}")
 
-    def stop(self) -> ServerStatus:
+    def stop(self, mode: str = "fast") -> ServerStatus:
+        """Stop the server (``mode`` as pg_ctl's ``-m``: smart, fast or immediate)."""
         with self._locked():
             if self.status().running:
-                proc = self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w",
+                proc = self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w",
                                  "stop", timeout=90)
                 if proc.returncode != 0:
                     raise EnvironmentError_(f"pg_ctl stop failed: {proc.stderr.strip()}",
