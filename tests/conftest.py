@@ -94,6 +94,17 @@ def pg_server() -> Iterator[Server]:
         shutil.rmtree(state, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests that talk to the suite's server (`server`), through any fixture.
+
+    CI's second pass on another PostgreSQL version runs only these: the offline tests
+    would repeat themselves byte for byte.
+    """
+    for item in items:
+        if "pg_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.server)
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return ("database: " + ("$DATABASE_URL" if _SESSION_URL else
                             f"embedded {os.environ.get('SCHEMACTL_TEST_PG_BIN') or 'wheel'} "
