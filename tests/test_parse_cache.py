@@ -205,8 +205,9 @@ def test_cache_built_from_git_matches_a_fresh_parse(tmp_path: Path, cache_on: No
     assert second.owners_of("ix_t001_ref") == frozenset()
     assert second["t009"] == parse_definition(
         (tmp_path / "dynamic_schema" / "t009.yaml").read_bytes(), "dynamic_schema/t009.yaml")
-    cache = DefinitionCache(tmp_path)
-    assert cache.tree_size(second.tree) == 4  # type: ignore[attr-defined]
+    assert len(second) == 4 and second.index.depth == 1  # type: ignore[attr-defined]
+    assert DefinitionCache(tmp_path).fetch("SELECT count(*) FROM tree_tables WHERE tree = ?",
+                                           [second.tree])[0][0] == 2  # type: ignore
 
 
 def test_duplicate_table_in_a_new_commit_is_refused(tmp_path: Path, cache_on: None) -> None:
@@ -242,3 +243,36 @@ def test_validate_imports_nothing_heavy(tmp_path: Path) -> None:
         assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
         assert '"command": "validate"' in proc.stdout
     assert db_path(tmp_path).exists()
+
+
+def test_delta_chain_answers_like_a_fresh_parse(tmp_path: Path, cache_on: None) -> None:
+    """Commits recorded as deltas (edit in place, move, remove, re-add) give the same
+    tables, definitions and relation owners as parsing the tree from git."""
+    from schemactl.model.loading import _listing, _parse_blobs, tables_at_rev
+
+    _big_repo(tmp_path, 6)
+    folder = tmp_path / "dynamic_schema"
+    tables_at_rev(tmp_path)
+    steps = [
+        lambda: (folder / "t002.yaml").write_text((folder / "t002.yaml").read_text().replace(
+            "columns: [ref]", "columns: [id, ref], name: ix_moved")),
+        lambda: (folder / "t003.yaml").rename(folder / "z_t003.yaml"),
+        lambda: (folder / "t004.yaml").unlink(),
+        lambda: (folder / "t004.yaml").write_text(
+            "table: t004\ncolumns:\n  - {name: id, type: uuid, primary_key: true}\n"),
+    ]
+    for step in steps:
+        step()
+        git(tmp_path, "add", "-A")
+        git(tmp_path, "commit", "-q", "-m", "step")
+        cached = tables_at_rev(tmp_path)
+        tree = cached.tree  # type: ignore[attr-defined]
+        fresh = _parse_blobs(tmp_path, _listing(tmp_path, tree))
+        assert sorted(cached) == sorted(fresh) and len(cached) == len(fresh)
+        assert cached.paths() == fresh.paths()
+        names = {n for t in fresh for n in (t, "ix_moved", f"ix_{t}_ref", f"pk_{t}")}
+        for name in names:
+            assert cached.owners_of(name) == fresh.owners_of(name), name
+        for t in fresh:
+            assert cached[t] == fresh[t] and cached[t].source == fresh[t].source
+    assert cached.index.depth == len(steps)  # type: ignore[attr-defined]

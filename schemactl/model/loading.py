@@ -165,13 +165,16 @@ def _parse_blobs(root: Path, entries: list[tuple[str, str]], where: str = "") ->
 
 def _index_tree(cache: Any, root: Path, tree: str, entries: list[tuple[str, str]] | None,
                 where: str) -> None:
-    """Record a tree in the cache: derived from the last tree used when git says little
+    """Record a tree in the cache: as a delta of the last tree used when git says little
     changed, else from one listing; only blobs the cache lacks are read and parsed."""
     from schemactl.adapters import gitops
+    from schemactl.model import treeindex
 
-    base = cache.latest_tree()
-    if entries is None and base is not None and base != tree:
-        changes = [(f"{FOLDER}/{n}", b) for n, b in gitops.tree_changes(root, base, tree)
+    base_id = treeindex.latest_tree(cache)
+    base = treeindex.open_tree(cache, base_id) if entries is None and base_id and \
+        base_id != tree else None
+    if base is not None and base.depth < treeindex.MAX_DEPTH:
+        changes = [(f"{FOLDER}/{n}", b) for n, b in gitops.tree_changes(root, base.tree, tree)
                    if is_definition_file(n)]
         if len(changes) <= 256:
             added = [(p, b) for p, b in changes if b is not None]
@@ -182,14 +185,14 @@ def _index_tree(cache: Any, root: Path, tree: str, entries: list[tuple[str, str]
                 tname = facts[blob][0]
                 other = seen.get(tname)
                 if other is None:
-                    found = cache.tree_entry(base, table=tname)
+                    found = base.of_table(tname)
                     other = found[0] if found and found[0] not in gone else None
                 if other is not None:
                     first, second = sorted((path, other))
                     raise duplicate_table(second, tname, first, where)
                 seen[tname] = path
-            cache.derive_tree(tree, base, gone, [(p, facts[b][0], b, facts[b][1])
-                                                 for p, b in added])
+            treeindex.put_delta(cache, tree, base, [p for p, b in changes if b is None],
+                                [(p, facts[b][0], b, facts[b][1]) for p, b in added])
             return
     if entries is None:
         entries = _listing(root, tree)
@@ -202,7 +205,7 @@ def _index_tree(cache: Any, root: Path, tree: str, entries: list[tuple[str, str]
             raise duplicate_table(path, tname, firsts[tname], where)
         firsts[tname] = path
         rows.append((path, tname, blob, owned))
-    cache.put_tree(tree, rows)
+    treeindex.put_full(cache, tree, rows)
 
 
 def _facts(cache: Any, root: Path, entries: list[tuple[str, str]]
@@ -242,7 +245,8 @@ def tables_at_rev(root: Path, rev: str = "HEAD") -> TableSet:
         DefinitionError: a definition cannot be parsed, or two define the same table.
     """
     from schemactl.adapters import gitops
-    from schemactl.model.cache import CachedTables, CacheUnusable
+    from schemactl.model import treeindex
+    from schemactl.model.cache import CacheUnusable
 
     where = "" if rev == "HEAD" else f" at {rev}"
     tree = gitops.folder_tree(root, rev, FOLDER)
@@ -268,9 +272,13 @@ def tables_at_rev(root: Path, rev: str = "HEAD") -> TableSet:
     if _warm is not None and key in _warm_sets:
         return _warm_sets[key]
     try:
-        if not cache.has_tree(tree):
+        index = treeindex.open_tree(cache, tree)
+        if index is None:
             _index_tree(cache, root, tree, entries, where)
-        found: TableSet = CachedTables(cache, tree, reread, rebuild)
+            index = treeindex.open_tree(cache, tree)
+        if index is None:
+            raise CacheUnusable(f"tree {tree} was not recorded")
+        found: TableSet = treeindex.CachedTables(index, reread, rebuild)
     except CacheUnusable:
         return rebuild()
     if _warm is not None:
