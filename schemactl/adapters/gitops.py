@@ -256,6 +256,76 @@ def folder_tree(root: Path, rev: str, folder: str) -> str | None:
     return None  # the folder is absent, or HEAD has no commit yet
 
 
+class BatchReader:
+    """One `git cat-file --batch` process answering object requests in turn.
+
+    A small repository's definitions at a revision cost this one process (commit, folder
+    tree, blobs), not one per step.
+    """
+
+    def __init__(self, root: Path) -> None:
+        import subprocess
+
+        self.proc = subprocess.Popen(["git", "-C", str(root), "cat-file", "--batch"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+
+    def get(self, names: list[str]) -> list[tuple[str, str, bytes] | None]:
+        """(id, type, bytes) per object name (any revision syntax), None when missing."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("".join(f"{n}\n" for n in names).encode())
+        self.proc.stdin.flush()
+        out: list[tuple[str, str, bytes] | None] = []
+        for _ in names:
+            header = self.proc.stdout.readline().split()
+            if len(header) != 3:
+                out.append(None)
+                continue
+            size = int(header[2])
+            data = self.proc.stdout.read(size + 1)[:size]
+            out.append((header[0].decode(), header[1].decode(), data))
+        return out
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc.wait()
+
+
+def parse_tree(data: bytes, id_len: int) -> list[tuple[str, str]]:
+    """(name, blob id) of the files in a raw tree object (sub-folders left out)."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        space = data.index(b" ", pos)
+        nul = data.index(b"\0", space)
+        mode = data[pos:space]
+        obj = data[nul + 1: nul + 1 + id_len].hex()
+        if not mode.startswith(b"4") and not mode.startswith(b"16"):  # not a tree or submodule
+            out.append((data[space + 1:nul].decode(), obj))
+        pos = nul + 1 + id_len
+    return out
+
+
+def folder_at(reader: BatchReader, rev: str, folder: str
+              ) -> tuple[str | None, list[tuple[str, str]]]:
+    """(tree id, (name, blob id) entries) of ``folder`` at ``rev``; (None, []) without it.
+
+    Raises:
+        BadInputError: ``rev`` does not name a commit.
+    """
+    commit, tree = reader.get([f"{rev}^{{commit}}", f"{rev}^{{commit}}:{folder}"])
+    if commit is None:
+        if rev != "HEAD":
+            raise BadInputError(f"unknown git revision {rev!r}")
+        return None, []
+    if tree is None or tree[1] != "tree":
+        return None, []
+    return tree[0], parse_tree(tree[2], len(tree[0]) // 2)
+
+
 def tree_blobs(root: Path, tree: str) -> list[tuple[str, str]]:
     """(name, blob id) of every file directly in a tree: one `git ls-tree`, nothing read."""
     out = []

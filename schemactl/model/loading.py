@@ -147,11 +147,13 @@ def duplicate_table(path: str, table: str, other: str, where: str = "") -> Defin
     return DefinitionError(f"{path}: table {table!r} is also defined in {other}{where}")
 
 
-def _parse_blobs(root: Path, entries: list[tuple[str, str]], where: str = "") -> TableSet:
+def _parse_blobs(root: Path, entries: list[tuple[str, str]], where: str = "",
+                 data: dict[str, bytes] | None = None) -> TableSet:
     """Parse (path, blob) entries read from git, refusing a table defined twice."""
     from schemactl.adapters import gitops
 
-    data = gitops.read_blobs(root, [b for _, b in entries])
+    if data is None:
+        data = gitops.read_blobs(root, [b for _, b in entries])
     tables: dict[str, TableDef] = {}
     ids: dict[str, str] = {}
     for path, blob in entries:
@@ -249,18 +251,32 @@ def tables_at_rev(root: Path, rev: str = "HEAD") -> TableSet:
     from schemactl.model.cache import CacheUnusable
 
     where = "" if rev == "HEAD" else f" at {rev}"
-    tree = gitops.folder_tree(root, rev, FOLDER)
-    if tree is None:
-        return DictTables({})
     cache = open_cache(root, create=False)
     entries: list[tuple[str, str]] | None = None
     if cache is None:
-        entries = _listing(root, tree)
-        if len(entries) < MIN_CACHED or _cache_mode() == "off":
-            return _parse_blobs(root, entries, where)
+        # No cache (yet): one `git cat-file --batch` reads the tree and, in a small
+        # repository, every definition.
+        reader = gitops.BatchReader(root)
+        try:
+            found_tree, names = gitops.folder_at(reader, rev, FOLDER)
+            if found_tree is None:
+                return DictTables({})
+            tree = found_tree
+            entries = [(f"{FOLDER}/{n}", b) for n, b in names if is_definition_file(n)]
+            if len(entries) < MIN_CACHED or _cache_mode() == "off":
+                objs = reader.get([b for _, b in entries])
+                data = {b: o[2] for (_, b), o in zip(entries, objs, strict=True) if o}
+                return _parse_blobs(root, entries, where, data)
+        finally:
+            reader.close()
         cache = open_cache(root, create=True)
         if cache is None:
             return _parse_blobs(root, entries, where)
+    else:
+        known = gitops.folder_tree(root, rev, FOLDER)
+        if known is None:
+            return DictTables({})
+        tree = known
 
     def reread(blob: str, path: str) -> TableDef:
         return parse_definition(gitops.read_blobs(root, [blob])[blob], path)
