@@ -150,10 +150,10 @@ def duplicate_table(path: str, table: str, other: str, where: str = "") -> Defin
 def _parse_blobs(root: Path, entries: list[tuple[str, str]], where: str = "",
                  data: dict[str, bytes] | None = None) -> TableSet:
     """Parse (path, blob) entries read from git, refusing a table defined twice."""
-    from schemactl.adapters import gitops
+    from schemactl.adapters import gitobjects
 
     if data is None:
-        data = gitops.read_blobs(root, [b for _, b in entries])
+        data = gitobjects.read_blobs(root, [b for _, b in entries])
     tables: dict[str, TableDef] = {}
     ids: dict[str, str] = {}
     for path, blob in entries:
@@ -169,14 +169,14 @@ def _index_tree(cache: Any, root: Path, tree: str, entries: list[tuple[str, str]
                 where: str) -> None:
     """Record a tree in the cache: as a delta of the last tree used when git says little
     changed, else from one listing; only blobs the cache lacks are read and parsed."""
-    from schemactl.adapters import gitops
+    from schemactl.adapters import gitobjects
     from schemactl.model import treeindex
 
     base_id = treeindex.latest_tree(cache)
     base = treeindex.open_tree(cache, base_id) if entries is None and base_id and \
         base_id != tree else None
     if base is not None and base.depth < treeindex.MAX_DEPTH:
-        changes = [(f"{FOLDER}/{n}", b) for n, b in gitops.tree_changes(root, base.tree, tree)
+        changes = [(f"{FOLDER}/{n}", b) for n, b in gitobjects.tree_changes(root, base.tree, tree)
                    if is_definition_file(n)]
         if len(changes) <= 256:
             added = [(p, b) for p, b in changes if b is not None]
@@ -212,13 +212,13 @@ def _index_tree(cache: Any, root: Path, tree: str, entries: list[tuple[str, str]
 
 def _facts(cache: Any, root: Path, entries: list[tuple[str, str]]
            ) -> dict[str, tuple[str, list[str]]]:
-    from schemactl.adapters import gitops
+    from schemactl.adapters import gitobjects
     from schemactl.model.tableset import owned_names
 
     facts = cache.facts(b for _, b in entries)
     missing = [(p, b) for p, b in entries if b not in facts]
     if missing:
-        data = gitops.read_blobs(root, [b for _, b in missing])
+        data = gitobjects.read_blobs(root, [b for _, b in missing])
         parsed = []
         for path, blob in missing:
             tdef = parse_definition(data[blob], path)
@@ -229,9 +229,9 @@ def _facts(cache: Any, root: Path, entries: list[tuple[str, str]]
 
 
 def _listing(root: Path, tree: str) -> list[tuple[str, str]]:
-    from schemactl.adapters import gitops
+    from schemactl.adapters import gitobjects
 
-    return [(f"{FOLDER}/{n}", b) for n, b in gitops.tree_blobs(root, tree)
+    return [(f"{FOLDER}/{n}", b) for n, b in gitobjects.tree_blobs(root, tree)
             if is_definition_file(n)]
 
 
@@ -246,7 +246,7 @@ def tables_at_rev(root: Path, rev: str = "HEAD") -> TableSet:
         BadInputError: ``rev`` does not name a commit.
         DefinitionError: a definition cannot be parsed, or two define the same table.
     """
-    from schemactl.adapters import gitops
+    from schemactl.adapters import gitobjects
     from schemactl.model import treeindex
     from schemactl.model.cache import CacheUnusable
 
@@ -256,9 +256,9 @@ def tables_at_rev(root: Path, rev: str = "HEAD") -> TableSet:
     if cache is None:
         # No cache (yet): one `git cat-file --batch` reads the tree and, in a small
         # repository, every definition.
-        reader = gitops.BatchReader(root)
+        reader = gitobjects.BatchReader(root)
         try:
-            found_tree, names = gitops.folder_at(reader, rev, FOLDER)
+            found_tree, names = gitobjects.folder_at(reader, rev, FOLDER)
             if found_tree is None:
                 return DictTables({})
             tree = found_tree
@@ -273,13 +273,13 @@ def tables_at_rev(root: Path, rev: str = "HEAD") -> TableSet:
         if cache is None:
             return _parse_blobs(root, entries, where)
     else:
-        known = gitops.folder_tree(root, rev, FOLDER)
+        known = gitobjects.folder_tree(root, rev, FOLDER)
         if known is None:
             return DictTables({})
         tree = known
 
     def reread(blob: str, path: str) -> TableDef:
-        return parse_definition(gitops.read_blobs(root, [blob])[blob], path)
+        return parse_definition(gitobjects.read_blobs(root, [blob])[blob], path)
 
     def rebuild() -> TableSet:
         return _parse_blobs(root, _listing(root, tree), where)
@@ -310,13 +310,13 @@ def changed_between(root: Path, before: TableSet, after: TableSet) -> list[str]:
     Two trees from the cache are compared through `git diff-tree` (only the files git
     says changed are looked at); other sets by identity, then by state.
     """
-    from schemactl.adapters import gitops
+    from schemactl.adapters import gitobjects
 
     ta, tb = getattr(before, "tree", None), getattr(after, "tree", None)
     candidates: set[str]
     if isinstance(ta, str) and isinstance(tb, str):
         candidates = set()
-        for name, _blob in gitops.tree_changes(root, ta, tb):
+        for name, _blob in gitobjects.tree_changes(root, ta, tb):
             if is_definition_file(name):
                 for tables in (before, after):
                     found = tables.at_path(f"{FOLDER}/{name}")

@@ -74,7 +74,7 @@ def worktree_changes(root: Path, current: Mapping[str, TableDef], config: Config
         DefinitionError: a changed definition cannot be parsed.
         BadInputError: two files define the same table; a file cannot be read.
     """
-    from schemactl.adapters import gitops
+    from schemactl.adapters import gitobjects
     from schemactl.errors import BadInputError
     from schemactl.model.cache import CacheUnusable, trusted_stat
     from schemactl.model.definitions import is_definition_file
@@ -108,7 +108,7 @@ def worktree_changes(root: Path, current: Mapping[str, TableDef], config: Config
                 if old_table is not None:
                     seen.setdefault(old_table, rel)  # unknown new state: keep the old one
                 continue
-            blob = gitops.blob_id(data)
+            blob = gitobjects.blob_id(data)
             stats.append((rel, st, blob))
         if blob == old_blob and old_table is not None:
             table, tdef = old_table, None  # the committed bytes: nothing to parse
@@ -122,7 +122,7 @@ def worktree_changes(root: Path, current: Mapping[str, TableDef], config: Config
             if tdef is None:
                 if data is None:
                     data, _ = bounded_read(path, config, rel)
-                    if data is None or gitops.blob_id(data) != blob:
+                    if data is None or gitobjects.blob_id(data) != blob:
                         raise BadInputError(f"{rel}: changed while being read, validate again")
                 tdef = parse_definition(data, rel)
                 parsed.append((blob, tdef))
