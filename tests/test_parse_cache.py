@@ -276,3 +276,18 @@ def test_delta_chain_answers_like_a_fresh_parse(tmp_path: Path, cache_on: None) 
         for t in fresh:
             assert cached[t] == fresh[t] and cached[t].source == fresh[t].source
     assert cached.index.depth == len(steps)  # type: ignore[attr-defined]
+
+
+def test_check_diagram_reads_only_the_neighbourhood(tmp_path: Path, cache_on: None) -> None:
+    """The changed tables' diagram is the one the whole schema gives, from the index."""
+    from schemactl.ci.check import changed_diagram
+    from schemactl.codegen.diagram import mermaid
+    from schemactl.codegen.metadata import build_metadata
+    from schemactl.model.loading import tables_at_rev
+
+    _big_repo(tmp_path, 6)
+    heads = tables_at_rev(tmp_path)
+    assert heads.referrers("t002") == {"t003"} and heads.referrers("t000") == {"t000", "t001"}
+    whole = build_metadata(dict(heads), include_deprecated=True)
+    for changed in (["t002"], ["t000"], ["t005", "t001"]):
+        assert changed_diagram(tables_at_rev(tmp_path), changed) == mermaid(whole, changed)

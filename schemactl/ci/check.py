@@ -264,14 +264,28 @@ def changed_diagram(head_defs: Mapping[str, TableDef], changed: list[str]) -> st
     """A Mermaid erDiagram of the changed tables as HEAD defines them, with the tables they
     are linked to by name; empty when nothing changed that HEAD still has, or when a
     definition cannot be drawn (its violations already say why)."""
+    from dataclasses import replace
+
     from schemactl.codegen.diagram import mermaid
     from schemactl.codegen.metadata import build_metadata
     from schemactl.errors import SchemactlError
+    from schemactl.model.tableset import as_table_set
 
     drawn = [t for t in changed if t in head_defs]
     if not drawn:
         return ""
+    # Only what the picture shows: the changed tables, the tables they reference and the
+    # tables referencing them (from the index, not a walk of every definition); a link of
+    # a neighbour to a table outside is never drawn, so it is left out of the model.
+    heads = as_table_set(head_defs)
+    around = set(drawn)
+    for t in drawn:
+        around |= {c.ref_table for c in heads[t].columns if c.ref_table and c.ref_table in heads}
+        around |= heads.referrers(t)
+    defs = {t: heads[t] if t in drawn else replace(heads[t], columns=tuple(
+        c if c.ref_table in around else replace(c, references=None)
+        for c in heads[t].columns)) for t in sorted(around)}
     try:
-        return mermaid(build_metadata(head_defs, include_deprecated=True), drawn)
+        return mermaid(build_metadata(defs, include_deprecated=True), drawn)
     except (SchemactlError, KeyError, ValueError):
         return ""

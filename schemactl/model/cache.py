@@ -27,11 +27,11 @@ from typing import Any
 
 from schemactl.model.definitions import TableDef
 from schemactl.model.records import model_schema, table_from_record, to_record
-from schemactl.model.tableset import owned_names
+from schemactl.model.tableset import fact_keys
 
 CACHE_DIR = Path(".schemactl") / "cache"
 CACHE_FILE = "definitions.sqlite3"
-LAYOUT = 2  # the tables below; bump when they change
+LAYOUT = 3  # the tables below and what they index; bump when either changes
 # Racy-git: a file modified within this window of being recorded may change again
 # without its mtime moving, so its recorded hash is not trusted.
 RACY_NS = 2_000_000_000
@@ -190,7 +190,7 @@ class DefinitionCache:
         rows = []
         for blob, tdef in items:
             self.models[blob] = tdef
-            names = json.dumps(owned_names(tdef))
+            names = json.dumps(fact_keys(tdef))
             model = json.dumps(to_record(tdef), separators=(",", ":"))
             rows.append((blob, tdef.table, names, model, _digest(blob, tdef.table, names, model)))
         if rows:

@@ -213,7 +213,7 @@ def _index_tree(cache: Any, root: Path, tree: str, entries: list[tuple[str, str]
 def _facts(cache: Any, root: Path, entries: list[tuple[str, str]]
            ) -> dict[str, tuple[str, list[str]]]:
     from schemactl.adapters import gitobjects
-    from schemactl.model.tableset import owned_names
+    from schemactl.model.tableset import fact_keys
 
     facts = cache.facts(b for _, b in entries)
     missing = [(p, b) for p, b in entries if b not in facts]
@@ -223,7 +223,7 @@ def _facts(cache: Any, root: Path, entries: list[tuple[str, str]]
         for path, blob in missing:
             tdef = parse_definition(data[blob], path)
             parsed.append((blob, tdef))
-            facts[blob] = (tdef.table, owned_names(tdef))
+            facts[blob] = (tdef.table, fact_keys(tdef))
         cache.put_models(parsed)
     return dict(facts)
 

@@ -30,12 +30,27 @@ def owned_names(tdef: TableDef) -> list[str]:
             *key_index_names(tdef)]
 
 
+# Index key of "references this table": a NUL cannot be in an identifier (SC401).
+REFERS = "\0refers:"
+
+
+def fact_keys(tdef: TableDef) -> list[str]:
+    """What the index files a table under: its relation names, and each table it
+    references (``REFERS`` + name)."""
+    refs = sorted({c.ref_table for c in tdef.columns if c.ref_table})
+    return owned_names(tdef) + [REFERS + r for r in refs]
+
+
 class TableSet(Mapping[str, TableDef]):
     """A read-only set of definitions by table name, with indexed facts."""
 
     def owners_of(self, name: str) -> frozenset[str]:
         """The tables owning relation ``name`` (named so, or an index or key named so)."""
         raise NotImplementedError
+
+    def referrers(self, table: str) -> frozenset[str]:
+        """The tables with a column that references ``table``."""
+        return self.owners_of(REFERS + table)
 
     def identity(self, table: str) -> str | None:
         """A token equal for two sets' entries when their definitions' bytes are equal
@@ -75,8 +90,7 @@ class DictTables(TableSet):
     def _owners(self) -> dict[str, frozenset[str]]:
         found: dict[str, set[str]] = {}
         for tname, tdef in self._tables.items():
-            found.setdefault(tname, set()).add(tname)
-            for n in owned_names(tdef):
+            for n in fact_keys(tdef):
                 found.setdefault(n, set()).add(tname)
         return {k: frozenset(v) for k, v in found.items()}
 
@@ -126,7 +140,7 @@ class Overlay(TableSet):
     def owners_of(self, name: str) -> frozenset[str]:
         kept = {t for t in self.base.owners_of(name) if t not in self.changes}
         for tname, tdef in self.changes.items():
-            if tdef is not None and name in (tname, *owned_names(tdef)):
+            if tdef is not None and name in fact_keys(tdef):
                 kept.add(tname)
         return frozenset(kept)
 
