@@ -146,7 +146,6 @@ LONG_MODULES: dict[str, str] = {
     "schemactl.cli": "click commands, one per verb",
     "schemactl.ui.output": "human output of every result",
     "schemactl.codegen.planner": "the Alembic operations of one change",
-    "schemactl.model.cache": "the parse cache",
 }
 
 
