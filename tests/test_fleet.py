@@ -255,6 +255,13 @@ def test_stop_and_canary_leave_the_rest_untouched(  # type: ignore[no-untyped-de
     _three_at_notes(fleet, pg_server, monkeypatch)
     with connect(fleet.targets["a"]) as conn:
         conn.execute("alter table notes add column sneaky text")
+    plan = cli("plan", "--all", "--json", cwd=repo, env=fleet.env)
+    assert plan.code == 0, plan
+    assert [(t["name"], t["pending"]) for t in plan.json["targets"]] == \
+        [(n, ["0003_tags"]) for n in ("a", "b", "c")]
+    assert all("ADD COLUMN tags" in t["sql"] for t in plan.json["targets"])
+    many = cli("rollback", "--all", "--json", cwd=repo, env=fleet.env)
+    assert many.code == 2 and many.json["error"]["code"] == "one_target", many
     dumps = _backup_count(repo)
     stop = cli("apply", "--all", "--parallel", "1", "--json", cwd=repo, env=fleet.env)
     assert stop.code == 4, stop
@@ -274,10 +281,14 @@ def test_stop_and_canary_leave_the_rest_untouched(  # type: ignore[no-untyped-de
     # Fixed by hand, the rerun applies only where the head is missing.
     with connect(fleet.targets["a"]) as conn:
         conn.execute("alter table notes drop column sneaky")
-    again = cli("apply", "--all", "--json", cwd=repo, env=fleet.env)
+    again = cli("apply", "--all", cwd=repo, env=fleet.env)  # the human summary table
     assert again.code == 0, again
-    got = {t["name"]: t["status"] for t in again.json["targets"]}
-    assert got == {"a": "applied", "b": "up_to_date", "c": "applied"}
+    rows = {ln.split()[0]: ln.split() for ln in again.stdout.splitlines() if ln.strip()}
+    assert "before → after" in again.stdout and "3 target(s): 2 applied, 1 up to date" in \
+        again.stdout, again.stdout
+    assert rows["a"][1:5] == ["0002_notes", "→", "0003_tags", "applied"], rows
+    assert rows["b"][1:3] == ["0003_tags", "up_to_date"], rows
+    assert all(revision_of(db) == "0003_tags" for db in fleet.targets.values())
     assert len([r for r in audit_rows(fleet.targets["b"]) if r["status"] == "success"]) == 2
 
 
