@@ -389,6 +389,8 @@ class StatusResult(Result):
     last_backup: dict[str, object] | None = None
     message: str = ""
     interrupted: str | None = None
+    # Online changes started and not finished (a killed apply): apply resumes, rollback undoes.
+    online: list[dict[str, object]] = field(default_factory=list)
 
 
 def status(repo: PathLike | None = None, database_url: str | None = None) -> StatusResult:
@@ -411,6 +413,9 @@ def _status_of(sr: SchemaRepo, target: Target, git_head: str | None,
         with connect(target) as conn:
             version = str(conn.execute("show server_version").fetchone()[0])  # type: ignore[index]
             db_rev = migrator.current_revision(conn)
+            from schemactl.pipeline.online import under_way_psycopg
+
+            online = under_way_psycopg(conn)
     except DatabaseError as exc:
         return StatusResult(command="status", ok=False, git_head=git_head, head_revision=head_rev,
                             db_revision=None, pending=[], database=target.display,
@@ -425,10 +430,14 @@ def _status_of(sr: SchemaRepo, target: Target, git_head: str | None,
                + ("no migration pending" if not todo else msg))
     if interrupted:
         msg = f"{interrupted}; {msg}"
+    for o in online:
+        msg += (f"; online change of {o['table']}.{o['column']} stopped at {o['step']} "
+                f"({o['rows_done']} rows backfilled): apply resumes it, rollback undoes it")
     return StatusResult(command="status", git_head=git_head, head_revision=head_rev,
                         db_revision=db_rev, pending=todo, database=target.display,
                         database_ok=True, server_version=version, message=msg,
-                        drift=drift_found, last_backup=last_backup, interrupted=interrupted)
+                        drift=drift_found, last_backup=last_backup, interrupted=interrupted,
+                        online=online)
 
 
 def _blocking_drift(sr: SchemaRepo, found: list[dict[str, str]], *,

@@ -296,6 +296,9 @@ def test_kill_9_mid_backfill_then_apply_resumes_and_rollback_from_there(
     assert columns(db)["score"] == ("integer", True)  # the old shape still serves
     status = api.status(repo, database_url=db.url)
     assert not status.drift, status.drift
+    assert [(o["table"], o["column"], o["step"]) for o in status.online] == [
+        ("notes", "score", "backfill")]
+    assert "apply resumes it" in status.message
     result = api.apply(repo, database_url=db.url, actor="user:test")
     assert result.ok, result
     assert _progress_row(db) == ("done", ROWS)  # every row once: none skipped, none twice

@@ -106,3 +106,16 @@ def abort_under_way(repo: SchemaRepo, target: Target, actor: str, applied: set[s
                 done.append(item)
             conn.commit()
     return done
+
+
+def under_way_psycopg(conn: Any) -> list[dict[str, Any]]:
+    """:func:`under_way` on a psycopg connection (status)."""
+    row = conn.execute("SELECT to_regclass('schemactl_archive.online_progress')").fetchone()
+    if row is None or row[0] is None:
+        return []
+    rows = conn.execute(
+        "SELECT revision, table_name, column_name, step, shadow, rows_done "
+        "FROM schemactl_archive.online_progress WHERE step <> 'done' ORDER BY started_at"
+    ).fetchall()
+    return [{"revision": r[0], "table": r[1], "column": r[2], "step": r[3], "shadow": r[4],
+             "rows_done": int(r[5])} for r in rows]
