@@ -95,13 +95,15 @@ def _default_text(default: Any) -> str | None:
 
 def _column_into(s: dict[str, Any], col: Any, table: str | None) -> None:
     nullable = bool(col.nullable) and not col.primary_key
-    s[f"column:{col.name}"] = (_type_sql(col.type), nullable, _default_text(col.server_default))
+    computed = getattr(col, "computed", None)
+    # A Computed column's server_default is the Computed itself, not a default.
+    default = None if computed is not None else _default_text(col.server_default)
+    s[f"column:{col.name}"] = (_type_sql(col.type), nullable, default)
     _put(s, f"column_comment:{col.name}", col.comment)
     for fk in col.foreign_keys:
         s[f"fk:{col.name}"] = _fk_value_sa(fk.target_fullname, fk.ondelete, fk.onupdate)
     if col.unique:
         s[f"unique:{col.name}"] = True
-    computed = getattr(col, "computed", None)
     if computed is not None:
         s[f"generated:{col.name}"] = fingerprint(str(computed.sqltext))
 
