@@ -334,14 +334,18 @@ def _plan_of(sr: SchemaRepo, target: Target) -> PlanResult:
 
     with connect(target) as conn:
         db_rev = migrator.current_revision(conn)
-        has_vector = conn.execute(
-            "select 1 from pg_available_extensions where name = 'vector'").fetchone()
+        available = {str(r[0]) for r in conn.execute(
+            "select name from pg_available_extensions where name in ('vector', 'citext')"
+        ).fetchall()}
     todo = migrator.pending(sr, db_rev)
     sql = migrator.upgrade_sql(sr, db_rev, "head") if todo else ""
     warnings = []
-    if "CREATE EXTENSION IF NOT EXISTS vector" in sql and not has_vector:
+    if "CREATE EXTENSION IF NOT EXISTS vector" in sql and "vector" not in available:
         warnings.append("the server has no pgvector: apply will fail at CREATE EXTENSION vector "
                         "(install pgvector or use the embedded server)")
+    if "CREATE EXTENSION IF NOT EXISTS citext" in sql and "citext" not in available:
+        warnings.append("the server has no citext: apply will fail at CREATE EXTENSION citext "
+                        "(install the PostgreSQL contrib package)")
     steps = [line[3:] for line in sql.splitlines() if line.startswith("-- online step ")]
     return PlanResult(command="plan", pending=todo, sql=sql, database=target.display,
                       db_revision=db_rev, head_revision=migrator.head(sr), warnings=warnings,
