@@ -94,8 +94,13 @@ columns:
         assert (types["half"], types["sparse"]) == ("halfvec(4)", "sparsevec(5)")
     # Evolution: a citext column on the existing table creates the extension first.
     text = (shop.repo / "dynamic_schema" / "readings.yaml").read_text()
-    proposed = shop.propose_apply(text + "  - {name: email, type: citext}\n")
+    proposed = api.propose(shop.repo, stdin=text + "  - {name: email, type: citext}\n",
+                           actor="user:test")
+    assert proposed.ok, proposed.violations
     assert "CREATE EXTENSION IF NOT EXISTS citext" in proposed.migration["sql"]
+    plan = api.plan(shop.repo, shop.db.url)
+    assert "CREATE EXTENSION IF NOT EXISTS citext" in plan.sql and plan.warnings == []
+    assert api.apply(shop.repo, shop.db.url, actor="user:test").ok
     assert shop.column_types("readings")["email"] == "citext"
     shop.execute("insert into readings (email) values ('Ann@Example.org')")
     assert shop.rows("select count(*) from readings where email = 'ann@example.org'") == [(1,)]
