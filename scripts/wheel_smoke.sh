@@ -23,7 +23,7 @@ trap cleanup EXIT
 
 echo "--- build: sdist, then the wheel from it ($((SECONDS - started)) s)" >&2
 python -m build --outdir "$WORK/dist" . >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log" >&2; exit 1; }
-if grep -iE "SetuptoolsDeprecationWarning|deprecated" "$WORK/build.log" >&2; then
+if grep -E "DeprecationWarning|is deprecated|[Dd]eprecated (since|and|in) " "$WORK/build.log" >&2; then
   echo "error: the build prints deprecation warnings (above)" >&2; exit 1
 fi
 SDIST=$(ls "$WORK"/dist/schemactl-*.tar.gz)
