@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,7 +62,8 @@ def _backup_folder(repo: SchemaRepo) -> Path:
         EnvironmentError_: it cannot be made or written (exit 3, before anything changes).
     """
     folder = repo.backup_dir
-    probe = folder / f".write-test-{os.getpid()}"
+    # Per thread too: a fleet run probes the folder from several threads at once.
+    probe = folder / f".write-test-{os.getpid()}-{threading.get_ident()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
