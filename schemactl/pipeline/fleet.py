@@ -230,6 +230,32 @@ def _skipped(m: Member) -> TargetOutcome:
                                                "message": "not started: an earlier target failed"})
 
 
+# Imported lazily elsewhere: importing them from two threads at once can hand one thread a
+# half-initialised module (alembic's packages import each other), so the fleet imports
+# them in its own thread before any worker starts.
+_LAZY_MODULES = (
+    "psycopg", "sqlalchemy", "sqlalchemy.dialects.postgresql", "sqlalchemy.exc",
+    "alembic.command", "alembic.config", "alembic.script", "alembic.runtime.migration",
+    "alembic.operations", "alembic.operations.ops", "alembic.autogenerate",
+    "alembic.autogenerate.api", "mako.template",
+    "schemactl.codegen.metadata", "schemactl.codegen.planner", "schemactl.codegen.render",
+    "schemactl.codegen.recorder", "schemactl.codegen.offline", "schemactl.codegen.sumfile",
+    "schemactl.pipeline.drift", "schemactl.pipeline.backup", "schemactl.pipeline.scope",
+    "schemactl.pipeline.applier", "schemactl.pipeline.runner",
+)
+
+
+def warm_imports() -> None:
+    """Import what the pipeline imports lazily, once, before threads share the work."""
+    import importlib
+
+    for name in _LAZY_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional piece missing fails in its own target, as before
+            pass
+
+
 def run_batch(members: list[Member], work: Callable[[Member], TargetOutcome], workers: int,
               stop: threading.Event, stop_on_failure: bool, on_event: Event | None,
               out: dict[str, TargetOutcome]) -> None:
@@ -237,6 +263,7 @@ def run_batch(members: list[Member], work: Callable[[Member], TargetOutcome], wo
     nothing new starts (a failure sets it when ``stop_on_failure``)."""
     lock = threading.Lock()
     queue = list(reversed(members))
+    warm_imports()
 
     def worker() -> None:
         while True:
