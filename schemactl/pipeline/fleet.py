@@ -36,6 +36,7 @@ from schemactl.model.config import TargetSpec
 from schemactl.model.repo import SchemaRepo
 from schemactl.pipeline import journal
 from schemactl.pipeline.operation import NO_GUARD, Guard
+from schemactl.pipeline.warmup import warm_imports
 
 STATUSES = ("applied", "up_to_date", "failed", "drift", "unreachable", "skipped")
 AT_HEAD = ("applied", "up_to_date")
@@ -228,32 +229,6 @@ def _skipped(m: Member) -> TargetOutcome:
     return TargetOutcome(name=m.name, ok=False, status="skipped", database=m.display,
                          group=m.group, error={"code": "skipped",
                                                "message": "not started: an earlier target failed"})
-
-
-# Imported lazily elsewhere: importing them from two threads at once can hand one thread a
-# half-initialised module (alembic's packages import each other), so the fleet imports
-# them in its own thread before any worker starts.
-_LAZY_MODULES = (
-    "psycopg", "sqlalchemy", "sqlalchemy.dialects.postgresql", "sqlalchemy.exc",
-    "alembic.command", "alembic.config", "alembic.script", "alembic.runtime.migration",
-    "alembic.operations", "alembic.operations.ops", "alembic.autogenerate",
-    "alembic.autogenerate.api", "mako.template",
-    "schemactl.codegen.metadata", "schemactl.codegen.planner", "schemactl.codegen.render",
-    "schemactl.codegen.recorder", "schemactl.codegen.offline", "schemactl.codegen.sumfile",
-    "schemactl.pipeline.drift", "schemactl.pipeline.backup", "schemactl.pipeline.scope",
-    "schemactl.pipeline.applier", "schemactl.pipeline.runner",
-)
-
-
-def warm_imports() -> None:
-    """Import what the pipeline imports lazily, once, before threads share the work."""
-    import importlib
-
-    for name in _LAZY_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:  # an optional piece missing fails in its own target, as before
-            pass
 
 
 def run_batch(members: list[Member], work: Callable[[Member], TargetOutcome], workers: int,
