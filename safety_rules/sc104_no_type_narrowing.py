@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.model.online import ColumnChange, online_cast, online_problem
-
 from .base import OpsContext, Rule, RuleContext
-from .typing_rules import classify_change
+from .typing_rules import classify_change, refused_type_changes
 from .typing_rules_ops import altered_types
 from .violation import Violation
 
@@ -52,22 +50,8 @@ class NoTypeNarrowing(Rule):
             "another kind of data add a new column, copy the values and deprecate the old one")
 
     def check(self, ctx: RuleContext) -> Iterator[Violation]:
-        for ch in ctx.changes:
-            for old, new in ch.kept_columns():
-                if classify_change(old.type, new.type) != "narrowing":
-                    continue
-                if online_cast(old.type, new.type) is not None and ch.before is not None:
-                    problem = online_problem(ch.before, ColumnChange(ch.name, old, new))
-                    if problem:
-                        yield self.violation(
-                            f"column {ch.name}.{new.name} cannot change type online "
-                            f"({old.type} → {new.type}): {problem}", table=ch.name,
-                            column=new.name, tdef=ch.after)
-                else:
-                    yield self.violation(
-                        f"column {ch.name}.{new.name} changes type {old.type} → {new.type}, "
-                        "which can lose data or fail on existing rows",
-                        table=ch.name, column=new.name, tdef=ch.after)
+        return refused_type_changes(self, ctx, "narrowing",
+                                    ", which can lose data or fail on existing rows")
 
     def check_ops(self, ctx: OpsContext) -> Iterator[Violation]:
         for item, old, new in altered_types(ctx):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.model.online import ColumnChange, online_cast, online_problem
-
 from .base import OpsContext, Rule, RuleContext
-from .typing_rules import classify_change
+from .typing_rules import classify_change, refused_type_changes
 from .typing_rules_ops import altered_types
 from .violation import Violation
 
@@ -54,22 +52,8 @@ class RewritingTypeChange(Rule):
             "backfill it and deprecate the old one, or waive this rule for a small table")
 
     def check(self, ctx: RuleContext) -> Iterator[Violation]:
-        for ch in ctx.changes:
-            for old, new in ch.kept_columns():
-                if classify_change(old.type, new.type) != "rewrite":
-                    continue
-                if online_cast(old.type, new.type) is not None and ch.before is not None:
-                    problem = online_problem(ch.before, ColumnChange(ch.name, old, new))
-                    if problem:
-                        yield self.violation(
-                            f"column {ch.name}.{new.name} cannot change type online "
-                            f"({old.type} → {new.type}): {problem}", table=ch.name,
-                            column=new.name, tdef=ch.after)
-                else:
-                    yield self.violation(
-                        f"column {ch.name}.{new.name} changes type {old.type} → {new.type}: "
-                        "PostgreSQL rewrites the table under an ACCESS EXCLUSIVE lock",
-                        table=ch.name, column=new.name, tdef=ch.after)
+        return refused_type_changes(self, ctx, "rewrite", ": PostgreSQL rewrites the table "
+                                                          "under an ACCESS EXCLUSIVE lock")
 
     def check_ops(self, ctx: OpsContext) -> Iterator[Violation]:
         for item, old, new in altered_types(ctx):

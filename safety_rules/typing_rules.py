@@ -7,6 +7,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 
@@ -18,6 +19,16 @@ from schemactl.model.literals import (
     TIME_BASES,
     TYPE_BASES,
 )
+from schemactl.model.online import (
+    WIDENING,
+    ColumnChange,
+    numeric_scale_kept,
+    online_cast,
+    online_problem,
+)
+
+from .base import Rule, RuleContext
+from .violation import Violation
 
 # Types PostgreSQL has but schemactl refuses, with what to write instead.
 REFUSED_TYPES = {
@@ -118,25 +129,28 @@ def type_problem(text: str) -> str | None:
     return None
 
 
-def _num_fits(old: TypeSpec, new: TypeSpec) -> bool:
-    """numeric(p,s) → numeric(p2,s2) keeps every value and needs no rewrite."""
+def _num_same_scale(old: TypeSpec, new: TypeSpec) -> bool:
+    """numeric(p,s) → numeric(p2,s2) keeps every value and needs no rewrite (same scale)."""
     if not new.args:
         return True
     if not old.args:
         return False
-    p, s = old.args[0], (old.args[1] if len(old.args) > 1 else 0)
-    p2, s2 = new.args[0], (new.args[1] if len(new.args) > 1 else 0)
-    return s2 == s and p2 >= p
+    s, s2 = (old.args[1] if len(old.args) > 1 else 0), (new.args[1] if len(new.args) > 1 else 0)
+    return s2 == s and new.args[0] >= old.args[0]
 
 
-# Lossless conversions that PostgreSQL performs by rewriting the table.
+# Lossless conversions that PostgreSQL performs by rewriting the table: the online cast
+# whitelist's widenings (schemactl.model.online, their one home) and those it has no
+# shadow-column form for.
 _REWRITE_WIDENINGS = {
-    "smallint": {"integer", "bigint", "numeric", "real", "double precision"},
-    "integer": {"bigint", "numeric", "double precision"},
-    "bigint": {"numeric"},
-    "real": {"double precision"},
-    "date": {"timestamp", "timestamptz"},
-    "timestamp": {"timestamptz"},
+    base: set(WIDENING.get(base, ())) | extra for base, extra in {
+        "smallint": {"real", "double precision"},
+        "integer": {"double precision"},
+        "bigint": set(),
+        "real": set(),
+        "date": {"timestamp", "timestamptz"},
+        "timestamp": {"timestamptz"},
+    }.items()
 }
 
 
@@ -169,14 +183,9 @@ def classify_change(old_text: str, new_text: str) -> str:
     if old.base == "text" and new.base == "varchar" and not new.args:
         return "safe"
     if old.base == "numeric" and new.base == "numeric":
-        if _num_fits(old, new):
+        if _num_same_scale(old, new):
             return "safe"
-        if old.args and new.args:
-            p, s = old.args[0], (old.args[1] if len(old.args) > 1 else 0)
-            p2, s2 = new.args[0], (new.args[1] if len(new.args) > 1 else 0)
-            if s2 >= s and p2 - s2 >= p - s:
-                return "rewrite"
-        return "narrowing"
+        return "rewrite" if old.args and numeric_scale_kept(old, new) else "narrowing"
     if new.base in _REWRITE_WIDENINGS.get(old.base, ()):
         if new.base == "numeric" and new.args:
             return "narrowing"
@@ -184,6 +193,31 @@ def classify_change(old_text: str, new_text: str) -> str:
     if new.base == "text" and old.base != "bytea":
         return "rewrite"  # every value has a text form; the table is rewritten
     return "narrowing"
+
+
+def refused_type_changes(rule: Rule, ctx: RuleContext, kind: str, why: str
+                         ) -> Iterator[Violation]:
+    """The violations of the type changes of class ``kind`` (:func:`classify_change`) that
+    ``rule`` refuses as direct DDL (SC104 "narrowing", SC504 "rewrite").
+
+    A change along the online cast whitelist passes, unless it cannot run online
+    (:func:`schemactl.model.online.online_problem` says why); any other is refused with
+    ``why``, the rule's reason.
+    """
+    for ch in ctx.changes:
+        for old, new in ch.kept_columns():
+            if classify_change(old.type, new.type) != kind:
+                continue
+            where = f"column {ch.name}.{new.name}"
+            if online_cast(old.type, new.type) is not None and ch.before is not None:
+                problem = online_problem(ch.before, ColumnChange(ch.name, old, new))
+                if problem:
+                    yield rule.violation(f"{where} cannot change type online ({old.type} → "
+                                         f"{new.type}): {problem}", table=ch.name,
+                                         column=new.name, tdef=ch.after)
+            else:
+                yield rule.violation(f"{where} changes type {old.type} → {new.type}{why}",
+                                     table=ch.name, column=new.name, tdef=ch.after)
 
 
 # -- defaults ------------------------------------------------------------------------

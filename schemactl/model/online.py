@@ -18,7 +18,7 @@ from schemactl.model.definitions import Column, TableDef, TypeSpec, parse_type
 
 # old base → new bases whose cast keeps every value (the table would be rewritten by a
 # direct ALTER TYPE, so it goes through a shadow column instead).
-_WIDENING = {
+WIDENING = {
     "smallint": ("integer", "bigint", "numeric"),
     "integer": ("bigint", "numeric"),
     "bigint": ("numeric",),
@@ -44,7 +44,9 @@ class OnlineCast:
     checked: bool = False
 
 
-def _numeric_widens(old: TypeSpec, new: TypeSpec) -> bool:
+def numeric_scale_kept(old: TypeSpec, new: TypeSpec) -> bool:
+    """numeric(p,s) → numeric(p2,s2) keeps every value: s2 ≥ s and p2 − s2 ≥ p − s (or the
+    new one is unconstrained)."""
     if not new.args:
         return True
     if not old.args:
@@ -69,10 +71,10 @@ def online_cast(old_type: str, new_type: str) -> OnlineCast | None:
         if new.args and new.args[0] - (new.args[1] if len(new.args) > 1 else 0) < digits:
             return None
         return OnlineCast(str(old), str(new))
-    if new.base in _WIDENING.get(old.base, ()):
+    if new.base in WIDENING.get(old.base, ()):
         return OnlineCast(str(old), str(new))
     if old.base == "numeric" and new.base == "numeric":
-        return OnlineCast(str(old), str(new)) if _numeric_widens(old, new) else None
+        return OnlineCast(str(old), str(new)) if numeric_scale_kept(old, new) else None
     if new.base == "varchar" and new.args and (
             old.base == "text" or (old.base == "varchar" and (not old.args
                                                               or new.args[0] < old.args[0]))):
