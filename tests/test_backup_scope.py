@@ -339,3 +339,28 @@ def test_full_directory_backup_verifies_and_restores(repo: Path, db: Target, cli
     victim.write_bytes(victim.read_bytes() + b"x")
     bad = cli("backups", "verify", b.id, "--json", cwd=repo)
     assert bad.code == 3 and not bad.json["verify"]["sha256_ok"], bad
+
+
+def test_online_change_backup_holds_that_table_only(repo: Path, db: Target,
+                                                    proposed: dict[str, Any]) -> None:
+    """An online retype goes through its helper, not raw SQL: the backups of its apply and
+    of its rollback hold the changed table's data only, and its rows come back."""
+    from schemactl import api
+
+    _propose(repo, NOTES_V2)
+    assert api.apply(repo, database_url=db.url, actor="user:test").ok
+    with connect(db) as conn:
+        conn.execute("update notes set score = length(title)")
+    before = _fingerprint(db, "notes")
+    _propose(repo, NOTES_V2.replace("{name: score, type: integer}", "{name: score, type: bigint}"))
+    res = api.apply(repo, database_url=db.url, actor="user:test")
+    assert res.ok, res
+    assert res.backup is not None
+    assert res.backup["scope"] == "touched" and res.backup["tables"] == ["public.notes"]
+    manifest = json.loads(Path(SchemaRepo.open(repo).backup_dir / f"{res.backup['id']}.json")
+                          .read_text())
+    assert manifest["tables"] == [{"table": "public.notes", "rows": 500}]
+    back = api.rollback(repo, database_url=db.url, actor="user:test")
+    assert back.ok, back
+    assert back.backup is not None and back.backup["tables"] == ["public.notes"]
+    assert _fingerprint(db, "notes") == before

@@ -99,14 +99,8 @@ def _wrap_helpers(namespace: dict[str, Any], rec: Any) -> None:
             rec.recorded.append(op)
             return quiet(fk_fn, name, table, column, ref_table, ref_column, **actions)
         namespace["_add_foreign_key_not_valid"] = fk
-    online_fn = namespace.get("_online_column")
-    if callable(online_fn):
-        from schemactl.codegen.online import OnlineColumnSpec
-
-        def online(spec: dict[str, Any]) -> Any:
-            rec.recorded.append(OnlineColumnSpec(str(spec["table"]), dict(spec)))
-            return quiet(online_fn, spec)
-        namespace["_online_column"] = online
+    for helper in ("_online_column", "_online_column_down"):
+        _wrap_online(namespace, helper, rec, quiet)
     replaced_fn = namespace.get("_drop_replaced_constraint")
     if callable(replaced_fn):
         def replaced(name: str, table: str, replaced_by: str) -> Any:
@@ -135,6 +129,21 @@ def _wrap_helpers(namespace: dict[str, Any], rec: Any) -> None:
             rec.recorded.append(ArchiveOp("column", table, column))
             return quiet(column_fn, table, column, *args, **kw)
         namespace["_archive_column"] = archive_column
+
+
+def _wrap_online(namespace: dict[str, Any], helper: str, rec: Any, quiet: Any) -> None:
+    """An online change's helper (up or down) recorded as the one table's change it is."""
+    fn = namespace.get(helper)
+    if not callable(fn):
+        return
+    from schemactl.codegen.online import OnlineColumnSpec
+
+    def online(spec: dict[str, Any]) -> Any:
+        made = OnlineColumnSpec(str(spec["table"]), dict(spec))
+        made.info["direction"] = "downgrade" if helper.endswith("_down") else "upgrade"
+        rec.recorded.append(made)
+        return quiet(fn, spec)
+    namespace[helper] = online
 
 
 def _is_validate(sql: str) -> bool:

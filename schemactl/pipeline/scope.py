@@ -24,6 +24,9 @@ _ONE_TABLE = frozenset({
     "DropIndexOp", "CreateForeignKeyOp", "CreateUniqueConstraintOp", "CreateCheckConstraintOp",
     "CreatePrimaryKeyOp", "DropConstraintOp", "CreateTableCommentOp", "DropTableCommentOp",
     "RenameTableOp", "ArchiveOp",
+    # an online column change (codegen.online): its rows are rewritten in batches, the old
+    # column's values copied to a new archive table; no other table's data changes
+    "OnlineColumnSpec",
 })
 
 
