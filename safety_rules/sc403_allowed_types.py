@@ -88,7 +88,7 @@ class AllowedTypes(Rule):
 
     def _index(self, table: str, tdef: TableDef, idx: Index) -> Iterator[Violation]:
         method = idx.using or "btree"
-        where = f"index on {table}({', '.join(idx.columns)})"
+        where = f"index on {table}({', '.join(idx.key_words)})"
         if method not in INDEX_METHODS:
             yield self.violation(f"{where}: index method {method!r} is not allowed",
                                  table=table, tdef=tdef,
@@ -116,7 +116,8 @@ class AllowedTypes(Rule):
                     f"not {spec.args[0]}", table=table, tdef=tdef,
                     hint="reduce the embedding's dimensions, use halfvec(n) (up to 4,000), "
                          "or leave the column unindexed (exact search)")
-        for cname in dict.fromkeys(idx.columns):
+        # An expression key (lower/upper of a text column) is SC407's to judge.
+        for cname in dict.fromkeys(c for c, fn in idx.keys if fn is None):
             col = tdef.column(cname)
             spec = col.type_spec if col is not None else None
             if spec is None or type_problem(col.type if col else "") is not None:

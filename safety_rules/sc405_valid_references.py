@@ -30,7 +30,7 @@ def is_whole_key(tdef: TableDef, columns: tuple[str, ...]) -> bool:
         if col is not None and col.unique:
             return True
     return any(i.unique and set(i.columns) == wanted and len(i.columns) == len(wanted)
-               and not _partial(i) for i in tdef.indexes)
+               and not _partial(i) and not i.functions for i in tdef.indexes)
 
 
 def _partial(idx: object) -> bool:
@@ -151,7 +151,8 @@ class ValidReferences(Rule):
                                      table=t, tdef=tdef, hint="give the index another `name`")
             if not idx.columns:
                 yield self.violation(f"an index of {t} lists no columns", table=t, tdef=tdef)
-            twice = sorted({c for c in idx.columns if idx.columns.count(c) > 1})
+            keys = idx.key_words
+            twice = sorted({c for c in keys if keys.count(c) > 1})
             if twice:
                 yield self.violation(f"index {iname} of {t} lists {', '.join(twice)} twice",
                                      table=t, tdef=tdef,

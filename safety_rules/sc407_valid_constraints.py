@@ -53,7 +53,9 @@ class ValidConstraints(Rule):
     ivfflat ``lists``), ``set_null`` only on a nullable column, and a generated
     column of the right type over existing text columns. A generated column
     cannot be added to (or changed on) an existing table: PostgreSQL rewrites
-    the whole table under an exclusive lock.
+    the whole table under an exclusive lock. An expression key of an index
+    (``{lower: email}``, ``{upper: code}``) applies to a text or varchar column
+    (a citext column needs none) in a btree index without an opclass.
 
     **Anti-pattern**
 
@@ -67,6 +69,7 @@ class ValidConstraints(Rule):
       - {name: search, type: text, generated: {tsvector: [status], config: klingon}}
     indexes:
       - {columns: [status], where: {age: young}}
+      - {columns: [{lower: age}], unique: true}
     ```
 
     **Best practice**
@@ -81,6 +84,7 @@ class ValidConstraints(Rule):
       - {name: search, type: tsvector, generated: {tsvector: [status], config: simple}}
     indexes:
       - {columns: [status], where: {age: 30}}
+      - {columns: [{lower: status}], unique: true}
     ```
     """
 
@@ -227,6 +231,7 @@ class ValidConstraints(Rule):
                     yield self._v(tdef, f"index {iname}: where {pred.column} = "
                                         f"{pred.value!r}: {problem.replace('default ', '', 1)}",
                                   column=pred.column)
+        yield from self._expressions(tdef, idx, iname, method)
         for c in idx.include:
             if tdef.column(c) is None:
                 yield self._v(tdef, f"index {iname} includes the unknown column {c}")
@@ -248,6 +253,30 @@ class ValidConstraints(Rule):
                 params["ef_construction"] < 2 * params["m"]:
             yield self._v(tdef, f"index {iname}: ef_construction must be at least 2 * m",
                           hint="pgvector refuses ef_construction < 2 * m")
+
+
+    def _expressions(self, tdef: TableDef, idx: Index, iname: str, method: str
+                     ) -> Iterator[Violation]:
+        """Expression keys (``{lower: email}``): a text column, a btree index, no opclass."""
+        for cname, fn in idx.keys:
+            col = tdef.column(cname)
+            if fn is None or col is None:
+                continue  # an unknown column is SC405's finding
+            if _base(col) == "citext":
+                yield self._v(tdef, f"index {iname}: {fn}({cname}) on citext, which compares "
+                                    "without case already", column=cname,
+                              hint=f"index the column itself: columns: [{cname}]")
+            elif _base(col) not in STRING_TYPES:
+                yield self._v(tdef, f"index {iname}: {fn}({cname}) needs a text column, "
+                                    f"{cname} is {col.type}", column=cname,
+                              hint=f"apply {fn} to a text or varchar column")
+        if idx.functions and method != "btree":
+            yield self._v(tdef, f"index {iname}: expression keys need a btree index, not "
+                                f"{method}", hint="leave `using` out for lower/upper keys")
+        if idx.functions and idx.opclass:
+            yield self._v(tdef, f"index {iname}: an opclass with expression keys is not "
+                                "supported", hint="drop the opclass (btree's default serves "
+                                                  "= and sorting)")
 
 
 def _default_fails(col: Column) -> str | None:

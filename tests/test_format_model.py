@@ -30,6 +30,7 @@ checks:
 indexes:
   - {columns: [email], unique: true, where: {is_deleted: false, ended_at: {is_null: true}}}
   - {columns: [team_id], include: [status], with: {fillfactor: 70}}
+  - {columns: [status, {lower: handle}], unique: true}
 """
 
 
@@ -45,6 +46,11 @@ def test_round_trips() -> None:
     short = parse_definition("table: t\ncolumns:\n  - {name: a, type: uuid, references: "
                              "{to: p.id, on_delete: no_action}}\n")
     assert short.columns[0].to_dict()["references"] == "p.id"
+    # An expression key: the column by name plus its function; plain indexes have none.
+    assert (back.indexes[2].columns, back.indexes[2].functions) == (("status", "handle"),
+                                                                    (None, "lower"))
+    assert back.indexes[2].index_name("members") == "uq_members_status_lower_handle"
+    assert back.indexes[1].functions == ()
 
 
 @pytest.mark.parametrize("column, message", [
@@ -63,6 +69,9 @@ def test_malformed_structures_are_bad_input(column: str, message: str) -> None:
     ("checks:\n  - {left: a, op: '; drop', right: b}\n", "not a comparison operator"),
     ("indexes:\n  - {columns: [a], with: {autovacuum_enabled: 0}}\n", "unknown storage"),
     ("indexes:\n  - {columns: [a], where: {a: null}}\n", "is_null"),
+    ("indexes:\n  - {columns: [{md5: a}]}\n", "not an index function"),
+    ("indexes:\n  - {columns: [{lower: a, upper: a}]}\n", "column name or"),
+    ("indexes:\n  - {columns: [{lower: [a]}]}\n", "must name one column"),
 ])
 def test_no_sql_gets_through_the_structure(extra: str, message: str) -> None:
     with pytest.raises(DefinitionError, match=message):
@@ -81,7 +90,8 @@ def test_the_published_json_schema_describes_the_same_structure() -> None:
     validator.validate(doc)
     doc["columns"][3]["check"] = {"between": 1}
     doc["columns"][6]["references"] = {"to": "teams.id", "on_delete": "explode"}
-    assert len(list(validator.iter_errors(doc))) == 2
+    doc["indexes"][2]["columns"] = [{"md5": "handle"}]
+    assert len(list(validator.iter_errors(doc))) == 3
 
 
 def test_check_models_the_structured_parts(tmp_path: Path) -> None:

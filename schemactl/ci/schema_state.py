@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from schemactl.codegen.expressions import check_map, fingerprint, generated_sql, predicate_sql
+from schemactl.codegen.expressions import (
+    check_map,
+    fingerprint,
+    generated_sql,
+    index_keys_sql,
+    predicate_sql,
+)
 from schemactl.model.definitions import TableDef
 
 State = dict[str, dict[str, Any]]
@@ -61,7 +67,7 @@ def table_state(tdef: TableDef) -> dict[str, Any]:
     for name, sql in check_map(tdef).items():
         s[f"check:{name}"] = fingerprint(sql)
     for i in tdef.indexes:
-        s[f"index:{i.index_name(tdef.table)}"] = (i.unique, tuple(i.columns),
+        s[f"index:{i.index_name(tdef.table)}"] = (i.unique, tuple(index_keys_sql(i)),
                                                   i.using or "btree", i.opclass,
                                                   fingerprint(predicate_sql(i.where)),
                                                   tuple(i.include), tuple(i.storage))

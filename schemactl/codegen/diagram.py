@@ -85,8 +85,9 @@ def _unique_columns(table: Table) -> set[str]:
 
     single = {next(iter(c.columns)).name for c in table.constraints
               if isinstance(c, UniqueConstraint) and len(c.columns) == 1}
+    # An expression key (lower(email)) makes no column unique by itself.
     single |= {next(iter(i.columns)).name for i in table.indexes
-               if i.unique and len(i.columns) == 1}
+               if i.unique and len(i.columns) == 1 and len(i.expressions) == 1}
     return single
 
 

@@ -15,7 +15,7 @@ import math
 import re
 
 from schemactl.model.constraints import Generated, IndexPredicate, TableCheck
-from schemactl.model.definitions import Column, TableDef
+from schemactl.model.definitions import Column, Index, TableDef
 
 # Definition action → the SQL words.
 FK_ACTION_SQL = {"cascade": "CASCADE", "set_null": "SET NULL", "restrict": "RESTRICT",
@@ -91,6 +91,17 @@ def predicate_sql(preds: tuple[IndexPredicate, ...]) -> str | None:
         else:
             parts.append(f"{ident(p.column)} = {literal(p.value)}")
     return " AND ".join(parts) or None
+
+
+def index_key_sql(column: str, function: str | None) -> str:
+    """One key of an index as SQL: the quoted column, or a whitelisted function of it."""
+    return ident(column) if function is None else f"{function}({ident(column)})"
+
+
+def index_keys_sql(idx: Index) -> list[str]:
+    """An index's keys as the migration passes them: a plain column by name, an
+    expression as its SQL (``lower("email")``)."""
+    return [c if f is None else index_key_sql(c, f) for c, f in idx.keys]
 
 
 def generated_sql(gen: Generated) -> str:

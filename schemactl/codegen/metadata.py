@@ -276,8 +276,8 @@ def add_table(metadata: MetaData, tdef: TableDef, *, include_deprecated: bool = 
     for idx in tdef.indexes:
         if not set(idx.columns) | set(idx.include) | {p.column for p in idx.where} <= names:
             continue
-        items.append(sa.Index(idx.index_name(tdef.table), *idx.columns, unique=idx.unique,
-                              **index_kwargs(idx)))
+        items.append(sa.Index(idx.index_name(tdef.table), *index_elements(idx),
+                              unique=idx.unique, **index_kwargs(idx)))
     return sa.Table(tdef.table, metadata, *items,
                     comment=effective_comment(tdef.comment, tdef.deprecated))
 
@@ -327,6 +327,15 @@ def check_constraints(tdef: TableDef, names: set[str] | None = None) -> list[Any
         if names is None or {chk.left, chk.right} <= names:
             out.append(sa.CheckConstraint(table_check_sql(chk), name=chk.check_name(tdef.table)))
     return out
+
+
+def index_elements(idx: Index) -> list[Any]:
+    """An index's keys for SQLAlchemy: column names, and ``sa.text`` for an expression."""
+    import sqlalchemy as sa
+
+    from schemactl.codegen.expressions import index_key_sql
+
+    return [c if f is None else sa.text(index_key_sql(c, f)) for c, f in idx.keys]
 
 
 def index_kwargs(idx: Index) -> dict[str, Any]:

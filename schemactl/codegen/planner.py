@@ -111,6 +111,12 @@ def _column_obj(col: Column, table: str) -> Any:
     return sa_column(col)
 
 
+def _index_elements(idx: Index) -> list[Any]:
+    from schemactl.codegen.metadata import index_elements
+
+    return index_elements(idx)
+
+
 def _index_kw(idx: Index) -> dict[str, Any]:
     from schemactl.codegen.metadata import index_kwargs
 
@@ -132,7 +138,7 @@ def _create_table(tdef: TableDef, metadata: Any) -> tuple[list[Any], list[Change
     create.info["definition"] = tdef
     index_ops = []
     for idx in tdef.indexes:
-        op = ops.CreateIndexOp(idx.index_name(tdef.table), tdef.table, list(idx.columns),
+        op = ops.CreateIndexOp(idx.index_name(tdef.table), tdef.table, _index_elements(idx),
                                unique=idx.unique, **_index_kw(idx))
         op.info["index"] = idx
         index_ops.append(op)
@@ -242,13 +248,13 @@ def _alter_table(old: TableDef, new: TableDef) -> tuple[list[Any], list[Change]]
     for name, idx in new_idx.items():
         if name in old_idx and old_idx[name] == idx:
             continue
-        create = ops.CreateIndexOp(name, table, list(idx.columns), unique=idx.unique,
+        create = ops.CreateIndexOp(name, table, _index_elements(idx), unique=idx.unique,
                                    if_not_exists=True, postgresql_concurrently=True,
                                    **_index_kw(idx))
         create.info["index"] = idx
         index_ops.append(create)
         changes.append(Change("add_index", table, index=name,
-                              detail=f"{idx.using or 'btree'} ({', '.join(idx.columns)})"))
+                              detail=f"{idx.using or 'btree'} ({', '.join(idx.key_words)})"))
     return col_ops + constraint_ops + index_ops, changes
 
 

@@ -38,6 +38,16 @@ def column_src(col: Column) -> str:
     return f"sa.Column({', '.join(args)})"
 
 
+def index_columns_src(idx: Index) -> str:
+    """The keys of an index as Python source: names, and ``sa.text(...)`` for expressions."""
+    from schemactl.codegen.expressions import index_key_sql
+
+    if not idx.functions:
+        return py(list(idx.columns))
+    return "[" + ", ".join(py(c) if f is None else text_src(index_key_sql(c, f))
+                           for c, f in idx.keys) + "]"
+
+
 def index_kw_src(idx: Index) -> list[str]:
     out = []
     if idx.unique:

@@ -31,6 +31,7 @@ from schemactl.codegen.pysource import (
     call_src,
     column_src,
     create_table_src,
+    index_columns_src,
     index_kw_src,
     py,
 )
@@ -158,7 +159,7 @@ def render_migration(plan: Plan, revision: str, down_revision: str | None,
                         raise RenderError(f"unexpected operation on new table {table}")
                     idx: Index = sub.info["index"]
                     up_tx += call_src("op.create_index", [py(sub.index_name), py(table),
-                                                       py(list(idx.columns)),
+                                                       index_columns_src(idx),
                                                        *index_kw_src(idx)])
                 continue
             _render_modify(top, revision, up_tx, up_auto, up_after, down_auto, down_tx,
@@ -272,7 +273,7 @@ def _render_modify(top: Any, revision: str, up_tx: list[str], up_auto: list[str]
         elif isinstance(sub, ops.CreateIndexOp):
             idx: Index = sub.info["index"]
             up_auto += call_src("_create_index_concurrently",
-                             [py(sub.index_name), py(table), py(list(idx.columns)),
+                             [py(sub.index_name), py(table), index_columns_src(idx),
                               *index_kw_src(idx)])
             down_auto += call_src("op.drop_index", [py(sub.index_name), f"table_name={py(table)}",
                                                  "postgresql_concurrently=True",

@@ -25,6 +25,9 @@ STORAGE_PARAMETERS = {"m": (2, 100), "ef_construction": (4, 1000), "lists": (1, 
 STORAGE_METHODS = {"m": ("hnsw",), "ef_construction": ("hnsw",), "lists": ("ivfflat",),
                    "fillfactor": ("btree", "hash", "gist")}
 CHECK_KEYS = ("min", "max", "min_length", "max_length", "pattern", "allowed")
+# Functions an index key may apply to one column (``columns: [{lower: email}]``): each is
+# IMMUTABLE (PostgreSQL refuses anything else in an index) and takes one text column.
+INDEX_FUNCTIONS = ("lower", "upper")
 
 
 class StructureError(ValueError):
@@ -281,6 +284,43 @@ def column_structures(rc: Mapping[str, Any], where: str) -> dict[str, Any]:
             else None,
             "generated": Generated.from_dict(generated, f"{where}.generated")
             if generated is not None else None}
+
+
+def index_keys(raw: Any, where: str) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
+    """An index's ``columns`` as (column names, the function applied to each or None).
+
+    An entry is a column name or ``{lower: column}`` / ``{upper: column}``: an expression
+    index from the whitelist :data:`INDEX_FUNCTIONS`, never SQL. The functions are ``()``
+    when every entry is a plain column (the model of an index without expressions).
+    """
+    hint = f"e.g. columns: [{{lower: email}}]; functions: {', '.join(INDEX_FUNCTIONS)}"
+    if not isinstance(raw, list):
+        raise _error(f"{where}.columns must be a list", hint=hint)
+    names: list[str] = []
+    functions: list[str | None] = []
+    for entry in raw:
+        if isinstance(entry, str):
+            names.append(entry)
+            functions.append(None)
+            continue
+        if not isinstance(entry, Mapping) or len(entry) != 1:
+            raise _error(f"{where}.columns[] must be a column name or {{function: column}}",
+                         hint=hint)
+        ((fn, col),) = entry.items()
+        if fn not in INDEX_FUNCTIONS:
+            raise _error(f"{where}.columns[]: {fn!r} is not an index function", hint=hint)
+        if not isinstance(col, str):
+            raise _error(f"{where}.columns[].{fn} must name one column", hint=hint)
+        names.append(col)
+        functions.append(fn)
+    return tuple(names), (tuple(functions) if any(functions) else ())
+
+
+def index_keys_to_value(columns: tuple[str, ...], functions: tuple[str | None, ...]
+                        ) -> list[Any]:
+    if not functions:
+        return list(columns)
+    return [c if f is None else {f: c} for c, f in zip(columns, functions, strict=True)]
 
 
 def index_structures(ri: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from schemactl.model.constraints import (
     Generated,
     IndexPredicate,
     TableCheck,
+    index_keys_to_value,
     predicates_to_dict,
     reference_to_value,
 )
@@ -158,6 +159,9 @@ class Index:
     where: tuple[IndexPredicate, ...] = ()
     include: tuple[str, ...] = ()
     storage: tuple[tuple[str, int], ...] = ()
+    # An expression index: the whitelisted function applied to each of ``columns`` (None
+    # for a plain column); ``()`` when there is none (``columns: [{lower: email}]``).
+    functions: tuple[str | None, ...] = ()
 
     def __post_init__(self) -> None:
         # Pairs read back from JSON are lists: keep them tuples, so equal indexes compare equal.
@@ -169,13 +173,24 @@ class Index:
         if self.name:
             return self.name
         prefix = "uq" if self.unique else "ix"
-        name = f"{prefix}_{table}_{'_'.join(self.columns)}"
+        name = f"{prefix}_{table}_{'_'.join(self.key_words)}"
         if self.using and self.using != "btree":
             name += f"_{self.using}"
         return name[:63]
 
+    @property
+    def keys(self) -> tuple[tuple[str, str | None], ...]:
+        """Each key of the index as (column, function or None)."""
+        return tuple(zip(self.columns, self.functions or (None,) * len(self.columns),
+                         strict=True))
+
+    @property
+    def key_words(self) -> tuple[str, ...]:
+        """The keys as name parts: ``email``, ``lower_email``."""
+        return tuple(c if f is None else f"{f}_{c}" for c, f in self.keys)
+
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"columns": list(self.columns)}
+        out: dict[str, Any] = {"columns": index_keys_to_value(self.columns, self.functions)}
         if self.unique:
             out["unique"] = True
         if self.using:

@@ -244,15 +244,15 @@ def from_dict(obj: Any, source: str = "<definition>", text: str = "", size: int 
         _unknown(ri.keys(), INDEX_KEYS, where, source)
         if "columns" not in ri:
             raise DefinitionError(f"{source}: {where} is missing 'columns'")
-        cols = _need(list, ri["columns"], f"{where}.columns", source)
-        for c in cols:
-            _need(str, c, f"{where}.columns[]", source)
+        _need(list, ri["columns"], f"{where}.columns", source)
+        cols, functions = _index_keys(ri["columns"], f"{source}: {where}")
         for key in ("using", "opclass", "name"):
             if ri.get(key) is not None:
                 _need(str, ri[key], f"{where}.{key}", source)
         if "unique" in ri:
             _need(bool, ri["unique"], f"{where}.unique", source)
-        indexes.append(Index(columns=tuple(cols), unique=bool(ri.get("unique", False)),
+        indexes.append(Index(columns=cols, functions=functions,
+                             unique=bool(ri.get("unique", False)),
                              using=(ri.get("using") or None) and str(ri["using"]).lower(),
                              opclass=ri.get("opclass"), name=ri.get("name"),
                              **_index_structures(ri, f"{source}: {where}")))
@@ -288,6 +288,7 @@ def _structure(name: str) -> Any:
 
 _column_structures = _structure("column_structures")
 _index_structures = _structure("index_structures")
+_index_keys = _structure("index_keys")
 _table_checks = _structure("table_checks")
 
 
