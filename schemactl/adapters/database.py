@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -217,6 +219,28 @@ def make_engine(target: Target, options: dict[str, str] | None = None) -> Engine
     connect_args["options"] = " ".join(f"-c {k}={v}" for k, v in
                                        {**SERVER_BOUNDS, **(options or {})}.items())
     return create_engine(target.sqlalchemy_url, poolclass=NullPool, connect_args=connect_args)
+
+
+_engines: OrderedDict[str, Engine] = OrderedDict()
+_engines_lock = threading.Lock()
+
+
+def shared_engine(target: Target) -> Engine:
+    """This process's engine for ``target`` (default options, no pooling).
+
+    It holds no connection between uses; what it keeps is the dialect's first-connect
+    probing and the compiled reflection queries, which a second drift check of the same
+    database (the verify after an apply) then skips. Bounded: the oldest is disposed.
+    """
+    with _engines_lock:
+        engine = _engines.get(target.url)
+        if engine is not None:
+            _engines.move_to_end(target.url)
+            return engine
+        engine = _engines[target.url] = make_engine(target)
+        while len(_engines) > 64:
+            _engines.popitem(last=False)[1].dispose()
+        return engine
 
 
 # Where libpq finds a password the URL lacks (PGPASSWORD, .pgpass, a service file).

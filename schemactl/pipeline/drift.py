@@ -21,11 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from schemactl.adapters import gitops
-from schemactl.adapters.database import Target, make_engine
+from schemactl.adapters.database import Target, shared_engine
 from schemactl.adapters.migrator import VERSION_TABLE, read_revisions
 from schemactl.model.naming import DYNAMIC_SCHEMA
 from schemactl.model.repo import SchemaRepo
+from schemactl.pipeline import drift_memo, expected
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
@@ -61,21 +61,35 @@ def expected_definitions(repo: SchemaRepo, revision: str | None,
     Returns:
         (definitions by table, sha or None when they come from the work tree).
     """
+    defs, sha, _commit = _expected(repo, revision, git_rev)
+    return dict(defs), sha
+
+
+def _expected(repo: SchemaRepo, revision: str | None, git_rev: str | None,
+              ) -> tuple[dict[str, TableDef], str | None, str | None]:
+    """(definitions, the sha to report, the commit they were read at: None when uncached).
+
+    The definitions of a commit are shared between the targets of a run
+    (`schemactl.pipeline.expected`): read-only.
+    """
     from schemactl.model.loading import load_at_rev, load_dir
 
     if git_rev is not None:
-        return dict(load_at_rev(repo.root, git_rev)), git_rev
+        commit = expected.resolve(repo, git_rev)
+        if commit is None:
+            return dict(load_at_rev(repo.root, git_rev)), git_rev, None
+        return expected.definitions_at(repo, commit), git_rev, commit
     if revision is None:
-        return {}, None
+        return {}, None, None
     revs = read_revisions(repo)
     sha = None
     if revision in revs:
         rel = str(_relpath(repo, revs[revision].path))
-        sha = gitops.commit_adding(repo.root, rel)
+        sha = expected.commit_adding(repo, rel)
     if sha is None:
         # A migration never committed: git has nothing to say yet, the work tree does.
-        return dict(load_dir(repo.dynamic_dir, repo.root)), None
-    return dict(load_at_rev(repo.root, sha)), sha
+        return dict(load_dir(repo.dynamic_dir, repo.root)), None, None
+    return expected.definitions_at(repo, sha), sha, sha
 
 
 def _relpath(repo: SchemaRepo, path: str) -> str:
@@ -206,7 +220,8 @@ def compare(connection: Connection, metadata: MetaData, definitions: dict[str, T
 
 
 def check(repo: SchemaRepo, target: Target, revision: str | None, *,
-          git_rev: str | None = None, connection: Connection | None = None) -> DriftReport:
+          git_rev: str | None = None, connection: Connection | None = None,
+          catalog: Any = None) -> DriftReport:
     """Compare the live schema of ``target`` with git's definitions for ``revision``.
 
     Args:
@@ -216,21 +231,54 @@ def check(repo: SchemaRepo, target: Target, revision: str | None, *,
         git_rev: compare with the definitions at this git revision instead of the commit
             that added ``revision``'s migration (verify after an apply uses "HEAD").
         connection: an existing SQLAlchemy connection to use.
+        catalog: an open autocommit psycopg connection to the same database (the run's lock
+            connection): its catalog fingerprint finds a comparison already made on an
+            identical schema (`schemactl.pipeline.drift_memo`) without reflecting again.
     """
-    definitions, sha = expected_definitions(repo, revision, git_rev)
-    metadata = expected_metadata(definitions, revision)
+    definitions, sha, commit = _expected(repo, revision, git_rev)
+    if revision is not None and commit is not None:
+        metadata = expected.metadata_at(repo, commit)  # built once per commit, shared
+    else:
+        metadata = expected_metadata(definitions, revision)
     if revision is None:
         definitions = {}
+    key = (str(repo.root.resolve()), commit, DYNAMIC_SCHEMA) if commit is not None else None
+    before = None
+    if key is not None and catalog is not None and connection is None:
+        before = drift_memo.fingerprint(
+            lambda sql, params: catalog.execute(sql, params or None).fetchone(), DYNAMIC_SCHEMA)
+        found = drift_memo.recall((*key, before))
+        if found is not None:
+            return DriftReport(found[0], found[1], sha)
     if connection is not None:
-        report = compare(connection, metadata, definitions, DYNAMIC_SCHEMA)
+        report = _compare_remembered(connection, metadata, definitions, key, before)
     else:
-        engine = make_engine(target)
-        try:
-            with engine.connect() as conn:
-                report = compare(conn, metadata, definitions, DYNAMIC_SCHEMA)
-        finally:
-            engine.dispose()
+        # One engine per database for the process: its dialect and compiled reflection
+        # queries are reused by the next check (a verify after the drift check).
+        with shared_engine(target).connect() as conn:
+            report = _compare_remembered(conn, metadata, definitions, key, before)
     return DriftReport(report.differences, report.names_only, sha)
+
+
+def _compare_remembered(connection: Connection, metadata: MetaData,
+                        definitions: dict[str, TableDef], key: tuple[Any, ...] | None,
+                        before: str | None) -> DriftReport:
+    """:func:`compare`, remembered by catalog fingerprint when nothing moved meanwhile."""
+    if key is None:
+        return compare(connection, metadata, definitions, DYNAMIC_SCHEMA)
+
+    def run(sql: str, params: dict[str, Any]) -> Any:
+        return connection.exec_driver_sql(sql, params or {}).fetchone()
+
+    if before is None:
+        before = drift_memo.fingerprint(run, DYNAMIC_SCHEMA)
+        found = drift_memo.recall((*key, before))
+        if found is not None:
+            return DriftReport(found[0], found[1])
+    report = compare(connection, metadata, definitions, DYNAMIC_SCHEMA)
+    if drift_memo.fingerprint(run, DYNAMIC_SCHEMA) == before:
+        drift_memo.remember((*key, before), report.differences, report.names_only)
+    return report
 
 
 def _identity(d: dict[str, Any]) -> tuple[Any, ...]:

@@ -61,11 +61,9 @@ def invalid_indexes(conn: psycopg.Connection[Any], tables: set[str], schema: str
 
 def managed_tables(repo: SchemaRepo) -> set[str]:
     """Tables schemactl manages: core models plus every dynamic definition at HEAD."""
-    from schemactl.codegen.metadata import build_metadata
-    from schemactl.model.loading import load_at_rev
+    from schemactl.pipeline import expected
 
-    defs = dict(load_at_rev(repo.root, "HEAD"))
-    return set(build_metadata(defs).tables) | set(defs)
+    return expected.managed_tables(repo)
 
 
 def drop_new_invalid_indexes(repo: SchemaRepo, conn: psycopg.Connection[Any],

@@ -72,7 +72,8 @@ def _finish(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any]
         the verification fails.
     """
     say(progress, "verify")
-    report = drift.check(repo, target, entry.revision, git_rev=j.verify_git_rev)
+    report = drift.check(repo, target, entry.revision, git_rev=j.verify_git_rev,
+                         catalog=lock_conn)
     differences = drift.blocking(report.differences, managed_tables(repo))
     verify_error = None
     if differences:
@@ -327,7 +328,7 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
                 journal.clear(repo, journal.key_of(target))
 
         try:
-            report = drift.check(repo, target, before)
+            report = drift.check(repo, target, before, catalog=lock_conn)
             differences = report.differences
             if redo is not None:
                 # What the interrupted run already made (a built index) is its own work.
