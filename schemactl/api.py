@@ -976,7 +976,8 @@ def history_fleet(repo: PathLike | None = None, selection: Selection = Selection
 
 
 def single_target_url(repo: PathLike | None, selection: Selection, command: str) -> str:
-    """The one database a selection names, for commands that work on one (rollback).
+    """The one database a selection names, for the forms that work on one (``rollback``
+    without ``--to``, ``--restore-backup``).
 
     Raises:
         BadInputError: the selection names more than one target (exit 2).
@@ -987,12 +988,66 @@ def single_target_url(repo: PathLike | None, selection: Selection, command: str)
     members = _members(SchemaRepo.open(repo), selection)
     if len(members) != 1:
         raise BadInputError(
-            f"{command} works on one target at a time ({len(members)} selected)",
-            hint="a rollback removes the migration from git for every database; roll the "
-                 "others forward instead (propose the reverse change and apply it with --all)",
+            f"{command} without --to works on one target at a time ({len(members)} selected)",
+            hint="name the revision every target goes back to: rollback --to REV --all "
+                 "(docs/fleet.md, Rollback)",
             code="one_target")
     m = members[0]
     if m.problem is not None:
         raise m.problem
     assert m.target is not None
     return m.target.url
+
+
+@dataclass(frozen=True)
+class FleetRollbackResult(Result):
+    targets: list[Any]
+    summary: dict[str, int]
+    commit: str | None
+    to: str
+    removed: list[str]
+    kept: list[str]
+    kept_for: list[str]
+    parallel: int
+    canary: int
+    on_error: str
+
+
+def rollback_fleet(repo: PathLike | None = None, selection: Selection = Selection(all=True),
+                   actor: str | None = None, *, to: str, parallel: int = 4, canary: int = 0,
+                   on_error: str = "stop", wait: float | None = None,
+                   on_event: Callable[[str, str], None] | None = None) -> FleetRollbackResult:
+    """Roll several targets of schemactl.toml back to ``to``, ``parallel`` at a time.
+
+    Each target runs the rollback pipeline one revision at a time (lock, drift check,
+    backup, archive instead of drop, journal, audit row). Git changes once: the run's commit
+    carries every target's audit line and a ``Schemactl-Target:`` trailer per target, and
+    removes the undone migrations only when no configured target still has one applied
+    (``removed``; else ``kept`` and ``kept_for`` say which targets hold them).
+
+    Returns:
+        ok only when every selected target is at ``to`` (or below it); else not ok with the
+        highest exit code among the targets' errors.
+
+    Raises:
+        BadInputError: no target selected, an unknown name, group or revision, bad options.
+        ConflictError: ``to`` is not an ancestor of git's head, uncommitted definitions.
+        RejectedError: a revision to undo is the core migration or hand-written (exit 1).
+        PolicyError: the actor may not roll back (exit 1, nothing changed).
+    """
+    from schemactl.pipeline import fleet, fleet_rollback
+    from schemactl.verbs.policy import guard_for
+
+    sr = SchemaRepo.open(repo)
+    who = resolve_actor(actor, sr.root)
+    members = _members(sr, selection)
+    run = fleet_rollback.rollback_fleet(sr, members, who, to, parallel=parallel, canary=canary,
+                                        on_error=on_error, wait=wait, guard=guard_for(sr, who),
+                                        on_event=on_event)
+    code = fleet.exit_code(run.targets)
+    return FleetRollbackResult(
+        command="rollback", ok=code == 0, exit_code=code or 1,
+        error=_not_at_head(run.targets, lambda o: None if o.ok else o.status),
+        targets=run.targets, summary=fleet.summary(run.targets, fleet_rollback.STATUSES),
+        commit=run.commit, to=run.to, removed=run.removed, kept=run.kept,
+        kept_for=run.kept_for, parallel=parallel, canary=canary, on_error=on_error)

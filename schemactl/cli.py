@@ -544,18 +544,36 @@ def tools() -> None:
               metavar="[SECONDS]",
               help="Wait for another apply or rollback to finish instead of exit 4.")
 @fleet_options
+@click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="With --to and several targets: how many run at once.")
+@click.option("--canary", type=click.IntRange(0, None), default=0, show_default=True,
+              help="With --to and several targets: the first K run alone first; a failure "
+                   "stops all.")
+@click.option("--on-error", "on_error", type=click.Choice(["stop", "continue"]), default="stop",
+              show_default=True, help="With --to and several targets: start no more after a "
+                                      "failure, or run them all.")
 @global_options
 def rollback(to: str | None, restore_backup: str | None, force: bool,
              wait: float | None, fleet_targets: tuple[str, ...], fleet_groups: tuple[str, ...],
-             fleet_all: bool) -> None:
+             fleet_all: bool, parallel: int, canary: int, on_error: str) -> None:
     """Undo the last applied dynamic migration without losing data (archive, never drop).
 
-    --target/--group/--all must name one target of schemactl.toml (docs/fleet.md).
+    With --to REV and --target/--group/--all: every selected target goes back to REV, each
+    through the whole rollback pipeline; the undone migrations leave git only when no
+    target of schemactl.toml still has them (docs/fleet.md, Rollback).
     """
     from schemactl import api
 
     o = _opts()
     selection = _selection(fleet_targets, fleet_groups, fleet_all)
+    if selection and to is not None and restore_backup is None and not force:
+        from schemactl.ui import fleet as fleet_ui
+
+        with fleet_ui.live_targets(enabled=not o.json) as on_event:
+            fleet_result = api.rollback_fleet(o.repo, selection, actor=o.actor, to=to,
+                                              parallel=parallel, canary=canary,
+                                              on_error=on_error, wait=wait, on_event=on_event)
+        emit(fleet_result)
     url = api.single_target_url(o.repo, selection, "rollback") if selection else o.database_url
     with output.progress_reporter(enabled=not o.json) as progress:
         result = api.rollback(o.repo, database_url=url, actor=o.actor, to=to,

@@ -171,7 +171,7 @@ class _Commits:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.paths: list[Path] = []
-        self.audits: dict[str, str] = {}
+        self.audits: dict[str, list[str]] = {}  # per target: a rollback has one per step
         self.journals: dict[str, Target] = {}
 
     def committer(self, m: Member) -> Callable[[SchemaRepo, list[Path], str,
@@ -180,8 +180,9 @@ class _Commits:
                  trailers: dict[str, str | None]) -> str | None:
             with self._lock:
                 self.paths += [p for p in paths if p not in self.paths]
-                if trailers.get("Schemactl-Audit"):
-                    self.audits[m.name] = str(trailers["Schemactl-Audit"])
+                audit_id = trailers.get("Schemactl-Audit")
+                if audit_id and audit_id not in self.audits.get(m.name, []):
+                    self.audits.setdefault(m.name, []).append(str(audit_id))
                 assert m.target is not None
                 self.journals[m.name] = m.target
             return None
@@ -253,7 +254,7 @@ def run_batch(members: list[Member], work: Callable[[Member], TargetOutcome], wo
                     f"{type(exc).__name__}: {exc}", code="unexpected"), time.monotonic())
             with lock:
                 out[m.name] = outcome
-                if outcome.status not in AT_HEAD and stop_on_failure:
+                if not outcome.ok and stop_on_failure:
                     stop.set()
             if on_event is not None:
                 on_event(m.name, outcome.status)
@@ -276,6 +277,24 @@ def run_batch(members: list[Member], work: Callable[[Member], TargetOutcome], wo
             out[m.name] = _skipped(m)
             if on_event is not None:
                 on_event(m.name, "skipped")
+
+
+def schedule(members: list[Member], work: Callable[[Member], TargetOutcome], *, parallel: int,
+             canary: int, on_error: str, on_event: Event | None,
+             done: dict[str, TargetOutcome]) -> None:
+    """Canaries alone first (any failure stops the run), then the rest ``parallel`` at a
+    time, stopping new starts after a failure when ``on_error`` is "stop"; into ``done``."""
+    stop = threading.Event()
+    first, rest = members[:canary], members[canary:]
+    if first:
+        run_batch(first, work, parallel, stop, True, on_event, done)
+    if stop.is_set():
+        for m in rest:
+            done[m.name] = _skipped(m)
+            if on_event is not None:
+                on_event(m.name, "skipped")
+    else:
+        run_batch(rest, work, parallel, stop, on_error == "stop", on_event, done)
 
 
 @dataclass(frozen=True)
@@ -318,19 +337,10 @@ def apply_fleet(repo: SchemaRepo, members: list[Member], actor: str, *, parallel
     def work(m: Member) -> TargetOutcome:
         return _apply_one(repo, m, actor, commits, guard=guard, wait=wait, on_event=on_event)
 
-    stop = threading.Event()
-    first, rest = members[:canary], members[canary:]
     done: dict[str, TargetOutcome] = {}
     try:
-        if first:
-            run_batch(first, work, parallel, stop, True, on_event, done)
-        if stop.is_set():
-            for m in rest:
-                done[m.name] = _skipped(m)
-                if on_event is not None:
-                    on_event(m.name, "skipped")
-        else:
-            run_batch(rest, work, parallel, stop, on_error == "stop", on_event, done)
+        schedule(members, work, parallel=parallel, canary=canary, on_error=on_error,
+                 on_event=on_event, done=done)
     finally:
         # Also on Ctrl-C: what the finished targets did is committed.
         outcomes = [done[m.name] for m in members if m.name in done]
@@ -353,7 +363,7 @@ def _commit(repo: SchemaRepo, actor: str, head: str | None, outcomes: list[Targe
                    + (f", {failed} not at head" if failed else ""))
         extra = [("Schemactl-Target", f"{o.name} {o.revision or '-'} {o.status}")
                  for o in outcomes]
-        extra += [("Schemactl-Audit", a) for a in commits.audits.values()]
+        extra += [("Schemactl-Audit", a) for ids in commits.audits.values() for a in ids]
         trailers: dict[str, str | None] = {
             "Schemactl-Action": "apply", "Schemactl-Revision": head,
             "Schemactl-Actor": actor, "Schemactl-Status": "failed" if failed else "success"}
@@ -383,15 +393,16 @@ def _commit_with_retry(repo: SchemaRepo, paths: list[str], subject: str,
 def exit_code(outcomes: Iterable[TargetOutcome]) -> int:
     """0 when every target is at head, else the highest exit code among the failures."""
     outcomes = list(outcomes)
-    codes = [o.exit_code or 1 for o in outcomes if o.status not in (*AT_HEAD, "skipped")]
+    codes = [o.exit_code or 1 for o in outcomes if not o.ok and o.status != "skipped"]
     if not codes and any(o.status == "skipped" for o in outcomes):
         codes = [1]  # interrupted before they started
     return max(codes, default=0)
 
 
-def summary(outcomes: Iterable[TargetOutcome]) -> dict[str, int]:
-    counts = {s: 0 for s in STATUSES}
+def summary(outcomes: Iterable[TargetOutcome],
+            statuses: tuple[str, ...] = STATUSES) -> dict[str, int]:
+    counts = {s: 0 for s in statuses}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
-    counts["total"] = sum(counts[s] for s in STATUSES)
+    counts["total"] = sum(counts.values())
     return counts

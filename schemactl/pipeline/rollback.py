@@ -223,21 +223,28 @@ def _explain_downgrade_failure(exc: DatabaseError, revision: str) -> None:
                     f"and the downgrade() of {revision}")
 
 
-def downgrade_plan(repo: SchemaRepo, revision: str, archived: list[dict[str, str]]) -> Plan:
-    """The pipeline plan undoing ``revision`` with its own downgrade()."""
+def downgrade_plan(repo: SchemaRepo, revision: str, archived: list[dict[str, str]], *,
+                   git: bool = True) -> Plan:
+    """The pipeline plan undoing ``revision`` with its own downgrade().
+
+    ``git=False`` (one target of a fleet rollback): the database may be below git's head
+    and the run changes no repository file but its audit line; the fleet decides once,
+    for every target, whether the migration leaves git (`schemactl.pipeline.fleet_rollback`).
+    """
     from schemactl.pipeline.applier import online_attributes
     from schemactl.pipeline.operation import Operation
 
     schema = DYNAMIC_SCHEMA
 
     def plan(current: str | None) -> Operation | None:
-        expect_git_head(repo, current)
+        if git:
+            expect_git_head(repo, current)
         if current != revision:
             raise ConflictError(f"the database moved to {current} (expected {revision})",
                                 code="moved", hint="look at `schemactl status` and retry")
         rf = check_rollbackable(repo, revision)
         parent = rf.down_revisions[0]
-        files = undo_files(repo, [revision])
+        files = undo_files(repo, [revision]) if git else {}
 
         def migrate(conn: Connection) -> None:
             before = archive.snapshot(archive.sqlalchemy_query(conn), schema)
@@ -257,7 +264,7 @@ def downgrade_plan(repo: SchemaRepo, revision: str, archived: list[dict[str, str
         return Operation(action="rollback", revisions=[revision], revision_target=parent,
                          migrate=migrate, verify_git_rev=None,
                          details={"rolled_back": revision, "archived": archived},
-                         commit_paths=commit_paths(repo, files), files=files,
+                         commit_paths=commit_paths(repo, files) if git else [], files=files,
                          touches=scope.of_revisions(repo, [revision], "downgrade"))
 
     return plan

@@ -14,8 +14,8 @@ from typing import Any
 
 from schemactl.ui.output import _list_table, err, out, renderer, renderer_of
 
-_COLOUR = {"applied": "green", "up_to_date": "green", "failed": "red", "drift": "red",
-           "unreachable": "red", "skipped": "yellow"}
+_COLOUR = {"applied": "green", "rolled_back": "green", "up_to_date": "green", "failed": "red",
+           "drift": "red", "unreachable": "red", "skipped": "yellow"}
 
 
 class live_targets:  # noqa: N801 - used as a context manager, reads as a function
@@ -92,6 +92,34 @@ def _apply(data: dict[str, Any]) -> None:
                 + (f"; commit {data['commit'][:10]}" if data.get("commit") else ""))
 
 
+def _rollback(data: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    rows = []
+    for t in data.get("targets") or []:
+        colour = _COLOUR.get(t["status"], "white")
+        before, after = t.get("revision_before") or "-", t.get("revision") or "-"
+        change = after if before == after else f"{before} → {after}"
+        error = (t.get("error") or {}).get("message", "") if t["status"] != "skipped" else ""
+        archived = ", ".join(f"{a.get('from')} → {a.get('to')}" for a in t.get("archived") or [])
+        rows.append((t["name"], change, f"[{colour}]{t['status']}[/]", archived,
+                     f"{t.get('seconds') or 0:.1f}s", str(error)))
+    _list_table(("target", "before → after", "status", "archived", "time", "error"), rows)
+    s = data.get("summary") or {}
+    counts = ", ".join(f"{s[k]} {k.replace('_', ' ')}" for k in
+                       ("rolled_back", "up_to_date", "failed", "drift", "unreachable",
+                        "skipped") if s.get(k))
+    out().print(f"{s.get('total', 0)} target(s): {counts or 'none'}"
+                + (f"; commit {data['commit'][:10]}" if data.get("commit") else ""))
+    if data.get("removed"):
+        out().print(f"{', '.join(data['removed'])} removed from git: no target has "
+                    "them applied")
+    elif data.get("kept"):
+        out().print(escape(f"{', '.join(data['kept'])} kept in git: "
+                           f"{'; '.join(data.get('kept_for') or [])} still "
+                           "hold(s) them (docs/fleet.md, Rollback)"))
+
+
 def _status(data: dict[str, Any]) -> None:
     out().print(f"git head {(data.get('git_head') or '-')[:10]}, "
                 f"head revision {data.get('head_revision') or '-'}")
@@ -142,6 +170,7 @@ def _history(data: dict[str, Any]) -> None:
 
 
 _fleet_or("apply", _apply)
+_fleet_or("rollback", _rollback)
 _fleet_or("status", _status)
 _fleet_or("plan", _plan)
 _fleet_or("history", _history)
