@@ -84,29 +84,53 @@ def format_message(subject: str, trailers: Mapping[str, str | None], body: str =
 
 def commit(root: Path, paths: Iterable[str | Path], subject: str,
            trailers: Mapping[str, str | None] | None = None, body: str = "",
-           extra_trailers: Iterable[tuple[str, str]] = ()) -> str:
+           extra_trailers: Iterable[tuple[str, str]] = (), parent: str | None = None) -> str:
     """Stage ``paths`` (additions, edits and deletions) and commit only them.
 
-    Other staged or unstaged work in the repository is left as it was.
+    Other staged or unstaged work in the repository is left as it was. The commit is
+    built with plumbing (`schemactl.adapters.gitcommit`: its cost follows the change)
+    unless `git commit` would do more (hooks, signing, a first commit).
+
+    Args:
+        parent: the commit the branch must still be at (else RefMoved, nothing committed);
+            without it the commit goes on top of whatever the branch holds.
 
     Returns:
         The new commit's sha.
 
     Raises:
+        RefMoved: the branch is no longer at ``parent``.
         EnvironmentError_: git refused (hook failure, nothing to commit, ...).
     """
-    import git
+    import time
 
-    repo = _repo(root)
+    from schemactl.adapters import gitcommit
+
     rel = [str(Path(p).resolve().relative_to(root.resolve())) if Path(p).is_absolute() else str(p)
            for p in paths]
     message = format_message(subject, trailers or {}, body, extra_trailers)
-    env = _identity_env(repo)
-    import time
-
     # A git process killed mid-commit leaves index.lock behind: wait for it to go, or for
     # it to be stale (open by nobody), then remove it.
     deadline = time.monotonic() + 5.0
+    head = gitcommit.plumbing_head(root, rel)
+    if head is not None:
+        while True:
+            clear_stale_index_lock(root)
+            try:
+                return gitcommit.commit(root, head, rel, gitcommit.clean_message(message),
+                                        parent)
+            except gitcommit.IndexLocked:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.5)
+    import git
+
+    repo = _repo(root)
+    if parent is not None and head_sha(root) != parent:
+        raise gitcommit.RefMoved("the branch moved while the commit was prepared",
+                                 hint="another writer committed; run again",
+                                 code="parent_moved")
+    env = _identity_env(repo)
     while True:
         clear_stale_index_lock(root)
         try:
@@ -149,8 +173,22 @@ def _first_line(stderr: str) -> str:
 
 
 def head_sha(root: Path) -> str | None:
-    repo = _repo(root)
-    return repo.head.commit.hexsha if repo.head.is_valid() else None
+    """HEAD's commit, None before the first commit (plain git: on every write path).
+
+    Raises:
+        BadInputError: ``root`` is not a git repository.
+    """
+    import subprocess
+
+    proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "-q",
+                           "HEAD^{commit}"], capture_output=True, text=True)
+    if proc.returncode == 0:
+        return proc.stdout.strip()
+    if subprocess.run(["git", "-C", str(root), "rev-parse", "--git-dir"],
+                      capture_output=True).returncode != 0:
+        raise BadInputError(f"{root} is not a git repository",
+                            hint="run `schemactl init DIR` to make a schema repository")
+    return None
 
 
 def current_branch(root: Path) -> str | None:
@@ -290,8 +328,8 @@ def commit_adding(root: Path, path: str) -> str | None:
 
 
 def is_dirty(root: Path, paths: Iterable[str]) -> bool:
-    repo = _repo(root)
-    return bool(repo.git.status("--porcelain", "--", *paths).strip())
+    """Whether ``paths`` have staged, unstaged or untracked changes (`git status`)."""
+    return bool(git_text(root, "status", "--porcelain", "--", *paths).strip())
 
 
 def unstage(root: Path, paths: Iterable[str]) -> None:

@@ -212,6 +212,7 @@ def _write_and_commit(root: Path, files: dict[str, bytes], subject: str,
         SchemactlError: whatever failed (after the repository was restored).
     """
     from schemactl.adapters import gitops
+    from schemactl.adapters.gitcommit import RefMoved
 
     saved: dict[str, bytes | None] = {}
     for rel in files:
@@ -225,9 +226,10 @@ def _write_and_commit(root: Path, files: dict[str, bytes], subject: str,
             path.write_bytes(data)
         if expected_head is not None and gitops.head_sha(root) != expected_head:
             raise _ParentMoved("HEAD moved while the proposal was planned")
-        return gitops.commit(root, list(files), subject, trailers, body)
-    except BaseException:
-        if gitops.head_sha(root) == head_before:
+        return gitops.commit(root, list(files), subject, trailers, body, parent=expected_head)
+    except BaseException as exc:
+        # Not committed: HEAD is where it was, or the branch moved away under the commit.
+        if isinstance(exc, RefMoved) or gitops.head_sha(root) == head_before:
             for rel, old in saved.items():
                 path = root / rel
                 if old is None:
@@ -235,6 +237,8 @@ def _write_and_commit(root: Path, files: dict[str, bytes], subject: str,
                 else:
                     path.write_bytes(old)
             gitops.unstage(root, list(files))
+        if isinstance(exc, RefMoved):
+            raise _ParentMoved("HEAD moved while the proposal was committed") from exc
         raise
 
 
