@@ -253,8 +253,16 @@ def schema() -> SchemaResult:
 def propose(repo: PathLike | None = None, file: PathLike | None = None,
             stdin: bytes | str | None = None, definition: dict[str, object] | None = None,
             dry_run: bool = False, actor: str | None = None,
-            add_base_fields: bool = False, wait: float = 60.0) -> ProposeResult:
+            add_base_fields: bool = False, wait: float = 60.0, replace: bool = False,
+            revert: str | None = None, database_url: str | None = None) -> ProposeResult:
     """Validate one definition, write it with its migration and commit both.
+
+    With ``replace`` the definition replaces the head migration instead (the migration
+    propose would have written on the head's parent takes its place); with ``revert`` (a
+    revision, no definition) the head migration goes and its table's definition comes
+    back. Both only when no database has applied the head migration: the audit file, the
+    journals and every configured database (``database_url``, the environment's, the
+    embedded server, schemactl.toml's targets) are asked first (docs/reliability.md).
 
     Exactly one of ``file`` (a path; ``"-"`` reads standard input), ``stdin`` (YAML or
     JSON text) or ``definition`` (a dict, as agents send it) gives the definition.
@@ -281,6 +289,17 @@ def propose(repo: PathLike | None = None, file: PathLike | None = None,
     sr = SchemaRepo.open(repo)
     who = resolve_actor(actor, sr.root)
     given = [x for x in (file, stdin, definition) if x is not None]
+    if revert is not None:
+        from schemactl.verbs import replacing
+
+        if given or replace:
+            raise BadInputError("--revert takes a revision and no definition",
+                                hint="schemactl propose --revert 0003_ab12cd34")
+        if not revert or not revert.replace("_", "").isalnum() or len(revert) > 64:
+            raise BadInputError(f"--revert: {revert[:80]!r} is not a revision id",
+                                hint="take it from `schemactl status` or migrations/versions/")
+        return replacing.revert(sr, revert, actor=who, dry_run=dry_run,
+                                database_url=database_url, wait=wait)
     if len(given) != 1:
         raise BadInputError("propose needs exactly one definition (a file, - or a definition)",
                             hint="schemactl propose dynamic_schema/notes.yaml")
@@ -298,6 +317,15 @@ def propose(repo: PathLike | None = None, file: PathLike | None = None,
         if not path.is_file():
             raise BadInputError(f"{file}: no such file", hint="pass a definition file or -")
         tdef = parse_definition(path.read_bytes(), str(file))
+    if replace:
+        from schemactl.model.parsing import add_base_fields as with_base
+        from schemactl.verbs import replacing
+
+        if add_base_fields:
+            tdef = with_base(tdef, [f.as_column() for f in sr.config.base_fields])
+        return replacing.replace_head(sr, tdef, actor=who, dry_run=dry_run,
+                                      allow_waivers=not is_agent(who),
+                                      database_url=database_url, wait=wait)
     return proposer.propose(sr, tdef, actor=who, dry_run=dry_run,
                             allow_waivers=not is_agent(who), add_base_fields=add_base_fields,
                             wait=wait)

@@ -445,22 +445,38 @@ def status(fleet_targets: tuple[str, ...], fleet_groups: tuple[str, ...], fleet_
 
 
 @main.command()
-@click.argument("file", metavar="FILE|-")
+@click.argument("file", metavar="FILE|-", required=False)
 @click.option("--dry-run", is_flag=True, help="Show the plan and its SQL; write nothing.")
+@click.option("--replace", "replace_head", is_flag=True,
+              help="Replace the head migration, which no database has applied, by the one "
+                   "this definition makes on its parent.")
+@click.option("--revert", "revert", metavar="REV", default=None,
+              help="Remove the head migration REV, which no database has applied, and put "
+                   "its table's definition back (no FILE).")
 @click.option("--add-base-fields", is_flag=True,
               help="Insert the configured base fields the definition lacks, at its start.")
 @click.option("--wait", "wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
               help="How long to wait for another proposal into this repository to finish.")
 @global_options
-def propose(file: str, dry_run: bool, add_base_fields: bool, wait: float) -> None:
-    """Validate a definition, write it with its migration, and commit the proposal."""
+def propose(file: str | None, dry_run: bool, add_base_fields: bool, wait: float,
+            replace_head: bool, revert: str | None) -> None:
+    """Validate a definition, write it with its migration, and commit the proposal.
+
+    --replace and --revert are the way out of a head migration that no database has
+    applied (one that can never apply, or one you want back): the audit file, journals
+    and every configured database are asked first; any doubt is exit 4.
+    """
     from schemactl import api
 
     o = _opts()
+    if file is None and revert is None:
+        raise click.UsageError("propose needs FILE (or - for standard input), or --revert REV")
     if not o.json:
-        output.err().print(f"[dim]proposing {file}{' (dry run)' if dry_run else ''}...[/]")
+        what = f"--revert {revert}" if revert is not None else file
+        output.err().print(f"[dim]proposing {what}{' (dry run)' if dry_run else ''}...[/]")
     emit(api.propose(o.repo, file=file, dry_run=dry_run, actor=o.actor,
-                     add_base_fields=add_base_fields, wait=wait))
+                     add_base_fields=add_base_fields, wait=wait, replace=replace_head,
+                     revert=revert, database_url=o.database_url))
 
 
 @main.command()

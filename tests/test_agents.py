@@ -29,8 +29,8 @@ def test_tools_json_shape(cli) -> None:  # type: ignore[no-untyped-def]
     assert out["ok"] and out["command"] == "tools" and out["error"] is None
     tools = out["tools"]
     assert [t["name"] for t in tools] == [
-        "schema_validate", "schema_propose", "schema_plan", "schema_apply", "schema_rollback",
-        "schema_status", "schema_history"]
+        "schema_validate", "schema_propose", "schema_revert", "schema_plan", "schema_apply",
+        "schema_rollback", "schema_status", "schema_history"]
     for tool in tools:
         assert set(tool) == {"name", "description", "input_schema"}
         Draft202012Validator.check_schema(tool["input_schema"])

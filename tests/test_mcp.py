@@ -21,8 +21,8 @@ from schemactl.pipeline.locking import APPLY_KEY
 from tests.apply_helpers import audit_rows, git, revision_of
 from tests.conftest import git_log
 
-TOOLS = ["schema_validate", "schema_propose", "schema_plan", "schema_apply", "schema_rollback",
-         "schema_status", "schema_history"]
+TOOLS = ["schema_validate", "schema_propose", "schema_revert", "schema_plan", "schema_apply",
+         "schema_rollback", "schema_status", "schema_history"]
 
 # Only the agent's own columns: the base fields come from add_base_fields.
 NOTES = {"table": "notes", "comment": "Agent notes",

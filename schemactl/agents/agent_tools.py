@@ -26,7 +26,8 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # [limits] max_definition_bytes through SC406, like a file.
 MAX_ARGUMENT_BYTES = 1024 * 1024
 
-_COMMANDS = {"schema_validate": "validate", "schema_propose": "propose", "schema_plan": "plan",
+_COMMANDS = {"schema_validate": "validate", "schema_propose": "propose",
+             "schema_revert": "propose", "schema_plan": "plan",
              "schema_apply": "apply", "schema_rollback": "rollback", "schema_status": "status",
              "schema_history": "history"}
 
@@ -130,11 +131,36 @@ def tool_specs() -> tuple[ToolSpec, ...]:
             "with `nullable: false, backfill: <literal>`; `online_steps` lists their steps "
             "with the lock each takes (read it with dry_run). Idempotent: proposing a "
             "definition identical to HEAD returns ok with no migration and no commit. "
-            "`dry_run` shows the migration and its SQL without writing.",
+            "`dry_run` shows the migration and its SQL without writing. With `replace` "
+            "the definition replaces the head migration instead of following it (the way "
+            "out of a proposal that failed at apply, e.g. a unique index over duplicate "
+            "rows): allowed only when no database has applied that migration (the audit "
+            "file and every configured database are asked; otherwise code `applied`, "
+            "nothing changed). The result names it in `replaced`.",
             _object({"definition": definition, "add_base_fields": _ADD_BASE,
                      "dry_run": {"type": "boolean", "default": False,
-                                 "description": "Show the plan and its SQL; write nothing."}},
+                                 "description": "Show the plan and its SQL; write nothing."},
+                     "replace": {"type": "boolean", "default": False,
+                                 "description": "Replace the head migration, which no "
+                                                "database has applied, instead of adding "
+                                                "one after it."}},
                     required=["definition"], with_definition=True)),
+        ToolSpec(
+            "schema_revert",
+            "Take back the head migration `revision` that no database has applied (a "
+            "proposal that fails at every apply, or one you no longer want): its migration "
+            "file goes and its table's definition comes back as before the proposal, in "
+            "one git commit (`reverted`, `commit`). Nothing touches a database. Refused "
+            "with code `applied` (nothing changed) when the audit file or a configured "
+            "database says it is, or may be, applied: roll it back with schema_rollback "
+            "instead. Idempotent: a revision already reverted returns ok with no commit. "
+            "Only the head can be reverted (`not_head`); take it from schema_status.",
+            _object({"revision": {"type": "string", "minLength": 1, "maxLength": 64,
+                                  "pattern": "^[A-Za-z0-9_]+$",
+                                  "description": "The head migration's revision."},
+                     "dry_run": {"type": "boolean", "default": False,
+                                 "description": "Say what would happen; write nothing."}},
+                    required=["revision"])),
         ToolSpec(
             "schema_plan",
             "Show the SQL schema_apply would run against the database: `pending` revisions "
@@ -366,7 +392,17 @@ def _propose(args: dict[str, Any], ctx: ToolContext) -> Any:
 
     return api.propose(ctx.repo, definition=args["definition"],
                        dry_run=bool(args.get("dry_run", False)), actor=ctx.actor,
-                       add_base_fields=bool(args.get("add_base_fields", False)))
+                       add_base_fields=bool(args.get("add_base_fields", False)),
+                       replace=bool(args.get("replace", False)),
+                       database_url=ctx.database_url)
+
+
+def _revert(args: dict[str, Any], ctx: ToolContext) -> Any:
+    from schemactl import api
+
+    return api.propose(ctx.repo, revert=str(args["revision"]),
+                       dry_run=bool(args.get("dry_run", False)), actor=ctx.actor,
+                       database_url=ctx.database_url)
 
 
 def _plan(args: dict[str, Any], ctx: ToolContext) -> Any:
@@ -413,7 +449,8 @@ def _history(args: dict[str, Any], ctx: ToolContext) -> Any:
 
 
 _HANDLERS: dict[str, Callable[[dict[str, Any], ToolContext], Any]] = {
-    "schema_validate": _validate, "schema_propose": _propose, "schema_plan": _plan,
+    "schema_validate": _validate, "schema_propose": _propose, "schema_revert": _revert,
+    "schema_plan": _plan,
     "schema_apply": _apply, "schema_rollback": _rollback, "schema_status": _status,
     "schema_history": _history,
 }

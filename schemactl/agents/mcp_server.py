@@ -24,7 +24,9 @@ INSTRUCTIONS = (
     "schemactl evolves this application's dynamic PostgreSQL schema safely. Loop: "
     "schema_validate a table definition (fix what the violations' hints say), "
     "schema_propose it (a migration committed to git), schema_plan to see the SQL, "
-    "schema_apply to apply it (subject to the repository's policy). A definition is the "
+    "schema_apply to apply it (subject to the repository's policy). A proposal that "
+    "fails at apply and was applied nowhere is taken back with schema_revert (or "
+    "schema_propose with replace). A definition is the "
     "whole desired state of one table: never leave a column out (it would be a drop). "
     "Results are JSON objects with ok, violations and error {code, message, hint}.")
 

@@ -172,7 +172,7 @@ def run_check(repo: SchemaRepo, base: str, *, database_url: str | None = None,
     # Definitions: base = current state, HEAD = proposed state. A rollback schemactl
     # recorded on the branch moves the base: what it removed and restored is not the
     # pull request rewriting history (docs/ci.md, Rollbacks).
-    rollbacks = branch_rollbacks(root, mb)
+    rollbacks = branch_rollbacks(root, mb, base)
     # Both trees come from the parse cache (shared definitions; only what git says
     # changed between them is compared). A rollback rewrites the base: parsed as files.
     base_defs: Mapping[str, TableDef]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemactl.adapters import gitops, migrator
+from schemactl.codegen.proposal import PROPOSE_MARK, proposal_origin
 from schemactl.errors import (
     BadInputError,
     ConflictError,
@@ -41,9 +42,6 @@ if TYPE_CHECKING:
 
     from schemactl.adapters.database import Target
     from schemactl.pipeline.operation import ApplyResult, Guard, Operation, Plan, Progress
-
-# The marker `schemactl propose` writes into every migration it renders.
-PROPOSE_MARK = "Made by `schemactl propose`"
 
 
 @dataclass(frozen=True)
@@ -146,7 +144,9 @@ def undo_files(repo: SchemaRepo, revisions: list[str]) -> dict[str, bytes | None
     for rev in revisions:  # newest first: an older proposal's "before" wins
         rf = revs[rev]
         out[str(Path(rf.path).resolve().relative_to(repo.root.resolve()))] = None
-        sha = _proposal_commit(repo, rf)
+        # A replaced migration stands for its original proposal (propose --replace).
+        sha = proposal_origin(repo.root, "HEAD", Path(rf.path).name) \
+            or _proposal_commit(repo, rf)
         after, before = _dynamic_files(repo, sha), _dynamic_files(repo, f"{sha}^")
         for path in set(after) | set(before):
             if after.get(path) != before.get(path):

@@ -34,6 +34,11 @@ class ProposeResult(Result):
     waived: list[dict[str, Any]] = field(default_factory=list)
     # Online changes (expand, backfill, contract) explained step by step with their locks.
     online_steps: list[str] = field(default_factory=list)
+    # --replace / --revert: the head migration taken out, and the databases asked whether
+    # they have it ({database, revision, reachable}).
+    replaced: str | None = None
+    reverted: str | None = None
+    databases_checked: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _rejected(table: str | None, report: Any, message: str, dry_run: bool) -> ProposeResult:
@@ -143,10 +148,9 @@ def _propose_once(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool
     _safe_table_name(table)
 
     from schemactl.codegen.offline import offline_sql
-    from schemactl.codegen.planner import build_plan
-    from schemactl.codegen.render import render_migration, revision_id
+    from schemactl.codegen.proposal import plan_of, proposal_migration
 
-    plan = build_plan(current, proposed, [table])
+    plan = plan_of(current, proposed, table)
     warnings = [v.to_json() for v in report.violations]
     if plan.empty:
         return ProposeResult(command="propose", table=table, dry_run=dry_run,
@@ -162,10 +166,9 @@ def _propose_once(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool
 
     parent = migrator.head(repo)
     sequence = len(migrator.revisions_upto(repo, parent)) + 1 if parent else 1
-    key = (dump_definition(before) if before else "") + "\n---\n" + dump_definition(tdef)
-    revision = revision_id(sequence, parent, key)
+    pm = proposal_migration(current, proposed, table, parent, sequence, plan)
+    revision, rendered = pm.revision, pm.rendered
     def_rel = definition_path(table)
-    rendered = render_migration(plan, revision, parent, sources=[def_rel])
     sql = offline_sql(rendered.source, rendered.filename)
     mig_rel = f"migrations/versions/{rendered.filename}"
     migration = {"revision": revision, "down_revision": parent, "path": mig_rel, "sql": sql,
@@ -200,10 +203,11 @@ def _propose_once(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool
                          waived=waived, online_steps=online_steps, message=rendered.message)
 
 
-def _write_and_commit(root: Path, files: dict[str, bytes], subject: str,
+def _write_and_commit(root: Path, files: dict[str, bytes | None], subject: str,
                       trailers: dict[str, str], body: str,
                       expected_head: str | None = None) -> str:
-    """Write ``files`` and commit exactly them; on any failure put every byte back.
+    """Write ``files`` (None: remove the file) and commit exactly them; on any failure put
+    every byte back.
 
     With ``expected_head``, a HEAD that is no longer that commit is :class:`_ParentMoved`
     (nothing committed): the caller plans again on the new head.
@@ -222,6 +226,9 @@ def _write_and_commit(root: Path, files: dict[str, bytes], subject: str,
     try:
         for rel, data in files.items():
             path = root / rel
+            if data is None:
+                path.unlink(missing_ok=True)
+                continue
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
         if expected_head is not None and gitops.head_sha(root) != expected_head:
