@@ -17,6 +17,9 @@ def names_of(tdef: TableDef) -> Iterator[tuple[str, str, str | None]]:
             yield "index", idx.name, None
         for c in idx.columns:
             yield "indexed column", c, None
+    for ref in tdef.references:
+        for c in ref.columns:
+            yield "referencing column", c, None
 
 
 def reference_parts(tdef: TableDef) -> Iterator[tuple[str, str]]:
@@ -25,3 +28,6 @@ def reference_parts(tdef: TableDef) -> Iterator[tuple[str, str]]:
         if col.references:
             for part in col.references.split("."):
                 yield col.name, part
+    for ref in tdef.references:
+        for part in (*ref.to.split("."), *ref.to_columns):
+            yield ref.columns[0], part

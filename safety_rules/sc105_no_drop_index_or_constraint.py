@@ -57,6 +57,14 @@ class NoDropIndexOrConstraint(Rule):
                 if key not in after:
                     yield self.violation(f"index {key[0]} on {ch.name}({', '.join(idx.columns)}) "
                                          "is removed or changed", table=ch.name, tdef=ch.after)
+            kept = {r.identity for r in ch.after.references}
+            for ref in ch.before.references:
+                # Changed actions are a lock-safe replacement; other changes are a removal.
+                if ref.identity not in kept:
+                    yield self.violation(f"the foreign key {ch.name}({', '.join(ref.columns)}) "
+                                         f"→ {ref.to}({', '.join(ref.to_columns)}) is removed "
+                                         "or changed", table=ch.name, column=ref.columns[0],
+                                         tdef=ch.after)
             for old, new in ch.kept_columns():
                 if old.unique and not new.unique and not new.primary_key:
                     yield self.violation(f"the unique constraint on {ch.name}.{old.name} is "

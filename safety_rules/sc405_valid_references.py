@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from schemactl.model.constraints import TableReference
 from schemactl.model.definitions import Column, TableDef, parse_type
 from schemactl.model.naming import pk_name, uq_name
 from schemactl.model.tableset import key_index_names
@@ -54,7 +55,11 @@ class ValidReferences(Rule):
     ``references: table.column`` must name a column of a dynamic table in the
     proposal or of a core table, with the same type, and that column must be
     the whole primary key or a whole unique key (one member of a composite
-    key is not enough: PostgreSQL refuses the foreign key). Column names are
+    key is not enough: PostgreSQL refuses the foreign key). A table's composite
+    ``references: [{columns, to, to_columns}]`` names as many columns on each
+    side, of the same types pairwise, and ``to_columns`` are exactly the
+    primary key or a whole plain unique key of ``to`` that already exists (its
+    index is built after the statement adding the key). Column names are
     unique within a table, index names within the schema (with the relations
     PostgreSQL and Alembic make, such as ``alembic_version_pkc``), and every
     indexed column exists and is listed once.
@@ -70,6 +75,8 @@ class ValidReferences(Rule):
     indexes:
       - {columns: [nickname]}
       - {columns: [name, name]}
+    references:
+      - {columns: [project_id, name], to: projects, to_columns: [id, title]}
     ```
 
     **Best practice**
@@ -99,6 +106,8 @@ class ValidReferences(Rule):
             for col in tdef.columns:
                 if col.references:
                     yield from self._reference(ctx, tdef, col)
+            for ref in tdef.references:
+                yield from self._table_reference(ctx, tdef, ref)
 
     @staticmethod
     def _core_owners(ctx: RuleContext) -> dict[str, set[str]]:
@@ -205,3 +214,66 @@ class ValidReferences(Rule):
                                  column=col.name, tdef=tdef,
                                  hint="reference the primary key (usually id) of the table, or "
                                       "give the column `unique: true`")
+
+    def _table_reference(self, ctx: RuleContext, tdef: TableDef, ref: TableReference
+                         ) -> Iterator[Violation]:
+        """A composite reference: same number of columns, pairwise types, a whole key."""
+        t, to = tdef.table, ref.to
+        what = f"{t}({', '.join(ref.columns)}) → {to}({', '.join(ref.to_columns)})"
+
+        def v(message: str, hint: str | None = None) -> Violation:
+            return self.violation(f"{what}: {message}", table=t, column=ref.columns[0],
+                                  tdef=tdef, hint=hint)
+
+        if "." in to:
+            return  # schema-qualified: core-protected (SC501) reports it
+        if len(ref.columns) != len(ref.to_columns):
+            yield v(f"{len(ref.columns)} columns reference {len(ref.to_columns)}",
+                    hint="name as many columns in to_columns as in columns, pairwise")
+            return
+        for side, cols in (("columns", ref.columns), ("to_columns", ref.to_columns)):
+            twice = sorted({c for c in cols if cols.count(c) > 1})
+            if twice:
+                yield v(f"{side} lists {', '.join(twice)} twice", hint="list each column once")
+                return
+        for c in ref.columns:
+            if tdef.column(c) is None:
+                yield v(f"{t} has no column {c}", hint=f"reference from columns {t} defines")
+        types: dict[str, str] = {}
+        if to in ctx.proposed:
+            target = ctx.proposed[to]
+            types = {c.name: c.type for c in target.columns}
+            keyed = is_whole_key(target, ref.to_columns)
+            at_head = to in ctx.current and is_whole_key(ctx.current[to], ref.to_columns)
+            if keyed and (to in ctx.current or to == t) and not at_head:
+                # The key's index is built after the statement that adds the foreign key
+                # (CONCURRENTLY after the transaction, or after CREATE TABLE): it cannot
+                # be referenced yet.
+                yield v(f"the key of {to} over ({', '.join(ref.to_columns)}) is new in this "
+                        "proposal", hint=f"propose the unique index of {to} first, then the "
+                                         "reference")
+        elif to in ctx.core:
+            core = ctx.core[to]
+            types = {n: c.type for n, c in core.items()}
+            pk = {n for n, c in core.items() if c.primary_key}
+            keyed = pk == set(ref.to_columns) or (len(ref.to_columns) == 1 and all(
+                core[c].unique for c in ref.to_columns if c in core))
+        else:
+            yield v(f"references the unknown table {to}",
+                    hint=f"propose {to} first (a dynamic table) or reference a core table")
+            return
+        for mine, theirs in zip(ref.columns, ref.to_columns, strict=True):
+            if theirs not in types:
+                yield v(f"{to} has no column {theirs}",
+                        hint=f"reference columns {to} defines")
+                return
+            col = tdef.column(mine)
+            if col is not None and not _same_type(col.type, types[theirs]):
+                yield v(f"{mine} is {col.type} but {to}.{theirs} is {types[theirs]}",
+                        hint=f"declare {mine} as {types[theirs]}")
+        if not keyed:
+            yield v(f"({', '.join(ref.to_columns)}) is neither the primary key nor a whole "
+                    f"unique key of {to}",
+                    hint=f"add {{columns: [{', '.join(ref.to_columns)}], unique: true}} to the "
+                         f"indexes of {to} (not partial, plain columns), or reference its "
+                         "primary key")

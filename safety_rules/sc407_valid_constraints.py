@@ -116,6 +116,15 @@ class ValidConstraints(Rule):
                                        "times)")
             for idx in tdef.indexes:
                 yield from self._index(tdef, idx)
+            for ref in tdef.references:
+                fixed = [c for c in ref.columns if (key := tdef.column(c)) is not None
+                         and not key.nullable]
+                if "set_null" in (ref.on_delete, ref.on_update) and fixed:
+                    yield self._v(tdef, f"{', '.join(fixed)} {'is' if len(fixed) == 1 else 'are'}"
+                                        " NOT NULL but the reference "
+                                        f"({', '.join(ref.columns)}) sets it to NULL",
+                                  column=fixed[0], hint="make the columns nullable, or use "
+                                                        "cascade or restrict")
             yield from self._generated_on_existing(ch)
 
     def _v(self, tdef: TableDef, message: str, column: str | None = None,

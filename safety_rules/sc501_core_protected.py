@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from schemactl.model.constraints import TableReference
+from schemactl.model.definitions import TableDef
 from schemactl.model.naming import DYNAMIC_SCHEMA
 
 from .base import OpsContext, Rule, RuleContext
@@ -20,7 +22,7 @@ class CoreProtected(Rule):
     schema-qualified: ``public.x``, ``pg_catalog.x`` or a reference into the
     archive schema reach outside the dynamic schema. A reference to a core
     table may not use ``on_delete: cascade``: a core row's deletion would reach
-    into the dynamic tables.
+    into the dynamic tables. The same holds for a table's composite ``references``.
 
     **Anti-pattern**
 
@@ -65,6 +67,8 @@ class CoreProtected(Rule):
                                      "shadow it", table=ch.name, tdef=tdef)
             if ch.after is None:
                 continue
+            for ref in ch.after.references:
+                yield from self._table_reference(ctx, ch.name, tdef, ref)
             for col in ch.after.columns:
                 if not col.references:
                     continue
@@ -84,6 +88,23 @@ class CoreProtected(Rule):
                         table=ch.name, column=col.name, tdef=tdef,
                         hint="use on_delete: set_null or restrict (or leave the default) "
                              "towards a core table")
+
+    def _table_reference(self, ctx: RuleContext, table: str, tdef: TableDef,
+                         ref: TableReference) -> Iterator[Violation]:
+        """A composite reference: into the dynamic tables, never cascading from a core one."""
+        col = ref.columns[0]
+        schema = ref.to.split(".")[0]
+        if "." in ref.to or schema in SYSTEM_SCHEMAS or schema.startswith(PROTECTED_PREFIXES):
+            yield self.violation(f"{table}({', '.join(ref.columns)}) references {ref.to!r}, "
+                                 "outside the dynamic tables", table=table, column=col,
+                                 tdef=tdef)
+        elif ref.to in ctx.core and ref.on_delete == "cascade":
+            yield self.violation(
+                f"{table}({', '.join(ref.columns)}) references the core table {ref.to} with "
+                "on_delete: cascade: deleting a core row would delete dynamic rows",
+                table=table, column=col, tdef=tdef,
+                hint="use on_delete: set_null or restrict (or leave the default) towards a "
+                     "core table")
 
     def check_ops(self, ctx: OpsContext) -> Iterator[Violation]:
         allowed_schemas = {None, DYNAMIC_SCHEMA}

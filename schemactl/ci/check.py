@@ -280,11 +280,12 @@ def changed_diagram(head_defs: Mapping[str, TableDef], changed: list[str]) -> st
     heads = as_table_set(head_defs)
     around = set(drawn)
     for t in drawn:
-        around |= {c.ref_table for c in heads[t].columns if c.ref_table and c.ref_table in heads}
+        around |= {r for r in heads[t].referenced_tables if r in heads}
         around |= heads.referrers(t)
     defs = {t: heads[t] if t in drawn else replace(heads[t], columns=tuple(
         c if c.ref_table in around else replace(c, references=None)
-        for c in heads[t].columns)) for t in sorted(around)}
+        for c in heads[t].columns), references=tuple(
+        r for r in heads[t].references if r.to in around)) for t in sorted(around)}
     try:
         return mermaid(build_metadata(defs, include_deprecated=True), drawn)
     except (SchemactlError, KeyError, ValueError):

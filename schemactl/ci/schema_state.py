@@ -64,6 +64,9 @@ def table_state(tdef: TableDef) -> dict[str, Any]:
         _put(s, f"unique:{c.name}", c.unique and not c.primary_key)
         if c.generated is not None:
             s[f"generated:{c.name}"] = fingerprint(generated_sql(c.generated))
+    for ref in tdef.references:
+        s[f"fk:{','.join(ref.columns)}"] = _fk_value(f"{ref.to}.{','.join(ref.to_columns)}",
+                                                     ref.on_delete, ref.on_update)
     for name, sql in check_map(tdef).items():
         s[f"check:{name}"] = fingerprint(sql)
     for i in tdef.indexes:
@@ -107,6 +110,8 @@ def _column_into(s: dict[str, Any], col: Any, table: str | None) -> None:
     s[f"column:{col.name}"] = (_type_sql(col.type), nullable, default)
     _put(s, f"column_comment:{col.name}", col.comment)
     for fk in col.foreign_keys:
+        if fk.constraint is not None and len(fk.constraint.elements) > 1:
+            continue  # a composite key is the table's (CreateTableOp below)
         s[f"fk:{col.name}"] = _fk_value_sa(fk.target_fullname, fk.ondelete, fk.onupdate)
     if col.unique:
         s[f"unique:{col.name}"] = True
@@ -140,7 +145,7 @@ def _constraint_key(s: Mapping[str, Any], table: str | None, name: str) -> str |
             parts = dict(a.split("=") for a in actions.split()) if actions else {}
             acts = [None if parts.get(k, "no_action") == "no_action" else parts[k]
                     for k in ("on_delete", "on_update")]
-            if fk_name(table or "", col, ref.split(".")[0], *acts) == name:
+            if fk_name(table or "", col.replace(",", "_"), ref.split(".")[0], *acts) == name:
                 return key
         if kind == "unique" and uq_name(table or "", col) == name:
             return key
@@ -170,9 +175,11 @@ def apply_ops(state: State, ops: Iterable[Any], migration: str,
             pk = tuple(c.name for c in t.primary_key.columns)
             _put(s, "pk", pk or None)
             for fkc in t.foreign_key_constraints:
-                for elem in fkc.elements:
-                    s[f"fk:{elem.parent.name}"] = _fk_value_sa(elem.target_fullname,
-                                                               fkc.ondelete, fkc.onupdate)
+                elems = list(fkc.elements)
+                s[f"fk:{','.join(e.parent.name for e in elems)}"] = _fk_value_sa(
+                    elems[0].target_fullname.rsplit(".", 1)[0] + "."
+                    + ",".join(e.target_fullname.rsplit(".", 1)[1] for e in elems),
+                    fkc.ondelete, fkc.onupdate)
             for con in t.constraints:
                 if type(con).__name__ == "UniqueConstraint" and len(con.columns) == 1:
                     s[f"unique:{next(iter(con.columns)).name}"] = True
@@ -183,7 +190,7 @@ def apply_ops(state: State, ops: Iterable[Any], migration: str,
         elif kind == "AddColumnOp":
             _column_into(s, op.column, table)
         elif kind == "DropColumnOp":
-            for key in [k for k in s if k.partition(":")[2] == op.column_name
+            for key in [k for k in s if op.column_name in k.partition(":")[2].split(",")
                         and k.partition(":")[0] in ("column", "column_comment", "fk", "unique",
                                                     "generated")]:
                 del s[key]
@@ -207,8 +214,8 @@ def apply_ops(state: State, ops: Iterable[Any], migration: str,
         elif kind == "DropIndexOp":
             s.pop(f"index:{op.index_name}", None)
         elif kind == "CreateForeignKeyOp":
-            s[f"fk:{op.local_cols[0]}"] = _fk_value_sa(
-                f"{op.referent_table}.{op.remote_cols[0]}", op.kw.get("ondelete"),
+            s[f"fk:{','.join(op.local_cols)}"] = _fk_value_sa(
+                f"{op.referent_table}.{','.join(op.remote_cols)}", op.kw.get("ondelete"),
                 op.kw.get("onupdate"))
         elif kind == "CreateCheckConstraintOp":
             cond = op.condition

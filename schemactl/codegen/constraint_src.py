@@ -16,6 +16,7 @@ from typing import Any
 
 from schemactl.codegen.pysource import call_src, py
 from schemactl.codegen.sqltext import quote_ident
+from schemactl.model.constraints import TableReference
 from schemactl.model.definitions import Column
 
 
@@ -31,7 +32,7 @@ class ConstraintSource:
     helpers: set[str] = field(default_factory=set)
 
 
-def _actions(col: Column) -> list[str]:
+def _actions(col: Column | TableReference) -> list[str]:
     return [f"{k}={py(v)}" for k, v in (("on_delete", col.on_delete),
                                         ("on_update", col.on_update)) if v]
 
@@ -48,14 +49,20 @@ def constraint_source(sub: Any, table: str) -> ConstraintSource | None:
     out = ConstraintSource()
     if isinstance(sub, ops.CreateForeignKeyOp):
         name = str(sub.constraint_name)
-        col: Column = sub.info["column"]
-        out.tx += call_src("_add_foreign_key_not_valid",
-                           [py(name), py(table), py(sub.local_cols[0]), py(sub.referent_table),
-                            py(sub.remote_cols[0]), *_actions(col)])
+        col: Column | TableReference = sub.info["column"]
+        if isinstance(col, TableReference):  # over several columns
+            out.tx += call_src("_add_composite_foreign_key_not_valid",
+                               [py(name), py(table), py(list(col.columns)), py(col.to),
+                                py(list(col.to_columns)), *_actions(col)])
+            out.helpers |= {"lit", "fk_composite"}
+        else:
+            out.tx += call_src("_add_foreign_key_not_valid",
+                               [py(name), py(table), py(sub.local_cols[0]),
+                                py(sub.referent_table), py(sub.remote_cols[0]), *_actions(col)])
+            out.helpers |= {"lit", "fk"}
         out.auto.append(_validate(table, name))
         out.down += call_src("op.drop_constraint", [py(name), py(table), "type_='foreignkey'",
                                                     "if_exists=True"])
-        out.helpers |= {"lit", "fk"}
     elif isinstance(sub, ops.CreateCheckConstraintOp):
         name, sql, old_sql = str(sub.constraint_name), sub.info["sql"], sub.info["old_sql"]
         if sub.info["precheck"]:
@@ -78,13 +85,19 @@ def constraint_source(sub: Any, table: str) -> ConstraintSource | None:
         out.helpers |= {"check"}
     elif isinstance(sub, ops.DropConstraintOp) and sub.info.get("replaced_by"):
         name = str(sub.constraint_name)
-        old: Column = sub.info["old_column"]
+        old: Column | TableReference = sub.info["old_column"]
         out.after += call_src("_drop_replaced_constraint",
                               [py(name), py(table), py(sub.info["replaced_by"])])
-        out.down += call_src("_add_foreign_key_not_valid",
-                             [py(name), py(table), py(old.name), py(old.ref_table),
-                              py(old.ref_column), *_actions(old)])
-        out.helpers |= {"lit", "fk", "replaced"}
+        if isinstance(old, TableReference):
+            out.down += call_src("_add_composite_foreign_key_not_valid",
+                                 [py(name), py(table), py(list(old.columns)), py(old.to),
+                                  py(list(old.to_columns)), *_actions(old)])
+            out.helpers |= {"lit", "fk_composite", "replaced"}
+        else:
+            out.down += call_src("_add_foreign_key_not_valid",
+                                 [py(name), py(table), py(old.name), py(old.ref_table),
+                                  py(old.ref_column), *_actions(old)])
+            out.helpers |= {"lit", "fk", "replaced"}
     else:
         return None
     return out

@@ -120,8 +120,23 @@ def picture(metadata: MetaData, tables: Iterable[str] | None = None) -> Picture:
     edges: list[Edge] = []
     for table in sorted(metadata.tables.values(), key=lambda t: t.name):
         uniques = _unique_columns(table)
+        for fkc in sorted(table.foreign_key_constraints, key=lambda c: str(c.name)):
+            elems = list(fkc.elements)
+            if len(elems) < 2:
+                continue  # drawn with its column below
+            parent = elems[0].column.table.name
+            if table.name not in chosen and parent not in chosen:
+                continue
+            # One edge for the whole key, labelled with its columns.
+            edges.append(Edge(table.name, ", ".join(e.parent.name for e in elems), parent,
+                              ", ".join(e.column.name for e in elems),
+                              optional=any(bool(e.parent.nullable) for e in elems),
+                              identifying=all(e.parent.primary_key for e in elems),
+                              one_to_one=False))
         for col in table.columns:
             for fk in sorted(col.foreign_keys, key=lambda f: f.target_fullname):
+                if fk.constraint is not None and len(fk.constraint.elements) > 1:
+                    continue
                 parent = fk.column.table.name
                 if table.name not in chosen and parent not in chosen:
                     continue
@@ -216,10 +231,11 @@ def dot(metadata: MetaData, tables: Iterable[str] | None = None) -> str:
     for name in pic.neighbours:
         lines.append(f"    {_dot_id(name)} [shape=box, style=dashed];")
     for e in pic.edges:
-        child = f"{_dot_id(e.child)}:{_dot_id(e.column)}" if e.child in pic.tables \
-            else _dot_id(e.child)
-        parent = f"{_dot_id(e.parent)}:{_dot_id(e.ref_column)}" if e.parent in pic.tables \
-            else _dot_id(e.parent)
+        # A composite key's edge leaves from (and reaches) its first column's row.
+        child = f"{_dot_id(e.child)}:{_dot_id(e.column.split(', ')[0])}" \
+            if e.child in pic.tables else _dot_id(e.child)
+        parent = f"{_dot_id(e.parent)}:{_dot_id(e.ref_column.split(', ')[0])}" \
+            if e.parent in pic.tables else _dot_id(e.parent)
         tail = "teeodot" if e.optional else "teetee"
         lines.append(f"    {parent} -> {child} [arrowtail={tail}, "
                      f"arrowhead={'teeodot' if e.one_to_one else 'crowodot'}, "

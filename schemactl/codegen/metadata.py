@@ -16,8 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemactl.codegen.sqltext import sql_literal
+from schemactl.codegen.table_parts import (
+    check_constraints,
+    fk_action_kwargs,
+    fk_kwargs,
+    index_elements,
+    index_kwargs,
+)
 from schemactl.errors import BadInputError
-from schemactl.model.definitions import Column, Index, TableDef, TypeSpec, parse_type
+from schemactl.model.definitions import Column, TableDef, TypeSpec, parse_type
 from schemactl.model.literals import FUNCTION_DEFAULTS, NUMERIC_BASES, PLAIN_NUMBER
 from schemactl.model.naming import fk_name, pk_name, uq_name
 
@@ -269,6 +276,14 @@ def add_table(metadata: MetaData, tdef: TableDef, *, include_deprecated: bool = 
                 [col.name], [f"{ref_table}.{col.ref_column}"],
                 name=fk_name(tdef.table, col.name, ref_table, col.on_delete, col.on_update),
                 **fk_kwargs(col)))
+    for ref in tdef.references:
+        if not set(ref.columns) <= names or (ref.to != tdef.table
+                                             and ref.to not in metadata.tables):
+            continue
+        items.append(sa.ForeignKeyConstraint(
+            list(ref.columns), [f"{ref.to}.{c}" for c in ref.to_columns],
+            name=ref.constraint_name(tdef.table),
+            **fk_action_kwargs(ref.on_delete, ref.on_update)))
     for col in cols:
         if col.unique and not col.primary_key:
             items.append(sa.UniqueConstraint(col.name, name=uq_name(tdef.table, col.name)))
@@ -299,66 +314,6 @@ def sa_column(col: Column) -> Any:
                      comment=effective_comment(col.comment, col.deprecated))
 
 
-def fk_kwargs(col: Column) -> dict[str, Any]:
-    """``ondelete``/``onupdate`` of a column's foreign key (nothing for NO ACTION)."""
-    from schemactl.codegen.expressions import FK_ACTION_SQL
-
-    out: dict[str, Any] = {}
-    if col.on_delete:
-        out["ondelete"] = FK_ACTION_SQL[col.on_delete]
-    if col.on_update:
-        out["onupdate"] = FK_ACTION_SQL[col.on_update]
-    return out
-
-
-def check_constraints(tdef: TableDef, names: set[str] | None = None) -> list[Any]:
-    """The CheckConstraints of a table: each column's ``check`` and the table's ``checks``."""
-    import sqlalchemy as sa
-
-    from schemactl.codegen.expressions import column_check_sql, table_check_sql
-    from schemactl.model.naming import ck_name
-
-    out = []
-    for col in tdef.columns:
-        sql = column_check_sql(col)
-        if sql and (names is None or col.name in names):
-            out.append(sa.CheckConstraint(sql, name=ck_name(tdef.table, col.name)))
-    for chk in tdef.checks:
-        if names is None or {chk.left, chk.right} <= names:
-            out.append(sa.CheckConstraint(table_check_sql(chk), name=chk.check_name(tdef.table)))
-    return out
-
-
-def index_elements(idx: Index) -> list[Any]:
-    """An index's keys for SQLAlchemy: column names, and ``sa.text`` for an expression."""
-    import sqlalchemy as sa
-
-    from schemactl.codegen.expressions import index_key_sql
-
-    return [c if f is None else sa.text(index_key_sql(c, f)) for c, f in idx.keys]
-
-
-def index_kwargs(idx: Index) -> dict[str, Any]:
-    """The PostgreSQL dialect options of an index: method, opclass, WHERE, INCLUDE, WITH."""
-    import sqlalchemy as sa
-
-    from schemactl.codegen.expressions import predicate_sql
-
-    kw: dict[str, Any] = {}
-    if idx.using and idx.using != "btree":
-        kw["postgresql_using"] = idx.using
-    if idx.opclass:
-        kw["postgresql_ops"] = {c: idx.opclass for c in idx.columns}
-    where = predicate_sql(idx.where)
-    if where:
-        kw["postgresql_where"] = sa.text(where)
-    if idx.include:
-        kw["postgresql_include"] = list(idx.include)
-    if idx.storage:
-        kw["postgresql_with"] = dict(idx.storage)
-    return kw
-
-
 def _dependency_order(defs: Mapping[str, TableDef]) -> list[str]:
     """Table names with referenced tables first (stable: alphabetical otherwise)."""
     order: list[str] = []
@@ -370,9 +325,8 @@ def _dependency_order(defs: Mapping[str, TableDef]) -> list[str]:
         if state.get(name) == 1:  # a cycle: keep the order reached so far
             return
         state[name] = 1
-        for col in defs[name].columns:
-            ref = col.ref_table
-            if ref and ref in defs and ref != name:
+        for ref in sorted(defs[name].referenced_tables):
+            if ref in defs and ref != name:
                 visit(ref)
         state[name] = 2
         order.append(name)

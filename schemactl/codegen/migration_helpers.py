@@ -109,6 +109,33 @@ BEGIN
 END $$""")
 '''
 
+_FK_COMPOSITE = '''
+def _add_composite_foreign_key_not_valid(name: str, table: str, columns: list[str],
+                                         ref_table: str, ref_columns: list[str],
+                                         on_delete: str | None = None,
+                                         on_update: str | None = None) -> None:
+    """ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY (a, b) ... NOT VALID, unless it exists.
+
+    NOT VALID skips the scan of existing rows under the lock; VALIDATE CONSTRAINT runs
+    afterwards in its own transaction and does not block writes.
+    """
+    words = {"cascade": "CASCADE", "set_null": "SET NULL", "restrict": "RESTRICT"}
+    actions = "".join(f" ON {event} {words[action]}" for event, action
+                      in (("DELETE", on_delete), ("UPDATE", on_update)) if action)
+    marks = ", ".join(["%I"] * len(columns))
+    ref_marks = ", ".join(["%I"] * len(ref_columns))
+    args = ", ".join(_lit(c) for c in [table, name, *columns, ref_table, *ref_columns])
+    op.execute(f"""
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {_lit(name)}
+                 AND conrelid = format('public.%I', {_lit(table)})::regclass) THEN
+    EXECUTE format('ALTER TABLE public.%I ADD CONSTRAINT %I FOREIGN KEY ({marks}) '
+                   'REFERENCES public.%I ({ref_marks}){actions} NOT VALID', {args});
+  END IF;
+END $$""")
+'''
+
 _CHECK = '''
 def _check_sql(condition: str) -> Any:
     """schemactl's own CHECK expression as SQL text (a lone colon is not a bind)."""
@@ -189,6 +216,7 @@ END $$""")
 # Helper keys in the order they are written into a migration.
 _ORDER = (("lit", LITERAL_HELPER_SOURCE), ("archive_table", _ARCHIVE_TABLE),
           ("archive_column", _ARCHIVE_COLUMN), ("index", _INDEX), ("fk", _FK),
+          ("fk_composite", _FK_COMPOSITE),
           ("check", _CHECK), ("replaced", _REPLACED), ("unique", _UNIQUE), ("online", ""))
 HELPERS = frozenset(key for key, _ in _ORDER)
 

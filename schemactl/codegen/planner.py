@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from schemactl.codegen.metadata import default_sql, effective_comment, sa_type, type_extension
+from schemactl.model.constraints import TableReference
 from schemactl.model.definitions import Column, Index, TableDef
 from schemactl.model.naming import fk_name, uq_name
 from schemactl.model.online import ColumnChange, online_changes, online_problem
@@ -112,13 +113,13 @@ def _column_obj(col: Column, table: str) -> Any:
 
 
 def _index_elements(idx: Index) -> list[Any]:
-    from schemactl.codegen.metadata import index_elements
+    from schemactl.codegen.table_parts import index_elements
 
     return index_elements(idx)
 
 
 def _index_kw(idx: Index) -> dict[str, Any]:
-    from schemactl.codegen.metadata import index_kwargs
+    from schemactl.codegen.table_parts import index_kwargs
 
     return index_kwargs(idx)
 
@@ -238,6 +239,9 @@ def _alter_table(old: TableDef, new: TableDef) -> tuple[list[Any], list[Change]]
     made, ch = _check_changes(old, new, key)
     constraint_ops += made
     changes += ch
+    made, ch = _table_reference_changes(old, new)
+    constraint_ops += made
+    changes += ch
 
     old_idx = {i.index_name(table): i for i in old.indexes}
     new_idx = {i.index_name(table): i for i in new.indexes}
@@ -277,7 +281,7 @@ def _online_ops(old: TableDef, new: TableDef, key: tuple[str, ...]) -> list[Any]
 def _fk_op(table: str, col: Column) -> Any:
     from alembic.operations import ops
 
-    from schemactl.codegen.metadata import fk_kwargs
+    from schemactl.codegen.table_parts import fk_kwargs
 
     op = ops.CreateForeignKeyOp(fk_name(table, col.name, col.ref_table or "", col.on_delete,
                                         col.on_update), table,
@@ -286,6 +290,57 @@ def _fk_op(table: str, col: Column) -> Any:
     op.info["validate"] = True
     op.info["column"] = col
     return op
+
+
+def _table_fk_op(table: str, ref: TableReference) -> Any:
+    """A composite foreign key on an existing table: NOT VALID, then VALIDATE."""
+    from alembic.operations import ops
+
+    from schemactl.codegen.table_parts import fk_action_kwargs
+
+    op = ops.CreateForeignKeyOp(ref.constraint_name(table), table, ref.to, list(ref.columns),
+                                list(ref.to_columns), postgresql_not_valid=True,
+                                **fk_action_kwargs(ref.on_delete, ref.on_update))
+    op.info["validate"] = True
+    op.info["column"] = ref  # the actions, as a column's key has them
+    return op
+
+
+def _table_reference_changes(old: TableDef, new: TableDef) -> tuple[list[Any], list[Change]]:
+    """Composite foreign keys added, removed (SC105 refuses it) or with changed actions
+    (the lock-safe replacement single-column keys get)."""
+    from alembic.operations import ops
+
+    table = new.table
+    before = {r.identity: r for r in old.references}
+    after = {r.identity: r for r in new.references}
+    out: list[Any] = []
+    changes: list[Change] = []
+    for ident, ref in before.items():
+        if ident not in after:
+            out.append(ops.DropConstraintOp(ref.constraint_name(table), table,
+                                            type_="foreignkey"))
+            changes.append(Change("drop_foreign_key", table, ",".join(ref.columns)))
+    for ident, ref in after.items():
+        what = f"({', '.join(ref.columns)}) references {ref.to} ({', '.join(ref.to_columns)})"
+        was = before.get(ident)
+        if was is None:
+            out.append(_table_fk_op(table, ref))
+            changes.append(Change("add_foreign_key", table, ",".join(ref.columns),
+                                  detail=what))
+        elif (was.on_delete, was.on_update) != (ref.on_delete, ref.on_update):
+            add = _table_fk_op(table, ref)
+            drop = ops.DropConstraintOp(was.constraint_name(table), table, type_="foreignkey")
+            drop.info["replaced_by"] = add.constraint_name
+            drop.info["old_column"] = was
+            out += [add, drop]
+            changes.append(Change("replace_foreign_key", table, ",".join(ref.columns),
+                                  detail=what + "".join(
+                                      f" ON {event} {action.upper().replace('_', ' ')}"
+                                      for event, action in (("DELETE", ref.on_delete),
+                                                            ("UPDATE", ref.on_update))
+                                      if action)))
+    return out, changes
 
 
 def _actions_text(col: Column) -> str:
@@ -474,7 +529,7 @@ def _new_table_order(names: list[str], defs: Mapping[str, TableDef]) -> list[str
     pending = list(names)
     while pending:
         for name in pending:
-            refs = {c.ref_table for c in defs[name].columns if c.ref_table}
+            refs = defs[name].referenced_tables
             if not (refs & (set(pending) - {name})):
                 out.append(name)
                 pending.remove(name)
@@ -505,7 +560,7 @@ def _reference_metadata(current: Mapping[str, TableDef], proposed: Mapping[str, 
     for name in tables:
         tdef = proposed.get(name)
         if tdef:
-            wanted |= {c.ref_table for c in tdef.columns if c.ref_table and c.ref_table != name}
+            wanted |= tdef.referenced_tables - {name}
     for name in sorted(wanted):
         if name in current and name in proposed and name not in metadata.tables:
             add_table(metadata, _keys_only(proposed[name]))
@@ -516,4 +571,4 @@ def _keys_only(tdef: TableDef) -> TableDef:
     from dataclasses import replace
 
     return replace(tdef, columns=tuple(replace(c, references=None) for c in tdef.columns),
-                   indexes=())
+                   indexes=(), references=())

@@ -6,7 +6,8 @@ import re
 from typing import Any
 
 from schemactl.codegen.expressions import check_map, generated_sql, predicate_sql
-from schemactl.codegen.metadata import default_sql, effective_comment, fk_kwargs, type_source
+from schemactl.codegen.metadata import default_sql, effective_comment, type_source
+from schemactl.codegen.table_parts import fk_action_kwargs, fk_kwargs
 from schemactl.model.definitions import Column, Index, TableDef
 from schemactl.model.naming import fk_name, pk_name, uq_name
 
@@ -79,6 +80,12 @@ def create_table_src(tdef: TableDef) -> list[str]:
             lines.append(f"{INDENT}sa.ForeignKeyConstraint([{py(c.name)}], "
                          f"[{py(f'{c.ref_table}.{c.ref_column}')}], "
                          f"name={py(name)}{actions}),")
+    for ref in tdef.references:
+        actions = "".join(f", {k}={py(v)}" for k, v in
+                          fk_action_kwargs(ref.on_delete, ref.on_update).items())
+        lines.append(f"{INDENT}sa.ForeignKeyConstraint({py(list(ref.columns))}, "
+                     f"{py([f'{ref.to}.{c}' for c in ref.to_columns])}, "
+                     f"name={py(ref.constraint_name(tdef.table))}{actions}),")
     for name, sql in check_map(tdef).items():
         lines.append(f"{INDENT}sa.CheckConstraint({text_src(sql)}, name={py(name)}),")
     for c in tdef.columns:

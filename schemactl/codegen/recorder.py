@@ -99,6 +99,19 @@ def _wrap_helpers(namespace: dict[str, Any], rec: Any) -> None:
             rec.recorded.append(op)
             return quiet(fk_fn, name, table, column, ref_table, ref_column, **actions)
         namespace["_add_foreign_key_not_valid"] = fk
+    composite_fn = namespace.get("_add_composite_foreign_key_not_valid")
+    if callable(composite_fn):
+        def composite(name: str, table: str, columns: list[str], ref_table: str,
+                      ref_columns: list[str], **actions: Any) -> Any:
+            from schemactl.codegen.expressions import FK_ACTION_SQL
+
+            kw = {k.replace("on_", "on"): FK_ACTION_SQL[v] for k, v in actions.items() if v}
+            op = ops.CreateForeignKeyOp(name, table, ref_table, list(columns),
+                                        list(ref_columns), postgresql_not_valid=True, **kw)
+            op.info["validate"] = True
+            rec.recorded.append(op)
+            return quiet(composite_fn, name, table, columns, ref_table, ref_columns, **actions)
+        namespace["_add_composite_foreign_key_not_valid"] = composite
     for helper in ("_online_column", "_online_column_down"):
         _wrap_online(namespace, helper, rec, quiet)
     replaced_fn = namespace.get("_drop_replaced_constraint")

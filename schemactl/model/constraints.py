@@ -259,6 +259,62 @@ def reference_from_value(value: Any, where: str) -> tuple[str | None, str | None
     return value["to"], actions[0], actions[1]
 
 
+@dataclass(frozen=True)
+class TableReference:
+    """``references: [{columns, to, to_columns, on_delete, on_update}]`` on a table: a
+    foreign key over several columns to a whole composite key of ``to``."""
+
+    columns: tuple[str, ...]
+    to: str
+    to_columns: tuple[str, ...]
+    on_delete: str | None = None
+    on_update: str | None = None
+
+    @property
+    def identity(self) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+        """What makes it the same key (its actions may change: a lock-safe replacement)."""
+        return self.columns, self.to, self.to_columns
+
+    def constraint_name(self, table: str) -> str:
+        """``fk_<table>_<col>_<col>_<to>`` with the actions as a suffix, as a column's key."""
+        from schemactl.model.naming import fk_name
+
+        return fk_name(table, "_".join(self.columns), self.to, self.on_delete, self.on_update)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"columns": list(self.columns), "to": self.to,
+                               "to_columns": list(self.to_columns)}
+        if self.on_delete:
+            out["on_delete"] = self.on_delete
+        if self.on_update:
+            out["on_update"] = self.on_update
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: Any, where: str) -> TableReference:
+        hint = ("e.g. {columns: [tenant_id, order_id], to: orders, to_columns: [tenant_id, id], "
+                "on_delete: cascade}")
+        if not isinstance(obj, Mapping):
+            raise _error(f"{where} must be a mapping {{columns, to, to_columns}}", hint=hint)
+        _unknown(obj, ("columns", "to", "to_columns", "on_delete", "on_update"), where)
+        for key in ("columns", "to_columns"):
+            value = obj.get(key)
+            if not isinstance(value, list) or not value or not all(isinstance(c, str)
+                                                                   for c in value):
+                raise _error(f"{where}.{key} must be a non-empty list of column names",
+                             hint=hint)
+        if len(obj["columns"]) < 2:
+            raise _error(f"{where}: a reference from one column is written on the column",
+                         hint=f"e.g. {{name: {obj['columns'][0]}, type: uuid, references: "
+                              f"{obj.get('to', 'orders')}.id}}")
+        if not isinstance(obj.get("to"), str):
+            raise _error(f"{where}.to must name a table", hint=hint)
+        _, on_delete, on_update = reference_from_value(
+            {"to": "", **{k: obj[k] for k in ("on_delete", "on_update") if k in obj}}, where)
+        return cls(tuple(obj["columns"]), obj["to"], tuple(obj["to_columns"]), on_delete,
+                   on_update)
+
+
 def reference_to_value(to: str, on_delete: str | None, on_update: str | None) -> Any:
     if not on_delete and not on_update:
         return to
@@ -336,6 +392,18 @@ def index_structures(ri: Mapping[str, Any], where: str) -> dict[str, Any]:
     if ri.get("with") is not None:
         out["storage"] = storage_from_dict(ri["with"], f"{where}.with")
     return out
+
+
+def table_references(obj: Mapping[str, Any], source: str) -> tuple[Any, ...]:
+    raw = obj.get("references")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _error(f"{source}: references must be a list",
+                     hint="e.g. references: [{columns: [tenant_id, order_id], to: orders, "
+                          "to_columns: [tenant_id, id]}]")
+    return tuple(TableReference.from_dict(r, f"{source}: references[{i}]")
+                 for i, r in enumerate(raw))
 
 
 def table_checks(obj: Mapping[str, Any], source: str) -> tuple[Any, ...]:

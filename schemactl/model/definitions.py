@@ -18,6 +18,7 @@ from schemactl.model.constraints import (
     Generated,
     IndexPredicate,
     TableCheck,
+    TableReference,
     index_keys_to_value,
     predicates_to_dict,
     reference_to_value,
@@ -219,6 +220,7 @@ class TableDef:
     deprecated: bool = False
     renamed_from: str | None = None  # an online table rename (schemactl.model.online)
     checks: tuple[TableCheck, ...] = ()  # comparisons between two columns
+    references: tuple[TableReference, ...] = ()  # foreign keys over several columns
     source: str = "<definition>"
     size: int = 0
     text: str = field(default="", repr=False, compare=False)
@@ -237,6 +239,12 @@ class TableDef:
     def primary_key(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.primary_key)
 
+    @property
+    def referenced_tables(self) -> set[str]:
+        """Every table a column's or the table's ``references`` names."""
+        return {c.ref_table for c in self.columns if c.ref_table} | {
+            r.to for r in self.references}
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"table": self.table}
         if self.comment:
@@ -248,6 +256,8 @@ class TableDef:
         out["columns"] = [c.to_dict() for c in self.columns]
         if self.checks:
             out["checks"] = [c.to_dict() for c in self.checks]
+        if self.references:
+            out["references"] = [r.to_dict() for r in self.references]
         if self.indexes:
             out["indexes"] = [i.to_dict() for i in self.indexes]
         return out

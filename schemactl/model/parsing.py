@@ -34,7 +34,7 @@ TABLE_KEYS |= {"renamed_from"}
 COLUMN_KEYS |= {"renamed_from", "backfill"}
 INDEX_KEYS = {"columns", "unique", "using", "opclass", "name"}
 # Structured additions (schemactl.model.constraints).
-TABLE_KEYS |= {"checks"}
+TABLE_KEYS |= {"checks", "references"}
 COLUMN_KEYS |= {"check", "generated"}
 INDEX_KEYS |= {"where", "include", "with"}
 
@@ -267,7 +267,8 @@ def from_dict(obj: Any, source: str = "<definition>", text: str = "", size: int 
     return TableDef(table=table, columns=tuple(columns), indexes=tuple(indexes),
                     comment=comment, deprecated=bool(obj.get("deprecated", False)),
                     renamed_from=table_renamed_from, source=source, size=size, text=text,
-                    checks=_table_checks(obj, source))
+                    checks=_table_checks(obj, source),
+                    references=_table_references(obj, source))
 
 
 # -- structured additions (schemactl.model.constraints) ------------------------------
@@ -290,6 +291,7 @@ _column_structures = _structure("column_structures")
 _index_structures = _structure("index_structures")
 _index_keys = _structure("index_keys")
 _table_checks = _structure("table_checks")
+_table_references = _structure("table_references")
 
 
 def _online_markers(rc: Mapping[str, Any], where: str, source: str) -> tuple[str | None, Any]:
@@ -336,6 +338,9 @@ def dump_definition(tdef: TableDef) -> str:
     if tdef.checks:
         lines.append("checks:")
         lines += [f"  - {flow(c.to_dict())}" for c in tdef.checks]
+    if tdef.references:
+        lines.append("references:")
+        lines += [f"  - {flow(r.to_dict())}" for r in tdef.references]
     if tdef.indexes:
         lines.append("indexes:")
         lines += [f"  - {flow(i.to_dict())}" for i in tdef.indexes]

@@ -14,11 +14,17 @@ import typing
 from functools import cache
 from typing import Any
 
-from schemactl.model.constraints import ColumnCheck, Generated, IndexPredicate, TableCheck
+from schemactl.model.constraints import (
+    ColumnCheck,
+    Generated,
+    IndexPredicate,
+    TableCheck,
+    TableReference,
+)
 from schemactl.model.definitions import Column, Index, TableDef
 
 MODEL_CLASSES: tuple[type, ...] = (TableDef, Column, Index, ColumnCheck, Generated,
-                                   IndexPredicate, TableCheck)
+                                   IndexPredicate, TableCheck, TableReference)
 
 
 @cache

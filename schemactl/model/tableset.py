@@ -37,7 +37,7 @@ REFERS = "\0refers:"
 def fact_keys(tdef: TableDef) -> list[str]:
     """What the index files a table under: its relation names, and each table it
     references (``REFERS`` + name)."""
-    refs = sorted({c.ref_table for c in tdef.columns if c.ref_table})
+    refs = sorted(tdef.referenced_tables)
     return owned_names(tdef) + [REFERS + r for r in refs]
 
 

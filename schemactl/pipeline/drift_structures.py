@@ -108,6 +108,13 @@ def structure_differences(connection: Connection, definitions: Mapping[str, Tabl
                 out.append(_diff("foreign_key_action", table, f"foreign key {name}: actions "
                                  f"are {fks[name]}, defined {actions}", column=col.name,
                                  index=name, expected=str(actions), actual=str(fks[name])))
+        for ref in tdef.references:
+            name = ref.constraint_name(table)
+            actions = (ref.on_delete, ref.on_update)
+            if name in fks and fks[name] != actions:
+                out.append(_diff("foreign_key_action", table, f"foreign key {name}: actions "
+                                 f"are {fks[name]}, defined {actions}", index=name,
+                                 expected=str(actions), actual=str(fks[name])))
         preds = live_preds.get(table, {})
         for idx in tdef.indexes:
             iname = idx.index_name(table)
