@@ -291,3 +291,38 @@ def test_check_diagram_reads_only_the_neighbourhood(tmp_path: Path, cache_on: No
     whole = build_metadata(dict(heads), include_deprecated=True)
     for changed in (["t002"], ["t000"], ["t005", "t001"]):
         assert changed_diagram(tables_at_rev(tmp_path), changed) == mermaid(whole, changed)
+
+
+@pytest.mark.parametrize("damage", [None, *DAMAGE])
+def test_every_definition_from_the_cache_equals_parsing_them(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             damage: str | None) -> None:
+    """What apply's drift, policy and `load_metadata` read (every definition, at a commit
+    and in the work tree) is what parsing every file gives, with the cache warm, damaged
+    or behind an edit."""
+    from schemactl.model import loading
+
+    monkeypatch.setenv("SCHEMACTL_PARSE_CACHE", "on")
+    root = tmp_path / "r"
+    root.mkdir()
+    git(root, "init", "-q")
+    cols = (Column(name="id", type="bigint", primary_key=True, nullable=False),
+            Column(name="n", type="text"))
+    write_defs(root, {f"t{i}": TableDef(table=f"t{i}", columns=cols, source="") for i in range(5)})
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "defs")
+    folder = root / "dynamic_schema"
+    assert loading.load_at_rev(root, "HEAD") == loading.load_dir(folder, root)
+    assert loading.load_worktree(root) == loading.load_dir(folder, root)
+    if damage:
+        DAMAGE[damage](root)
+    (folder / "t1.yaml").write_text(dump_definition(
+        TableDef(table="t1", columns=(*cols, Column(name="m", type="integer")), source="")))
+    (folder / "t2.yaml").unlink()
+    parsed = loading.load_dir(folder, root)
+    assert loading.load_worktree(root) == parsed and "m" in parsed["t1"].column_names
+    assert loading.load_worktree(root) == parsed  # the second time from recorded stats
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "edit")
+    assert loading.load_at_rev(root, "HEAD") == parsed
+    assert sorted(loading.load_at_rev(root, "HEAD~1")) == ["t0", "t1", "t2", "t3", "t4"]

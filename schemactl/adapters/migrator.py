@@ -33,6 +33,15 @@ VERSION_TABLE = "alembic_version"
 ALEMBIC_LOCK = threading.RLock()
 
 
+def _running_metadata() -> Any:
+    """The env.py's target metadata when migrations run: empty. Only autogenerate compares
+    it, and env.py would otherwise build every definition of the repository (10,000
+    tables in a large one) on each run."""
+    from sqlalchemy import MetaData
+
+    return MetaData()
+
+
 def alembic_config(repo: RepoPaths, connection: Connection | None = None,
                    target_metadata: Any = None) -> AlembicConfig:
     from alembic.config import Config
@@ -209,7 +218,7 @@ def upgrade(repo: RepoPaths, connection: Connection, target: str = "head",
     """
     from alembic import command
 
-    cfg = alembic_config(repo, connection)
+    cfg = alembic_config(repo, connection, target_metadata=_running_metadata())
     cfg.attributes.update(attributes or {})
     with ALEMBIC_LOCK, _alembic_errors():
         command.upgrade(cfg, target)
@@ -219,7 +228,7 @@ def downgrade(repo: RepoPaths, connection: Connection, target: str,
               attributes: dict[str, Any] | None = None) -> None:
     from alembic import command
 
-    cfg = alembic_config(repo, connection)
+    cfg = alembic_config(repo, connection, target_metadata=_running_metadata())
     cfg.attributes.update(attributes or {})
     with ALEMBIC_LOCK, _alembic_errors():
         command.downgrade(cfg, target)
@@ -232,7 +241,7 @@ def upgrade_sql(repo: RepoPaths, start: str | None, end: str = "head") -> str:
     from alembic import command
 
     buf = io.StringIO()
-    cfg = alembic_config(repo)
+    cfg = alembic_config(repo, target_metadata=_running_metadata())
     cfg.output_buffer = buf
     cfg.set_main_option("sqlalchemy.url", "postgresql+psycopg://offline/offline")
     rng = f"{start}:{end}" if start else end

@@ -374,8 +374,7 @@ def load_metadata(repo: str | Path = ".", *, include_deprecated: bool = False) -
         notes = md.tables["notes"]
         conn.execute(notes.insert().values(title="hello"))
     """
-    from schemactl.model.loading import load_dir
+    from schemactl.model.loading import load_worktree
 
     root = Path(repo).resolve()
-    return build_metadata(load_dir(root / "dynamic_schema", root),
-                          include_deprecated=include_deprecated)
+    return build_metadata(load_worktree(root), include_deprecated=include_deprecated)

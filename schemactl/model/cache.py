@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from schemactl.model.definitions import TableDef
+from schemactl.model.loading import CACHE_PATH
 from schemactl.model.records import model_schema, table_from_record, to_record
 from schemactl.model.tableset import fact_keys
 
-CACHE_DIR = Path(".schemactl") / "cache"
-CACHE_FILE = "definitions.sqlite3"
+CACHE_DIR = CACHE_PATH.parent
+CACHE_FILE = CACHE_PATH.name
 LAYOUT = 3  # the tables below and what they index; bump when either changes
 # Racy-git: a file modified within this window of being recorded may change again
 # without its mtime moving, so its recorded hash is not trusted.
@@ -168,6 +169,27 @@ class DefinitionCache:
                 return None
             self.models[blob] = tdef
         return tdef if tdef.source == path else replace(tdef, source=path)
+
+    def models_of(self, blobs: Iterable[str]) -> dict[str, TableDef]:
+        """blob → cached definition (source as cached) for the blobs cached intact: one
+        query per 500, for callers that need every definition of a tree."""
+        given = list(dict.fromkeys(blobs))
+        out = {b: self.models[b] for b in given if b in self.models}
+        wanted = [b for b in given if b not in out]
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT blob, tname, names, model, digest FROM blobs WHERE blob IN ({marks})"
+            for blob, tname, names, model, digest in self.fetch(sql, chunk):
+                if _digest(blob, tname, names, model) != digest:
+                    continue
+                try:
+                    tdef = _decode(model)
+                except (ValueError, TypeError, KeyError, RecursionError):
+                    continue
+                if tdef.table == tname:
+                    self.models[blob] = out[blob] = tdef
+        return out
 
     def facts(self, blobs: Iterable[str]) -> dict[str, tuple[str, list[str]]]:
         """blob → (table, owned relation names) for the blobs cached intact."""

@@ -80,18 +80,85 @@ def files_at_rev(repo_root: Path, rev: str) -> list[SourceFile]:
 
 
 def load_dir(folder: Path, rel_to: Path | None = None) -> dict[str, TableDef]:
-    """The definitions in a folder (the work tree's dynamic_schema/)."""
+    """The definitions in a folder (the work tree's dynamic_schema/), every file parsed."""
     return parse_files(files_in_dir(folder, rel_to))
 
 
 def load_at_rev(repo_root: Path, rev: str = "HEAD") -> dict[str, TableDef]:
-    """The definitions committed at a git revision (empty before the first commit)."""
-    return parse_files(files_at_rev(repo_root, rev))
+    """The definitions committed at a git revision (empty before the first commit).
+
+    Every definition, as a dict: in a repository with a parse cache they are decoded
+    from it in bulk, not parsed (see :func:`tables_at_rev` for the indexed set, which
+    reads only what is asked).
+    """
+    return as_dict(tables_at_rev(repo_root, rev))
+
+
+def as_dict(tables: TableSet) -> dict[str, TableDef]:
+    """Every definition of a set (a cached tree's decoded in bulk)."""
+    bulk = getattr(tables, "definitions", None)
+    return dict(bulk()) if callable(bulk) else {n: tables[n] for n in tables}
+
+
+def load_worktree(root: Path) -> dict[str, TableDef]:
+    """The definitions in the work tree's dynamic_schema/, as :func:`load_dir` gives them.
+
+    With a parse cache, a file whose size, times and inode are as recorded (or whose
+    bytes hash to a cached blob) is decoded from the cache; only new bytes are parsed.
+    """
+    import os
+    from dataclasses import replace
+
+    from schemactl.adapters.gitobjects import blob_id
+    from schemactl.model.cache import CacheUnusable, trusted_stat
+
+    folder = root / FOLDER
+    cache = open_cache(root, create=False)
+    if cache is None or not folder.is_dir():
+        return load_dir(folder, root)
+    try:
+        recorded = cache.worktree()
+        blobs: dict[str, str] = {}
+        read: dict[str, bytes] = {}
+        stats: list[tuple[str, os.stat_result, str]] = []
+        for path in sorted(folder.iterdir()):
+            if not (path.is_file() and is_definition_file(path.name)):
+                continue
+            rel = path.relative_to(root).as_posix()
+            st = path.stat()
+            blob = trusted_stat(recorded.get(rel), st)
+            if blob is None:
+                read[rel] = path.read_bytes()
+                blob = blob_id(read[rel])
+                stats.append((rel, st, blob))
+            blobs[rel] = blob
+        models = cache.models_of(blobs.values())
+        tables: dict[str, TableDef] = {}
+        parsed: list[tuple[str, TableDef]] = []
+        for rel, blob in blobs.items():
+            tdef = models.get(blob)
+            if tdef is None:
+                data = read.get(rel)
+                if data is None:
+                    data = (root / rel).read_bytes()
+                tdef = parse_definition(data, rel)
+                parsed.append((blob_id(data), tdef))
+            elif tdef.source != rel:
+                tdef = replace(tdef, source=rel)
+            add_table(tables, tdef)
+        cache.put_models(parsed)
+        cache.put_worktree(stats, set(blobs))
+        return tables
+    except CacheUnusable:
+        return load_dir(folder, root)
 
 
 # -- through the parse cache (schemactl.model.cache) ----------------------------------------
 
 FOLDER = "dynamic_schema"
+# The parse cache's file (schemactl.model.cache): named here so that a repository without
+# one is told without importing the cache or sqlite3.
+CACHE_PATH = Path(".schemactl") / "cache" / "definitions.sqlite3"
 # Below this many definitions parsing is cheaper than opening the cache: none is made
 # (one already there is used). SCHEMACTL_PARSE_CACHE=off never uses it, =on always does.
 MIN_CACHED = 64
@@ -125,14 +192,15 @@ def _cache_mode() -> str:
 
 def open_cache(root: Path, *, create: bool) -> Any:
     """The repository's DefinitionCache, or None (disabled, absent and not wanted, broken)."""
-    from schemactl.model.cache import CacheUnusable, DefinitionCache
-
     mode = _cache_mode()
     if mode == "off":
         return None
     key = root.resolve()
     if _warm is not None and key in _warm:
         return _warm[key]
+    if not create and mode == "auto" and not (key / CACHE_PATH).exists():
+        return None  # a small repository's cold path never imports the cache (or sqlite3)
+    from schemactl.model.cache import CacheUnusable, DefinitionCache
     try:
         cache = DefinitionCache(key, create=create or mode == "on")
     except CacheUnusable:
@@ -247,8 +315,6 @@ def tables_at_rev(root: Path, rev: str = "HEAD") -> TableSet:
         DefinitionError: a definition cannot be parsed, or two define the same table.
     """
     from schemactl.adapters import gitobjects
-    from schemactl.model import treeindex
-    from schemactl.model.cache import CacheUnusable
 
     where = "" if rev == "HEAD" else f" at {rev}"
     cache = open_cache(root, create=False)
@@ -277,6 +343,9 @@ def tables_at_rev(root: Path, rev: str = "HEAD") -> TableSet:
         if known is None:
             return DictTables({})
         tree = known
+
+    from schemactl.model import treeindex
+    from schemactl.model.cache import CacheUnusable
 
     def reread(blob: str, path: str) -> TableDef:
         return parse_definition(gitobjects.read_blobs(root, [blob])[blob], path)

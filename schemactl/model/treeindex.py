@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from schemactl.model.cache import CacheUnusable, DefinitionCache
@@ -58,7 +59,10 @@ class TreeIndex:
 
     def of_table(self, table: str) -> tuple[str, str] | None:
         """(path, blob id) of ``table``'s definition."""
-        rows = self.cache.fetch(f"SELECT tree, path, blob FROM tree_tables WHERE tname = ? "
+        # Without INDEXED BY, SQLite takes the primary key (tree, path) and reads every
+        # row of the base tree: 8 ms at 10,000 tables instead of a point lookup.
+        rows = self.cache.fetch(f"SELECT tree, path, blob FROM tree_tables INDEXED BY "
+                                f"tree_tables_by_name WHERE tname = ? "
                                 f"AND tree IN ({self._marks})", [table, *self.chain])
         for _tree, path, blob in self._nearest(rows):
             if self.at_path(path) == (table, blob):  # not replaced or removed since
@@ -248,6 +252,29 @@ class CachedTables(TableSet):
             except CacheUnusable:
                 pass
         return self._fallen().identity(table)
+
+    def definitions(self) -> dict[str, TableDef]:
+        """Every definition of the tree, decoded from the cache in bulk (damaged entries
+        read again from git): for the callers that need them all, such as drift."""
+        if self._fallback is None:
+            try:
+                entries = self.index.paths()
+                models = self.cache.models_of(b for _t, b in entries.values())
+                out: dict[str, TableDef] = {}
+                fresh = []
+                for path, (table, blob) in sorted(entries.items()):
+                    tdef = models.get(blob)
+                    if tdef is None or tdef.table != table:
+                        tdef = self._reread(blob, path)
+                        fresh.append((blob, tdef))
+                    out[table] = tdef if tdef.source == path else replace(tdef, source=path)
+                if fresh:
+                    self.cache.put_models(fresh)
+                return out
+            except CacheUnusable:
+                pass
+        fallen = self._fallen()
+        return {n: fallen[n] for n in fallen}
 
     def paths(self) -> dict[str, tuple[str, str | None]]:
         if self._fallback is None:

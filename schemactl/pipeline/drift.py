@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from schemactl.model.definitions import TableDef
+    from schemactl.model.tableset import TableSet
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _expected(repo: SchemaRepo, revision: str | None, git_rev: str | None,
     The definitions of a commit are shared between the targets of a run
     (`schemactl.pipeline.expected`): read-only.
     """
-    from schemactl.model.loading import load_at_rev, load_dir
+    from schemactl.model.loading import load_at_rev, load_worktree
 
     if git_rev is not None:
         commit = expected.resolve(repo, git_rev)
@@ -88,8 +89,26 @@ def _expected(repo: SchemaRepo, revision: str | None, git_rev: str | None,
         sha = expected.commit_adding(repo, rel)
     if sha is None:
         # A migration never committed: git has nothing to say yet, the work tree does.
-        return dict(load_dir(repo.dynamic_dir, repo.root)), None, None
+        return load_worktree(repo.root), None, None
     return expected.definitions_at(repo, sha), sha, sha
+
+
+def expected_tables(repo: SchemaRepo, revision: str | None) -> TableSet:
+    """The definitions :func:`expected_definitions` gives, as an indexed set: in a large
+    repository read from the parse cache only as far as they are asked for (the agent
+    policy asks for the changed tables and what they reference)."""
+    from schemactl.model.loading import load_worktree, tables_at_rev
+    from schemactl.model.tableset import DictTables
+
+    if revision is None:
+        return DictTables({})
+    revs = read_revisions(repo)
+    sha = None
+    if revision in revs:
+        sha = expected.commit_adding(repo, str(_relpath(repo, revs[revision].path)))
+    if sha is None:
+        return DictTables(load_worktree(repo.root))
+    return tables_at_rev(repo.root, sha)
 
 
 def _relpath(repo: SchemaRepo, path: str) -> str:

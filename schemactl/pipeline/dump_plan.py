@@ -71,11 +71,11 @@ def write_marks(repo: SchemaRepo, target: Target) -> dict[str, Any] | None:
     """
     import psycopg
 
-    from schemactl.model.loading import load_at_rev
+    from schemactl.model.loading import tables_at_rev
 
     schema = DYNAMIC_SCHEMA
     try:
-        tables = sorted(load_at_rev(repo.root, "HEAD"))
+        tables = sorted(tables_at_rev(repo.root, "HEAD"))  # names, from the cache's index
         with connect(target) as conn:
             row = conn.execute("select txid_current()").fetchone()
             conn.commit()

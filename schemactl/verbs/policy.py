@@ -76,14 +76,15 @@ def unsafe_findings(repo: SchemaRepo, db_revision: str | None) -> list[dict[str,
     Returns:
         The violations (JSON objects) that make the change unsafe; empty when it is safe.
     """
-    from schemactl.model.changeset import changed_tables
-    from schemactl.model.loading import load_at_rev
+    from schemactl.model.loading import changed_between, tables_at_rev
     from schemactl.pipeline import drift
     from schemactl.rules import validation
 
-    current, _sha = drift.expected_definitions(repo, db_revision)
-    proposed = dict(load_at_rev(repo.root, "HEAD"))
-    changed = changed_tables(current, proposed)
+    # Indexed sets (the parse cache in a large repository): only the tables git says
+    # changed, and what they reference, are read.
+    current = drift.expected_tables(repo, db_revision)
+    proposed = tables_at_rev(repo.root, "HEAD")
+    changed = changed_between(repo.root, current, proposed)
     if not changed:
         return []
     config = repo.config
