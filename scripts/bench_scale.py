@@ -10,8 +10,15 @@ each, alternating small and large:
 - `schemactl propose FILE --json`, FILE a new table (each run commits);
 - `schemactl check --base base --json` of a branch proposing a change to one table;
 - cold `schemactl validate one.yaml --json` (small repository) against `python -c pass`;
-- the MCP server (`schemactl mcp`) on the large repository, warm: schema_validate and
+- the offline parts of `apply` of a one-table change, each in a new process (a database
+  of 10,000 tables is not built here): the agent policy (`unsafe_findings`: the rules
+  over the change from the database's revision to HEAD) and the definitions drift
+  compares with (`load_at_rev`, every definition, from the parse cache), beside parsing
+  every file (`load_dir`) as before the cache;
+- the MCP server (`schemactl mcp`) on each repository, warm: schema_validate and
   schema_propose medians, and the server's resident memory afterwards.
+
+The load average is printed before and after: the machine may be shared.
 
 Prints the medians and the ratios; the targets (docs/performance.md): each large/small
 ratio <= 1.5, cold validate <= 3.5x `python -c pass`, MCP schema_validate <= 20 ms,
@@ -82,6 +89,46 @@ def run(repo: Path, *args: str, ok: tuple[int, ...] = (0,)) -> float:
         raise SystemExit(f"{' '.join(args)} in {repo.name}: exit {proc.returncode}\n"
                          f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     return took
+
+
+APPLY_PARTS = """
+import sys, time
+from pathlib import Path
+from schemactl.model.repo import SchemaRepo
+from schemactl.model import loading
+from schemactl.verbs import policy
+repo, part, revision = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+sr = SchemaRepo.open(repo)
+start = time.perf_counter()
+if part == "policy":
+    assert policy.unsafe_findings(sr, revision) == []
+elif part == "definitions":
+    loading.load_at_rev(repo, "HEAD")
+else:
+    loading.load_dir(repo / "dynamic_schema", repo)
+print(time.perf_counter() - start)
+"""
+
+
+def apply_part(repo: Path, part: str, revision: str) -> float:
+    """Seconds of one offline part of apply, timed inside a new process (imports excluded)."""
+    proc = subprocess.run([sys.executable, "-c", APPLY_PARTS, str(repo), part, revision],
+                          cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{part} in {repo.name}: {proc.stderr[-2000:]}")
+    return float(proc.stdout.split()[-1])
+
+
+def previous_revision(repo: Path) -> str:
+    """The revision of the proposal before HEAD's: from it to HEAD is a one-table change."""
+    out = subprocess.run(["git", "-C", str(repo), "log", "-1", "--format=%B", "HEAD~1"],
+                         capture_output=True, text=True, check=True).stdout
+    return next(ln.split(": ", 1)[1] for ln in out.splitlines()
+                if ln.startswith("Schemactl-Revision: "))
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def side_by_side(label: str, runs: int, small: Any, large: Any) -> tuple[float, float]:
@@ -175,7 +222,8 @@ def main() -> int:
         build(small, opts.small)
         build(large, opts.large)
         print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
-              f"built {opts.small} and {opts.large} tables in {time.perf_counter() - t0:.1f} s")
+              f"built {opts.small} and {opts.large} tables in {time.perf_counter() - t0:.1f} s; "
+              f"{load()}")
         one = base / "one.yaml"
         one.write_text(definition("t00005", "  - {name: rank, type: integer}\n"))
         t_first = run(large, "validate", str(one), "--json")
@@ -210,6 +258,21 @@ def main() -> int:
         ratios.append(ml / ms)
         failed |= any(r > 1.5 for r in ratios)
 
+        for repo in (small, large):
+            git(repo, "checkout", "-q", "main")
+        revs = {repo: previous_revision(repo) for repo in (small, large)}
+        ms, ml = side_by_side("apply, agent policy of a one-table change (in process)",
+                              opts.runs, lambda i: apply_part(small, "policy", revs[small]),
+                              lambda i: apply_part(large, "policy", revs[large]))
+        ratios.append(ml / ms)
+        side_by_side("apply, drift's definitions at HEAD (`load_at_rev`, cache)", 3,
+                     lambda i: apply_part(small, "definitions", ""),
+                     lambda i: apply_part(large, "definitions", ""))
+        side_by_side("the same parsed from every file (`load_dir`, no cache)", 1,
+                     lambda i: apply_part(small, "parse", ""),
+                     lambda i: apply_part(large, "parse", ""))
+        failed |= any(r > 1.5 for r in ratios)
+
         tiny = base / "tiny.yaml"
         tiny.write_text(definition("tiny"))
         bare, cold = [], []
@@ -225,12 +288,12 @@ def main() -> int:
         failed |= mc / mb > 3.5
 
         for repo, n in ((small, opts.small), (large, opts.large)):
-            git(repo, "checkout", "-q", "main")
             v, p, rss = mcp_figures(repo, opts.runs)
             print(f"MCP server, warm, {n} tables: schema_validate median {v * 1000:.1f} ms "
                   f"(target <= 20), schema_propose median {p * 1000:.1f} ms (target <= 150), "
                   f"RSS {rss:.0f} MB (target < 300)")
         failed |= v > 0.020 or p > 0.150 or not rss < 300
+        print(load())
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 1 if failed else 0
