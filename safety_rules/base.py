@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from schemactl.model.config import Config
 from schemactl.model.definitions import Column, TableDef
-from schemactl.model.online import column_pairs, renamed_source
+from schemactl.model.online import column_pairs, renamed_source, table_renames
 from schemactl.model.tableset import TableSet, as_table_set
 
 from .core_tables import CORE_TABLES, CoreTable
@@ -83,8 +83,7 @@ class RuleContext:
         """
         if self.changed is not None:
             names = sorted(self.changed)
-            renames = table_renames(self.current, self.proposed,
-                                    {n: self.proposed[n] for n in names if n in self.proposed})
+            renames = table_renames(self.current, self.proposed, names)
         else:
             names = sorted(set(self.current) | set(self.proposed))
             renames = table_renames(self.current, self.proposed)
@@ -115,20 +114,14 @@ class RuleContext:
     def _proposed_set(self) -> TableSet:
         return as_table_set(self.proposed)
 
+    def referrers(self, table: str) -> frozenset[str]:
+        """The proposed tables with a column referencing ``table`` (from the state's index)."""
+        return self._proposed_set.referrers(table)
+
     def relation_owners(self, name: str) -> frozenset[str]:
         """The proposed tables owning relation ``name`` (a table, index or key of that name),
         answered from the state's index, not by walking every definition."""
         return self._proposed_set.owners_of(name)
-
-
-def table_renames(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef],
-                  candidates: Mapping[str, TableDef] | None = None) -> dict[str, str]:
-    """new name → old name for the tables a proposal renames with ``renamed_from``
-    (among ``candidates``, default every proposed table)."""
-    among = proposed if candidates is None else candidates
-    return {name: t.renamed_from for name, t in among.items()
-            if t.renamed_from and name not in current and t.renamed_from in current
-            and t.renamed_from not in proposed}
 
 
 @dataclass(frozen=True)

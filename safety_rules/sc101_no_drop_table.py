@@ -39,7 +39,8 @@ class NoDropTable(Rule):
     code = "SC101"
     name = "no-drop-table"
     hint = ("keep the definition and set `deprecated: true` on the table: it stays in the "
-            "database with its rows")
+            "database with its rows; to rename it, write the new name with `renamed_from: "
+            "<old>` at the top level (an online rename, docs/online.md)")
 
     def check(self, ctx: RuleContext) -> Iterator[Violation]:
         for ch in ctx.changes:

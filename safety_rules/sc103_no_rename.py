@@ -8,7 +8,7 @@ from typing import Any
 from schemactl.model.definitions import TableDef, normalise_type
 from schemactl.model.online import ColumnChange, online_problem, renamed_source
 
-from .base import OpsContext, Rule, RuleContext
+from .base import OpsContext, Rule, RuleContext, TableChange
 from .core_tables import sa_type_name
 from .violation import Violation
 
@@ -26,7 +26,9 @@ class NoRename(Rule):
     ``renamed_from``: schemactl then renames online (a shadow column kept in step
     with the old one by a trigger, backfilled in batches, swapped in under a short
     lock; the old name's values go to the archive). Old readers and writers keep
-    working until the contract.
+    working until the contract. A table says ``renamed_from: <old>`` at the top level:
+    it is renamed in one short transaction and its old name stays a view (old readers
+    and writers keep working) until a later proposal removes the marker (the contract).
 
     **Anti-pattern**
 
@@ -67,16 +69,59 @@ class NoRename(Rule):
                     f"column {ch.name}.{old.name} looks renamed to {new.name} (one {old.type} "
                     "column removed, one added)", table=ch.name, column=old.name, tdef=ch.after)
             yield from self._marked(ch.name, ch.before, ch.after)
-            if ch.before is not None and ch.after is not None and ch.before.table != ch.name:
-                yield self.violation(
-                    f"table {ch.before.table} is renamed_from to {ch.name}: an online table "
-                    "rename is not carried out yet (only columns)", table=ch.before.table,
-                    tdef=ch.after, hint="keep the table's name; rename its columns with "
-                                        "`renamed_from` on the column")
+            yield from self._table_marker(ctx, ch)
         for old_t, new_t in _pairs(removed_tables, new_tables, key=_signature):
             yield self.violation(f"table {old_t.table} looks renamed to {new_t.table} (removed, "
                                  "and a table of the same columns added)", table=old_t.table,
                                  tdef=new_t)
+
+    def _table_marker(self, ctx: RuleContext, ch: TableChange) -> Iterator[Violation]:
+        """A table-level ``renamed_from``: carried out online when it names a table that the
+        proposal no longer has; refused when it names nothing, a table still there, or when
+        the old-name view (kept until the contract) would stop a change of the columns."""
+        after = ch.after
+        if after is None or not after.renamed_from:
+            return
+        old = after.renamed_from
+        if ch.before is None:
+            if old in ctx.core:
+                return  # SC501: a core table is never renamed
+            if old in ctx.proposed:
+                yield self.violation(
+                    f"table {ch.name} is renamed_from {old}, which the proposal still has",
+                    table=ch.name, tdef=after,
+                    hint=f"remove {old}'s definition in the same change (propose does), or "
+                         f"drop `renamed_from` to add {ch.name} as a new table")
+            else:
+                yield self.violation(
+                    f"table {ch.name} is renamed_from {old}, which does not exist",
+                    table=ch.name, tdef=after,
+                    hint="renamed_from names the table's current name (its definition file "
+                         "in dynamic_schema/)")
+            return
+        renaming = ch.before.table != ch.name
+        if not renaming and ch.before.renamed_from != old:
+            yield self.violation(
+                f"table {ch.name} exists already: renamed_from {old} cannot rename it",
+                table=ch.name, tdef=after,
+                hint="renamed_from goes on the new name's definition in the proposal that "
+                     "renames; keep the old marker or remove it (the contract)")
+            return
+        if renaming:
+            for other in sorted(ctx.referrers(old) - {ch.name}):
+                yield self.violation(
+                    f"table {old} cannot be renamed online: {other} references it",
+                    table=ch.name, tdef=after,
+                    hint=f"keep the name of {old}; a rename of a referenced table needs its "
+                         "foreign keys moved, which is not carried out online")
+        for before_col, col in ch.kept_columns():
+            if before_col.name != col.name or before_col.type != col.type:
+                yield self.violation(
+                    f"column {ch.name}.{col.name} cannot change name or type while the view "
+                    f"{old} (the old name of {ch.name}) reads it", table=ch.name,
+                    column=col.name, tdef=after,
+                    hint="change the column in a later proposal, after the contract (the "
+                         f"proposal that removes `renamed_from: {old}`), or in that one")
 
     def _marked(self, table: str, before: TableDef | None, after: TableDef | None
                 ) -> Iterator[Violation]:

@@ -67,6 +67,12 @@ class CoreProtected(Rule):
                                      "shadow it", table=ch.name, tdef=tdef)
             if ch.after is None:
                 continue
+            if ch.after.renamed_from and self._table_problem(ch.after.renamed_from, ctx.core):
+                yield self.violation(f"table {ch.name} is renamed_from "
+                                     f"{ch.after.renamed_from}: a core table is never renamed",
+                                     table=ch.name, tdef=ch.after,
+                                     hint="drop `renamed_from`; core tables belong to the "
+                                          "application (core_schema/)")
             for ref in ch.after.references:
                 yield from self._table_reference(ctx, ch.name, tdef, ref)
             for col in ch.after.columns:
@@ -116,6 +122,10 @@ class CoreProtected(Rule):
             if item.table is not None and self._table_problem(item.table, ctx.core):
                 yield self.violation(f"{item.kind} touches the protected table {item.table}",
                                      table=item.table)
+            renamed_to = getattr(item.op, "new_table_name", None)  # a table renamed
+            if isinstance(renamed_to, str) and self._table_problem(renamed_to, ctx.core):
+                yield self.violation(f"{item.kind} renames {item.table} to the protected "
+                                     f"table {renamed_to}", table=renamed_to)
             referent_schema = getattr(item.op, "referent_schema", None)
             if item.kind == "CreateForeignKeyOp" and referent_schema not in allowed_schemas:
                 yield self.violation(f"a foreign key of {item.table} points into schema "

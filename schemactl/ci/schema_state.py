@@ -240,6 +240,14 @@ def apply_ops(state: State, ops: Iterable[Any], migration: str,
             s[f"column:{spec['new']}"] = (_def_type_sql(spec["new_type"]),
                                           not spec["not_null"], spec["default"])
             _put(s, f"column_comment:{spec['new']}", spec["comment"])
+        elif kind == "OnlineTableSpec":  # a table rename or its contract (codegen.online_table)
+            if op.kind == "rename":
+                renamed = {f"index:{old}": f"index:{new}" for _k, old, new in op.spec["names"]}
+                renamed |= {f"check:{old}": f"check:{new}" for _k, old, new in op.spec["names"]}
+                moved = {renamed.get(k, k): v for k, v in state.pop(str(table), {}).items()}
+                state[str(op.spec["new"])] = moved
+                touched.setdefault(str(op.spec["new"]), migration)
+                continue
         elif kind == "ExecuteSQLOp":
             opaque.append((migration, f"runs SQL: {' '.join(str(op.sqltext).split())[:120]}"))
         else:

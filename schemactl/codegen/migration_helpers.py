@@ -217,7 +217,8 @@ END $$""")
 _ORDER = (("lit", LITERAL_HELPER_SOURCE), ("archive_table", _ARCHIVE_TABLE),
           ("archive_column", _ARCHIVE_COLUMN), ("index", _INDEX), ("fk", _FK),
           ("fk_composite", _FK_COMPOSITE),
-          ("check", _CHECK), ("replaced", _REPLACED), ("unique", _UNIQUE), ("online", ""))
+          ("check", _CHECK), ("replaced", _REPLACED), ("unique", _UNIQUE), ("online", ""),
+          ("online_table", ""))
 HELPERS = frozenset(key for key, _ in _ORDER)
 
 
@@ -235,4 +236,8 @@ def _source(key: str, src: str) -> str:
         from schemactl.codegen.online import helper_source as online_source
 
         return online_source()
+    if key == "online_table":  # table renames and their contract: a template file too
+        from schemactl.codegen.online_table import helper_source as table_source
+
+        return table_source()
     return src

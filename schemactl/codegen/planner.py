@@ -26,14 +26,14 @@ refuses to write them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from schemactl.codegen.metadata import default_sql, effective_comment, sa_type, type_extension
 from schemactl.model.constraints import TableReference
 from schemactl.model.definitions import Column, Index, TableDef
 from schemactl.model.naming import fk_name, uq_name
-from schemactl.model.online import ColumnChange, online_changes, online_problem
+from schemactl.model.online import ColumnChange, online_changes, online_problem, table_renames
 
 if TYPE_CHECKING:
     from alembic.operations.ops import UpgradeOps
@@ -84,8 +84,9 @@ class Plan:
 
     def online_steps(self) -> list[str]:
         """The online changes' steps in words, with their lock levels."""
-        return [line for top in self.upgrade_ops.ops for sub in getattr(top, "ops", [])
-                if type(sub).__name__ == "OnlineColumnOp" for line in sub.info["explain"]]
+        kinds = ("OnlineColumnOp", "OnlineTableRenameOp", "OnlineTableContractOp")
+        return [line for top in self.upgrade_ops.ops for sub in getattr(top, "ops", [top])
+                if type(sub).__name__ in kinds for line in sub.info["explain"]]
 
     def message(self, limit: int = 72) -> str:
         """A one-line summary: ``add table characters`` or ``alter table x: add column y``."""
@@ -161,6 +162,13 @@ def _alter_table(old: TableDef, new: TableDef) -> tuple[list[Any], list[Change]]
     index_ops: list[Any] = []
     changes: list[Change] = []
     key = _key_columns(new)
+
+    if old.renamed_from and old.renamed_from != new.renamed_from:
+        # The marker removed: the contract of an earlier table rename (the old-name view goes).
+        from schemactl.codegen.online_table import contract_op
+
+        col_ops.append(contract_op(table, old.renamed_from))
+        changes.append(Change("contract_rename", table, detail=f"view {old.renamed_from} goes"))
 
     online = _online_ops(old, new, key)
     col_ops += online
@@ -485,8 +493,9 @@ def build_plan(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef]
 
         tables = changed_tables(current, proposed)
     todo = sorted(set(tables))
+    renames = table_renames(current, proposed, todo)
     # New tables in dependency order: a referenced table is created first.
-    new = [n for n in todo if n in proposed and n not in current]
+    new = [n for n in todo if n in proposed and n not in current and n not in renames]
     new = _new_table_order(new, proposed)
     top: list[Any] = []
     changes: list[Change] = []
@@ -502,10 +511,22 @@ def build_plan(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef]
         if name in new:
             continue
         if name not in proposed:
+            if name in renames.values():
+                continue  # renamed: below, under its new name
             top.append(ops.DropTableOp(name))
             changes.append(Change("drop_table", name))
             continue
-        old, tdef = current[name], proposed[name]
+        tdef = proposed[name]
+        if name in renames:
+            from schemactl.codegen.online_table import rename_op
+
+            old = current[renames[name]]
+            top.append(rename_op(old, tdef))
+            changes.append(Change("rename_table", name, detail=f"from {old.table}"))
+            # the rest of the change is planned on the table under its new name
+            old = replace(old, table=name, renamed_from=tdef.renamed_from)
+        else:
+            old = current[name]
         made_ops, ch = _alter_table(old, tdef)
         if made_ops:
             top.append(ops.ModifyTableOps(name, made_ops))

@@ -114,6 +114,9 @@ def _wrap_helpers(namespace: dict[str, Any], rec: Any) -> None:
         namespace["_add_composite_foreign_key_not_valid"] = composite
     for helper in ("_online_column", "_online_column_down"):
         _wrap_online(namespace, helper, rec, quiet)
+    for helper in ("_online_table_rename", "_online_table_rename_down",
+                   "_online_table_contract", "_online_table_contract_down"):
+        _wrap_online_table(namespace, helper, rec, quiet)
     replaced_fn = namespace.get("_drop_replaced_constraint")
     if callable(replaced_fn):
         def replaced(name: str, table: str, replaced_by: str) -> Any:
@@ -154,6 +157,29 @@ def _wrap_online(namespace: dict[str, Any], helper: str, rec: Any, quiet: Any) -
     def online(spec: dict[str, Any]) -> Any:
         made = OnlineColumnSpec(str(spec["table"]), dict(spec))
         made.info["direction"] = "downgrade" if helper.endswith("_down") else "upgrade"
+        rec.recorded.append(made)
+        return quiet(fn, spec)
+    namespace[helper] = online
+
+
+def _wrap_online_table(namespace: dict[str, Any], helper: str, rec: Any, quiet: Any) -> None:
+    """A table rename (up or down) or its contract recorded as what it does to which table."""
+    fn = namespace.get(helper)
+    if not callable(fn):
+        return
+    from schemactl.codegen.online_table import OnlineTableSpec
+
+    def online(spec: dict[str, Any]) -> Any:
+        down = helper.endswith("_down")
+        if "rename" in helper:
+            made = OnlineTableSpec("rename", str(spec["old"]), dict(spec))
+            if down:  # the table goes back: new → old
+                made = OnlineTableSpec("rename", str(spec["new"]), {
+                    **spec, "old": spec["new"], "new": spec["old"],
+                    "names": [[k, n, o] for k, o, n in spec["names"]]})
+        else:
+            made = OnlineTableSpec("contract", str(spec["table"]), dict(spec))
+        made.info["direction"] = "downgrade" if down else "upgrade"
         rec.recorded.append(made)
         return quiet(fn, spec)
     namespace[helper] = online

@@ -151,6 +151,16 @@ def render_migration(plan: Plan, revision: str, down_revision: str | None,
             archives.append(Archive("table", f"public.{tdef.table}", f"{ARCHIVE_SCHEMA}.{target}"))
             down_tx[:0] = [f"_archive_table({py(tdef.table)}, {py(target)})"]
             helpers |= {"lit", "archive_table"}
+        elif type(top).__name__ == "OnlineTableRenameOp":
+            from schemactl.codegen.online_table import render_calls as table_calls
+
+            renamed: Any = top
+            up, down = table_calls(renamed)
+            up_tx += [f"# Online: rename table {renamed.table_name} → "
+                      f"{renamed.new_table_name}; the old name stays a view until the "
+                      "contract", *up]
+            down_tx[:0] = down
+            helpers.add("online_table")
         elif isinstance(top, ops.ModifyTableOps):
             table = top.table_name
             if table in new_tables:
@@ -189,7 +199,7 @@ def render_migration(plan: Plan, revision: str, down_revision: str | None,
     imports = []
     if "check" in helpers:
         imports.append("import re")
-    if helpers & {"index", "online", "check"}:
+    if helpers & {"index", "online", "online_table", "check"}:
         imports.append("from typing import Any")
         imports.append("")
     imports += ["import sqlalchemy as sa", "from alembic import op"]
@@ -229,6 +239,14 @@ def _render_modify(top: Any, revision: str, up_tx: list[str], up_auto: list[str]
             down_tx.insert(0, f"_archive_column({py(table)}, {py(col.name)}, "
                               f"{py(list(sub.info['key_columns']))}, {py(target)})")
             helpers |= {"lit", "archive_column"}
+        elif type(sub).__name__ == "OnlineTableContractOp":
+            from schemactl.codegen.online_table import render_calls as table_calls
+
+            up, down = table_calls(sub)
+            up_tx += [f"# Online: contract of the rename {sub.view} → {table} (the view goes)",
+                      *up]
+            down_tx[:0] = down
+            helpers.add("online_table")
         elif type(sub).__name__ == "OnlineColumnOp":
             from schemactl.codegen.online import render_calls
 

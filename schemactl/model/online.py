@@ -12,6 +12,7 @@ migration. A definition asks for an online change with a marker:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from schemactl.model.definitions import Column, TableDef, TypeSpec, parse_type
@@ -154,3 +155,17 @@ def online_problem(before: TableDef, change: ColumnChange) -> str | None:
     if old.type != new.type and change.cast is None:
         return f"{old.type} → {new.type} is not on the online cast whitelist"
     return None
+
+
+def table_renames(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef],
+                  candidates: Iterable[str] | None = None) -> dict[str, str]:
+    """new name → old name of the tables a proposal renames with ``renamed_from`` (among
+    ``candidates``, default every proposed table): the old name is in ``current`` only,
+    the new one in ``proposed`` only."""
+    out = {}
+    for name in (proposed if candidates is None else candidates):
+        tdef = proposed.get(name)
+        if (tdef is not None and tdef.renamed_from and name not in current
+                and tdef.renamed_from in current and tdef.renamed_from not in proposed):
+            out[name] = tdef.renamed_from
+    return out

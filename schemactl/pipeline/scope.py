@@ -27,6 +27,9 @@ _ONE_TABLE = frozenset({
     # an online column change (codegen.online): its rows are rewritten in batches, the old
     # column's values copied to a new archive table; no other table's data changes
     "OnlineColumnSpec",
+    # a table renamed online (codegen.online_table): its data stays in place, under the new
+    # name; the contract of a rename only drops the old-name view (no data)
+    "OnlineTableSpec",
 })
 
 
@@ -88,6 +91,8 @@ def _add(acc: _Acc, op: Any, revision: str) -> None:
         sql = " ".join(str(getattr(op, "sqltext", "")).split())[:80]
         acc.widen(f"{revision} runs SQL whose tables are not known ({sql})")
         return
+    if kind == "OnlineTableSpec" and op.kind == "contract":
+        return
     if kind not in _ONE_TABLE:
         acc.widen(f"{revision}: {kind} is not known to touch one table")
         return
@@ -97,7 +102,7 @@ def _add(acc: _Acc, op: Any, revision: str) -> None:
         acc.widen(f"{revision}: {kind} without a table")
         return
     acc.touch(name)
-    if kind == "RenameTableOp":
+    if kind in ("RenameTableOp", "OnlineTableSpec"):
         new = getattr(op, "new_table_name", None)
         if isinstance(new, str):
             acc.created.add(f"{getattr(op, 'schema', None) or acc.schema}.{new}")

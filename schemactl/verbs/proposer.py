@@ -139,7 +139,10 @@ def _propose_once(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool
         return ProposeResult(command="propose", table=table, dry_run=dry_run,
                              definition=definition_path(table),
                              message=f"{table} is unchanged: nothing to propose")
-    proposed = Overlay(current, {table: tdef})
+    # A table renamed online (`renamed_from`): its old definition goes with this proposal.
+    gone = (tdef.renamed_from if tdef.renamed_from and before is None
+            and tdef.renamed_from in current else None)
+    proposed = Overlay(current, {table: tdef, **({gone: None} if gone else {})})
     report = validation.check_definitions(current, proposed, config, changed=[table],
                                           allow_waivers=allow_waivers)
     if not report.ok:
@@ -195,12 +198,21 @@ def _propose_once(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool
 
     # The sum file records the new migration too (integrity check of `schemactl check`).
     sums = sum_text(repo.root, {rendered.filename: rendered.source.encode()}).encode()
-    sha = _write_and_commit(repo.root, {def_rel: text.encode(),
-                                        mig_rel: rendered.source.encode(), SUM_PATH: sums},
-                            subject, trailers, body, expected_head=expected_head)
+    files: dict[str, bytes | None] = {def_rel: text.encode(),
+                                      mig_rel: rendered.source.encode(), SUM_PATH: sums}
+    if gone:
+        files[_definition_rel(current[gone])] = None
+    sha = _write_and_commit(repo.root, files, subject, trailers, body,
+                            expected_head=expected_head)
     return ProposeResult(command="propose", table=table, migration=migration, commit=sha,
                          changes=changes, definition=def_rel, violations=warnings,
                          waived=waived, online_steps=online_steps, message=rendered.message)
+
+
+def _definition_rel(tdef: TableDef) -> str:
+    """The file a committed definition was read from (its conventional path otherwise)."""
+    src = tdef.source.replace("\\", "/")
+    return src if src.startswith("dynamic_schema/") else definition_path(tdef.table)
 
 
 def _write_and_commit(root: Path, files: dict[str, bytes | None], subject: str,
@@ -226,7 +238,7 @@ def _write_and_commit(root: Path, files: dict[str, bytes | None], subject: str,
     try:
         for rel, data in files.items():
             path = root / rel
-            if data is None:
+            if data is None:  # a file the commit removes
                 path.unlink(missing_ok=True)
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)

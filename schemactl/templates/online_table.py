@@ -1,0 +1,92 @@
+# Online table rename: written into a migration by schemactl, so that plain `alembic upgrade`
+# runs it too. See docs/online.md, "Table renames".
+
+
+def _sc_lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sc_view_exists(name: str) -> str:
+    return (f"EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE n.nspname = 'public' AND c.relname = {_sc_lit(name)} AND c.relkind = 'v')")
+
+
+def _sc_rename_block(frm: str, to: str, names: list[list[str]], drop_view: str | None,
+                     view: str | None, lock: str) -> str:
+    """One DO block (in the migration's transaction, under its lock_timeout): the old-name
+    view dropped, table ``frm`` renamed ``to`` with what is named after it (the indexes and
+    constraints in ``names``, PostgreSQL's own not-null constraint and sequence names), and
+    a view under ``view`` reading and writing the table."""
+    tbl = f"format('public.%I', {_sc_lit(to)})::regclass"
+    lines = [f"-- online step rename_table {frm} → {to} [lock: {lock}]", "DO $schemactl$",
+             "DECLARE r record;", "BEGIN"]
+    if drop_view:
+        lines.append(f"  IF {_sc_view_exists(drop_view)} THEN EXECUTE format('DROP VIEW "
+                     f"public.%I', {_sc_lit(drop_view)}); END IF;")
+    lines.append(f"  IF to_regclass(format('public.%I', {_sc_lit(to)})) IS NULL THEN "
+                 f"EXECUTE format('ALTER TABLE public.%I RENAME TO %I', {_sc_lit(frm)}, "
+                 f"{_sc_lit(to)}); END IF;")
+    for kind, old, new in names:
+        if old == new:
+            continue
+        if kind == "index":
+            lines.append(f"  IF to_regclass(format('public.%I', {_sc_lit(old)})) IS NOT NULL "
+                         f"AND to_regclass(format('public.%I', {_sc_lit(new)})) IS NULL THEN "
+                         f"EXECUTE format('ALTER INDEX public.%I RENAME TO %I', {_sc_lit(old)}, "
+                         f"{_sc_lit(new)}); END IF;")
+        else:
+            lines.append(f"  IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = {tbl} AND "
+                         f"conname = {_sc_lit(old)}) THEN EXECUTE format('ALTER TABLE public.%I "
+                         f"RENAME CONSTRAINT %I TO %I', {_sc_lit(to)}, {_sc_lit(old)}, "
+                         f"{_sc_lit(new)}); END IF;")
+    prefix, keep = _sc_lit(frm + "_"), len(frm) + 2
+    lines += [
+        # PostgreSQL names these itself (<table>_<column>_not_null on 18, <table>_<col>_seq)
+        f"  FOR r IN SELECT conname FROM pg_constraint WHERE conrelid = {tbl} AND "
+        f"contype::text = 'n' AND left(conname, {keep - 1}) = {prefix} LOOP",
+        f"    EXECUTE format('ALTER TABLE public.%I RENAME CONSTRAINT %I TO %I', {_sc_lit(to)}, "
+        f"r.conname, {_sc_lit(to + '_')} || substr(r.conname, {keep}));",
+        "  END LOOP;",
+        f"  FOR r IN SELECT c.relname FROM pg_depend d JOIN pg_class c ON c.oid = d.objid "
+        f"WHERE d.refobjid = {tbl} AND c.relkind = 'S' AND d.deptype IN ('a', 'i') AND "
+        f"left(c.relname, {keep - 1}) = {prefix} LOOP",
+        f"    EXECUTE format('ALTER SEQUENCE public.%I RENAME TO %I', r.relname, "
+        f"{_sc_lit(to + '_')} || substr(r.relname, {keep}));",
+        "  END LOOP;",
+    ]
+    if view:
+        lines += [
+            f"  IF to_regclass(format('public.%I', {_sc_lit(view)})) IS NULL THEN",
+            f"    EXECUTE format('CREATE VIEW public.%I AS SELECT * FROM public.%I', "
+            f"{_sc_lit(view)}, {_sc_lit(to)});",
+            f"    EXECUTE format('COMMENT ON VIEW public.%I IS %L', {_sc_lit(view)}, "
+            f"{_sc_lit(f'schemactl: the old name of {to} until the contract (renamed_from)')});",
+            "  END IF;"]
+    return "\n".join([*lines, "END $schemactl$"])
+
+
+def _online_table_rename(s: dict[str, Any]) -> None:
+    """Rename a table in this short transaction; its old name stays a view until the contract."""
+    op.execute(_sc_rename_block(s["old"], s["new"], s["names"], None, s["old"], s["lock"]))
+
+
+def _online_table_rename_down(s: dict[str, Any]) -> None:
+    """Rollback: the old-name view gone, the table (every row) back under its old name."""
+    back = [[kind, new, old] for kind, old, new in s["names"]]
+    op.execute(_sc_rename_block(s["new"], s["old"], back, s["old"], None, s["lock"]))
+
+
+def _online_table_contract(s: dict[str, Any]) -> None:
+    """The contract of a table rename: the old-name view goes (a view holds no data)."""
+    op.execute(f"-- online step contract of {s['table']} (renamed from {s['view']}) "
+               f"[lock: {s['lock']}]\n"
+               f"DO $schemactl$ BEGIN IF {_sc_view_exists(s['view'])} THEN EXECUTE "
+               f"format('DROP VIEW public.%I', {_sc_lit(s['view'])}); END IF; END $schemactl$")
+
+
+def _online_table_contract_down(s: dict[str, Any]) -> None:
+    """Rollback of the contract: the old-name view again."""
+    op.execute(f"DO $schemactl$ BEGIN IF to_regclass(format('public.%I', "
+               f"{_sc_lit(s['view'])})) IS NULL THEN EXECUTE format('CREATE VIEW public.%I AS "
+               f"SELECT * FROM public.%I', {_sc_lit(s['view'])}, {_sc_lit(s['table'])}); "
+               f"END IF; END $schemactl$")

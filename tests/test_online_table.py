@@ -1,0 +1,170 @@
+"""Online table renames against a real PostgreSQL: rename, old-name view, contract, rollback."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from schemactl import api
+from schemactl.adapters.database import Target, connect
+
+ROWS = 2000
+
+BASE = """  - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
+  - {name: created_at, type: timestamptz, nullable: false, default: now()}
+  - {name: updated_at, type: timestamptz, nullable: false, default: now()}
+  - {name: is_deleted, type: boolean, nullable: false, default: false}
+  - {name: created_by, type: bigint}
+  - {name: title, type: varchar(200), nullable: false, unique: true}
+  - {name: score, type: integer, check: {min: 0}}
+"""
+INDEXES = "indexes:\n  - {columns: [score]}\n"
+NOTES = "table: notes\ncolumns:\n" + BASE + INDEXES
+MEMOS = "table: memos\nrenamed_from: notes\ncolumns:\n" + BASE + INDEXES
+MEMOS_CONTRACT = "table: memos\ncolumns:\n" + BASE + INDEXES
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def one(db: Target, sql: str, *args: Any) -> Any:
+    with connect(db) as conn:
+        row = conn.execute(sql, args or None).fetchone()
+    return row[0] if row else None
+
+
+def checksum(db: Target, table: str) -> str:
+    return str(one(db, f"SELECT md5(string_agg(id::text || title || coalesce(score::text, '-'), "
+                       f"',' ORDER BY id)) FROM {table}"))
+
+
+def catalog(db: Target, table: str) -> list[tuple[str, ...]]:
+    """The table's relation kind, indexes (definitions) and constraints, named as they are."""
+    with connect(db) as conn:
+        rows = conn.execute(
+            "SELECT 'index', indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM "
+            "pg_index WHERE indrelid = %s::regclass UNION ALL SELECT 'constraint', conname, "
+            "pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass "
+            "ORDER BY 1, 2", (f"public.{table}", f"public.{table}")).fetchall()
+    return [tuple(str(v) for v in r) for r in rows]
+
+
+def relkind(db: Target, name: str) -> str | None:
+    return one(db, "SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON "
+                   "n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relname = %s", name)
+
+
+def propose(repo: Path, text: str) -> Any:
+    res = api.propose(repo, stdin=text, actor="user:test")
+    assert res.ok, res
+    return res
+
+
+def apply(repo: Path, db: Target) -> Any:
+    res = api.apply(repo, database_url=db.url, actor="user:test")
+    assert res.ok, res
+    return res
+
+
+def test_table_rename_keeps_old_readers_until_the_contract_and_rolls_back(
+        repo: Path, db: Target) -> None:
+    propose(repo, NOTES)
+    apply(repo, db)
+    with connect(db) as conn:
+        conn.execute("INSERT INTO notes (title, score) SELECT 'n' || g, g FROM "
+                     "generate_series(1, %s) g", (ROWS,))
+        conn.commit()
+    before, notes_catalog = checksum(db, "notes"), catalog(db, "notes")
+
+    dry = api.propose(repo, stdin=MEMOS, actor="user:test", dry_run=True)
+    assert dry.ok and any("rename" in s and "ACCESS EXCLUSIVE" in s for s in dry.online_steps)
+    propose(repo, MEMOS)
+    tracked = git(repo, "ls-files", "dynamic_schema").split()
+    assert "dynamic_schema/memos.yaml" in tracked and "dynamic_schema/notes.yaml" not in tracked
+    planned = api.plan(repo, database_url=db.url)
+    assert "online step rename_table notes → memos [lock: ACCESS EXCLUSIVE" in planned.sql
+
+    apply(repo, db)
+    assert relkind(db, "memos") == "r" and relkind(db, "notes") == "v"
+    assert checksum(db, "memos") == before and one(db, "SELECT count(*) FROM memos") == ROWS
+    # every name follows the table: what a table made fresh from the definition would have
+    assert catalog(db, "memos") == [
+        tuple(v.replace("notes", "memos") for v in row) for row in notes_catalog]
+    assert api.status(repo, database_url=db.url).to_json()["drift"] == []
+
+    # old readers and writers keep working through the old name (the base table's defaults)
+    with connect(db) as conn:
+        new_id = conn.execute("INSERT INTO notes (title, score) VALUES ('by an old writer', 7) "
+                              "RETURNING id").fetchone()[0]
+        conn.execute("UPDATE notes SET score = 8 WHERE id = %s", (new_id,))
+        conn.commit()
+    assert one(db, "SELECT score FROM memos WHERE id = %s AND created_at IS NOT NULL",
+               new_id) == 8
+    assert one(db, "SELECT count(*) FROM notes") == ROWS + 1
+
+    # rollback: the old name back, every row in place
+    back = api.rollback(repo, database_url=db.url, actor="user:test")
+    assert back.ok, back
+    assert relkind(db, "notes") == "r" and relkind(db, "memos") is None
+    assert catalog(db, "notes") == notes_catalog
+    assert one(db, "SELECT count(*) FROM notes") == ROWS + 1
+
+    tracked = git(repo, "ls-files", "dynamic_schema").split()
+    assert "dynamic_schema/notes.yaml" in tracked and "dynamic_schema/memos.yaml" not in tracked
+    assert api.status(repo, database_url=db.url).to_json()["drift"] == []
+
+    # renamed again, then the contract: the proposal without the marker drops the view only
+    propose(repo, MEMOS)
+    apply(repo, db)
+    propose(repo, MEMOS_CONTRACT)
+    assert "online step contract of memos" in api.plan(repo, database_url=db.url).sql
+    apply(repo, db)
+    assert relkind(db, "notes") is None and one(db, "SELECT count(*) FROM memos") == ROWS + 1
+    assert api.status(repo, database_url=db.url).to_json()["drift"] == []
+    undone = api.rollback(repo, database_url=db.url, actor="user:test")
+    assert undone.ok, undone
+    assert relkind(db, "notes") == "v"
+
+
+def test_check_accepts_a_table_rename_and_refuses_a_hand_written_one(
+        repo: Path, db: Target) -> None:
+    from tests.test_check import HAND_WRITTEN, codes, commit_all, head_revision
+
+    propose(repo, NOTES)
+    git(repo, "branch", "base")
+    git(repo, "checkout", "-q", "-b", "pr")
+    propose(repo, MEMOS)
+    result = api.check(repo, base="base", database_url=db.url)
+    data = result.to_json()
+    assert data["ok"] and data["violations"] == [], data["violations"]
+    assert data["round_trip"]["ok"], data["round_trip"]
+
+    git(repo, "checkout", "-q", "-b", "hand", "base")
+    git(repo, "mv", "dynamic_schema/notes.yaml", "dynamic_schema/memos.yaml")
+    path = repo / "dynamic_schema" / "memos.yaml"
+    path.write_text(path.read_text().replace("table: notes", "table: memos\nrenamed_from: notes"))
+    (repo / "migrations" / "versions" / "0003_hand.py").write_text(HAND_WRITTEN.format(
+        rev="0003_hand", down=head_revision(repo), body='    op.rename_table("notes", "memos")'))
+    commit_all(repo, "rename by hand")
+    assert "SC103" in codes(api.check(repo, base="base"))
+
+
+def test_refused_table_renames(repo: Path, cli: Any) -> None:
+    propose(repo, NOTES)
+    missing = cli("propose", "-", "--json", input=MEMOS.replace("notes", "nothere"), cwd=repo)
+    assert missing.code == 1 and "SC103" in {v["rule"] for v in missing.json["violations"]}
+    core = cli("propose", "-", "--json", input=MEMOS.replace("renamed_from: notes",
+                                                            "renamed_from: agents"), cwd=repo)
+    assert core.code == 1 and "SC501" in {v["rule"] for v in core.json["violations"]}
+    unmarked = cli("validate", "-", "--json", input=MEMOS.replace("renamed_from: notes\n", ""),
+                   cwd=repo)
+    assert unmarked.code == 0  # a new table as far as one file says; removing notes is SC101
+    git(repo, "rm", "-q", "dynamic_schema/notes.yaml")
+    (repo / "dynamic_schema" / "memos.yaml").write_text(MEMOS_CONTRACT)
+    plain = cli("validate", "--json", cwd=repo)
+    rules = {v["rule"]: v for v in plain.json["violations"]}
+    assert plain.code == 1 and {"SC101", "SC103"} <= set(rules)
+    assert "renamed_from" in rules["SC103"]["hint"] and "renamed_from" in rules["SC101"]["hint"]
