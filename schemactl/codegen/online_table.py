@@ -41,6 +41,8 @@ def renamed_names(before: TableDef, new: str) -> list[list[str]]:
         if c.references and c.ref_table:
             out.append(["constraint", fk_name(old, c.name, c.ref_table, c.on_delete, c.on_update),
                         fk_name(new, c.name, c.ref_table, c.on_delete, c.on_update)])
+    for ref in before.references:  # composite foreign keys
+        out.append(["constraint", ref.constraint_name(old), ref.constraint_name(new)])
     for chk in before.checks:
         out.append(["constraint", chk.check_name(old), chk.check_name(new)])
     for idx in before.indexes:
