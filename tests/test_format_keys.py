@@ -223,7 +223,8 @@ columns:
 {BASE}  - {{name: sellers_name, type: varchar(255)}}
   - {{name: sellers_zip, type: integer}}
 references:
-  - {{columns: [sellers_name, sellers_zip], to: sellers, to_columns: [name, zip], on_delete: cascade}}
+  - {{columns: [sellers_name, sellers_zip], to: sellers, to_columns: [name, zip],
+     on_delete: cascade}}
 """
 
 
