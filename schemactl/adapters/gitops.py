@@ -344,3 +344,57 @@ def unstage(root: Path, paths: Iterable[str]) -> None:
     args = ["reset", "-q", "--", *wanted] if has_head else ["rm", "-q", "--cached",
                                                              "--ignore-unmatch", "--", *wanted]
     subprocess.run(["git", "-C", str(root), *args], capture_output=True)
+
+
+def commit_contents(root: Path, paths: Iterable[str | Path], contents: Mapping[str, bytes],
+                    subject: str, trailers: Mapping[str, str | None] | None = None,
+                    extra_trailers: Iterable[tuple[str, str]] = ()) -> str:
+    """Like :func:`commit`, but the files named in ``contents`` are committed with that
+    content instead of the work tree's (which is left as it is, its extra lines then show
+    as an uncommitted change). Built on a private index: other staged work is untouched.
+
+    Returns:
+        The new commit's sha.
+
+    Raises:
+        EnvironmentError_: git refused.
+    """
+    import subprocess
+    import tempfile
+
+    rel = [str(Path(p).resolve().relative_to(root.resolve())) if Path(p).is_absolute() else str(p)
+           for p in paths]
+    rel += [p for p in contents if p not in rel]
+    env = {**os.environ, **_identity_env(_repo(root))}
+
+    def run(*args: str, data: bytes | None = None, index: str | None = None) -> str:
+        proc = subprocess.run(["git", "-C", str(root), *args], input=data, capture_output=True,
+                              env={**env, "GIT_INDEX_FILE": index} if index else env)
+        if proc.returncode != 0:
+            raise EnvironmentError_(
+                f"git commit failed: {_first_line(proc.stderr.decode(errors='replace'))}",
+                hint="check the repository state with `git status`")
+        return proc.stdout.decode().strip()
+
+    parent = run("rev-parse", "--verify", "-q", "HEAD")
+    with tempfile.TemporaryDirectory(prefix="schemactl-index-") as tmp:
+        index = str(Path(tmp) / "index")
+        run("read-tree", parent, index=index)
+        for path in rel:
+            if path in contents:
+                blob = run("hash-object", "-w", "--stdin", data=contents[path])
+                run("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", index=index)
+            elif (root / path).exists():
+                run("update-index", "--add", "--", path, index=index)
+            else:
+                run("update-index", "--force-remove", "--", path, index=index)
+        tree = run("write-tree", index=index)
+    if tree == run("rev-parse", f"{parent}^{{tree}}"):
+        return parent  # nothing of the run's own to commit
+    message = format_message(subject, trailers or {}, "", extra_trailers)
+    sha = run("commit-tree", tree, "-p", parent, data=message.encode())
+    run("update-ref", "-m", f"commit: {subject}", "HEAD", sha, parent)
+    # The real index follows the new commit for these paths (nothing else staged changes).
+    subprocess.run(["git", "-C", str(root), "reset", "-q", "--", *rel], capture_output=True,
+                   env=env)
+    return sha

@@ -37,13 +37,62 @@ def write_journal_files(repo: SchemaRepo, files: dict[str, str | None]) -> None:
             os.replace(tmp, path)
 
 
+def others_lines(repo: SchemaRepo, own: set[str]) -> bytes | None:
+    """The audit file to commit when it holds lines of other runs not committed yet.
+
+    A run killed after its audit line but before its commit (a fleet target, a failed git
+    commit) keeps its journal: that line belongs to its own recovery, which commits it with
+    its own message and trailers. Another run's commit therefore leaves it out: the file's
+    content without those lines (None: nothing to leave out, commit the file as it is).
+    Lines already in git stay, whoever wrote them.
+    """
+    theirs = {j.id for j in journal.every(repo)} - own
+    if not theirs or not repo.audit_file.exists():
+        return None
+    rel = str(repo.audit_file.relative_to(repo.root))
+    committed = gitops.read_at(repo.root, "HEAD", rel) or b""
+    in_git = {_line_id(ln) for ln in committed.splitlines()}
+    text = repo.audit_file.read_bytes()
+    lines = text.splitlines(keepends=True)
+    kept = [ln for ln in lines if _line_id(ln) not in theirs or _line_id(ln) in in_git]
+    if len(kept) == len(lines):
+        return None
+    out = b"".join(kept)
+    return out if not out or out.endswith(b"\n") else out + b"\n"
+
+
+def _line_id(line: bytes) -> str | None:
+    import json
+
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    return str(obj.get("id")) if isinstance(obj, dict) else None
+
+
+def commit_run(repo: SchemaRepo, paths: list[Path] | list[str], subject: str,
+               trailers: dict[str, str | None], own: set[str],
+               extra: list[tuple[str, str]] | None = None) -> str:
+    """Commit a run's paths; the audit file without other runs' pending lines."""
+    rel = str(repo.audit_file.relative_to(repo.root))
+    wanted = {str(Path(p).relative_to(repo.root)) if Path(p).is_absolute() else str(p)
+              for p in paths}
+    audit_text = others_lines(repo, own) if rel in wanted else None
+    if audit_text is not None:
+        return gitops.commit_contents(repo.root, paths, {rel: audit_text}, subject, trailers,
+                                      extra_trailers=extra or [])
+    return gitops.commit(repo.root, paths, subject, trailers, extra_trailers=extra or [])
+
+
 def commit_with_retry(repo: SchemaRepo, paths: list[Path], subject: str,
                        trailers: dict[str, str | None]) -> str:
     last: EnvironmentError_ | None = None
+    own = {str(trailers["Schemactl-Audit"])} if trailers.get("Schemactl-Audit") else set()
     for delay in (0.0, 0.5, 1.0, 2.0):
         time.sleep(delay)
         try:
-            return gitops.commit(repo.root, paths, subject, trailers)
+            return commit_run(repo, paths, subject, trailers, own)
         except EnvironmentError_ as exc:
             last = exc
             if "index.lock" not in exc.message:

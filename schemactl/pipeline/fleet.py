@@ -377,11 +377,16 @@ def _commit(repo: SchemaRepo, actor: str, head: str | None, outcomes: list[Targe
 
 def _commit_with_retry(repo: SchemaRepo, paths: list[str], subject: str,
                        trailers: dict[str, str | None], extra: list[tuple[str, str]]) -> str:
+    """Commit the run's paths; the audit lines of runs that are not this one's targets (a
+    killed run's, waiting for their own recovery) stay out of it."""
+    from schemactl.pipeline.committing import commit_run
+
+    own = {value for key, value in extra if key == "Schemactl-Audit"}
     last: EnvironmentError_ | None = None
     for delay in (0.0, 0.5, 1.0, 2.0):
         time.sleep(delay)
         try:
-            return gitops.commit(repo.root, paths, subject, trailers, extra_trailers=extra)
+            return commit_run(repo, paths, subject, trailers, own, extra)
         except EnvironmentError_ as exc:
             last = exc
             if "index.lock" not in exc.message:

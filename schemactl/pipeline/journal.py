@@ -200,6 +200,17 @@ def load(repo: SchemaRepo, key: str) -> Journal | None:
         return None
 
 
+def every(repo: SchemaRepo) -> list[Journal]:
+    """Every journal of the repository (one per database with a run under way or killed)."""
+    found = []
+    for path in sorted(repo.state_dir.glob("journal-*.json")):
+        try:
+            found.append(Journal(**json.loads(path.read_text(encoding="utf-8"))))
+        except (FileNotFoundError, ValueError, TypeError):
+            continue
+    return found
+
+
 def clear(repo: SchemaRepo, key: str) -> None:
     _path(repo, key).unlink(missing_ok=True)
 
