@@ -6,9 +6,12 @@ in one run:
 
 - ``schemactl apply --all --parallel 4`` (one process, one commit) for ``0003_tags``;
 - 50 sequential ``schemactl apply --database-url ...`` processes for ``0004_mood``;
-- ``api.apply_fleet(parallel=1)`` in process for ``0005_rank``: each target's time split
-  into its backup (pg_dump), its migration (DDL) and the rest (lock, drift check, verify,
-  audit, journal): the per-target overhead of the fleet.
+- ``api.apply_fleet(parallel=1)`` in process for ``0005_rank``: each target's time, from the
+  end of the one before, split into its steps (probe and lock, drift check, backup =
+  pg_dump, DDL, verify, audit and commit hand-off); the overhead is everything but the
+  backup and the DDL.
+
+The load average of the shared machine is printed at the start and the end.
 
     python scripts/bench_fleet.py [--targets 50] [--parallel 4]
 """
@@ -147,6 +150,7 @@ def main() -> int:
         commit(repo, "targets and notes")
         os.environ["PGPASSWORD"] = env["PGPASSWORD"]
 
+        load_start = list(os.getloadavg())
         print(f"{args.targets} targets on one embedded PostgreSQL; bringing them to 0002_notes",
               file=sys.stderr)
         first = cli(repo, "apply", "--all", "--parallel", str(args.parallel), "--json", env=env)
@@ -178,31 +182,40 @@ def main() -> int:
                               on_event=on_event)
         inproc_s = time.monotonic() - t0
         assert res.ok, res.error
-        backup_s, ddl_s, rest_s = [], [], []
+        steps = ("lock", "drift check", "backup", "ddl", "verify", "audit")
+        per: dict[str, list[float]] = {k: [] for k in (*steps, "overhead", "total")}
+        prev_end = t0
         for n in names:
             states = marks[n]
             at: dict[str, float] = {}
             for s, t in states:
-                at.setdefault(s, t)
-            start = next(t for s, t in states if s == "lock")
-            end = next(t for s, t in states if s == "applied")
-            b = at["apply"] - at["backup"]
-            d = at["verify"] - at["apply"]
-            backup_s.append(b)
-            ddl_s.append(d)
-            rest_s.append((end - start) - b - d)
+                if s != "queued":
+                    at.setdefault(s, t)
+            end = at["applied"]
+            cuts = [prev_end, at["lock"], at["drift check"], at["backup"], at["apply"],
+                    at["verify"], at["audit"], end]
+            # probe + lock connection, then under the lock: recovery check, plan, journal
+            names_ = ("lock", "plan", "drift check", "backup", "ddl", "verify", "audit")
+            spans = dict(zip(names_, [b - a for a, b in zip(cuts, cuts[1:], strict=True)],
+                             strict=True))
+            spans["lock"] += spans.pop("plan")
+            for k in steps:
+                per[k].append(spans[k])
+            total = end - prev_end
+            per["total"].append(total)
+            per["overhead"].append(total - spans["backup"] - spans["ddl"])
+            prev_end = end
 
         med = statistics.median
         print(json.dumps({
             "targets": args.targets, "parallel": args.parallel,
+            "load_average_start": load_start, "load_average_end": list(os.getloadavg()),
             "fleet_apply_s": round(fleet_s, 2),
             "sequential_processes_s": round(seq_s, 2),
             "speedup": round(seq_s / fleet_s, 2),
             "in_process_parallel_1_s": round(inproc_s, 2),
-            "per_target_median_s": {"backup": round(med(backup_s), 3),
-                                    "ddl": round(med(ddl_s), 3),
-                                    "overhead": round(med(rest_s), 3)},
-            "per_target_overhead_max_s": round(max(rest_s), 3),
+            "per_target_median_s": {k: round(med(v), 3) for k, v in per.items()},
+            "per_target_overhead_max_s": round(max(per["overhead"]), 3),
         }, indent=2))
         return 0
     finally:
