@@ -209,6 +209,21 @@ def test_composite_foreign_keys(repo: Repo) -> None:
     assert api.status(repo.repo, repo.db.url).drift == []
     with pytest.raises(Exception, match=old_name):
         repo.execute("delete from orders")
+    dot = api.diagram(repo.repo, ["shipments"], fmt="dot").diagram
+    assert '"orders" -> "shipments":"tenant_id" [arrowtail=teeodot, arrowhead=crowodot, label="tenant_id, order_id"]' in dot, dot
+
+    # Drift sees a composite key that is missing, and one whose action differs.
+    repo.execute(f"alter table shipments drop constraint {old_name}")
+    drift = api.status(repo.repo, repo.db.url).drift
+    assert [(d["kind"], d.get("index")) for d in drift] == [("missing_foreign_key", old_name)]
+    repo.execute(f"alter table shipments add constraint {old_name} foreign key "
+                 "(tenant_id, order_id) references orders (tenant_id, id) on delete set null")
+    drift = api.status(repo.repo, repo.db.url).drift
+    assert ("foreign_key_action", old_name) in [(d["kind"], d.get("index")) for d in drift]
+    repo.execute(f"alter table shipments drop constraint {old_name}")
+    repo.execute(f"alter table shipments add constraint {old_name} foreign key "
+                 "(tenant_id, order_id) references orders (tenant_id, id) on delete restrict")
+    repo.no_drift()
 
 
 SELLERS = f"""table: sellers
