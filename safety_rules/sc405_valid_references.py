@@ -272,8 +272,10 @@ class ValidReferences(Rule):
                 yield v(f"{mine} is {col.type} but {to}.{theirs} is {types[theirs]}",
                         hint=f"declare {mine} as {types[theirs]}")
         if not keyed:
+            hint = (f"a core table's keys are fixed: reference {to}'s primary key" if to in
+                    ctx.core and to not in ctx.proposed else
+                    f"add {{columns: [{', '.join(ref.to_columns)}], unique: true}} to the "
+                    f"indexes of {to} (not partial, plain columns), or reference its "
+                    "primary key")
             yield v(f"({', '.join(ref.to_columns)}) is neither the primary key nor a whole "
-                    f"unique key of {to}",
-                    hint=f"add {{columns: [{', '.join(ref.to_columns)}], unique: true}} to the "
-                         f"indexes of {to} (not partial, plain columns), or reference its "
-                         "primary key")
+                    f"unique key of {to}", hint=hint)

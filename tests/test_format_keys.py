@@ -210,7 +210,8 @@ def test_composite_foreign_keys(repo: Repo) -> None:
     with pytest.raises(Exception, match=old_name):
         repo.execute("delete from orders")
     dot = api.diagram(repo.repo, ["shipments"], fmt="dot").diagram
-    assert '"orders" -> "shipments":"tenant_id" [arrowtail=teeodot, arrowhead=crowodot, label="tenant_id, order_id"]' in dot, dot
+    assert ('"orders" -> "shipments":"tenant_id" [arrowtail=teeodot, arrowhead=crowodot, '
+            'label="tenant_id, order_id"]') in dot, dot
 
     # Drift sees a composite key that is missing, and one whose action differs.
     repo.execute(f"alter table shipments drop constraint {old_name}")
