@@ -58,8 +58,9 @@ class ValidReferences(Rule):
     key is not enough: PostgreSQL refuses the foreign key). A table's composite
     ``references: [{columns, to, to_columns}]`` names as many columns on each
     side, of the same types pairwise, and ``to_columns`` are exactly the
-    primary key or a whole plain unique key of ``to`` that already exists (its
-    index is built after the statement adding the key). Column names are
+    primary key or a whole plain unique key of ``to`` (a reference to the
+    table's own key needs that key from an earlier proposal: its index would be
+    built after the statement adding the foreign key). Column names are
     unique within a table, index names within the schema (with the relations
     PostgreSQL and Alembic make, such as ``alembic_version_pkc``), and every
     indexed column exists and is listed once.
@@ -245,13 +246,14 @@ class ValidReferences(Rule):
             types = {c.name: c.type for c in target.columns}
             keyed = is_whole_key(target, ref.to_columns)
             at_head = to in ctx.current and is_whole_key(ctx.current[to], ref.to_columns)
-            if keyed and (to in ctx.current or to == t) and not at_head:
-                # The key's index is built after the statement that adds the foreign key
-                # (CONCURRENTLY after the transaction, or after CREATE TABLE): it cannot
-                # be referenced yet.
-                yield v(f"the key of {to} over ({', '.join(ref.to_columns)}) is new in this "
-                        "proposal", hint=f"propose the unique index of {to} first, then the "
-                                         "reference")
+            if keyed and to == t and not at_head:
+                # One migration would build the key's index after the statement that adds
+                # the foreign key (CONCURRENTLY after the transaction, or after CREATE
+                # TABLE): it cannot be referenced yet. Another table's key comes from its
+                # own, earlier proposal.
+                yield v(f"the key of {to} over ({', '.join(ref.to_columns)}) is new in the "
+                        "same proposal", hint="propose the unique index first, then the "
+                                              "reference to it")
         elif to in ctx.core:
             core = ctx.core[to]
             types = {n: c.type for n, c in core.items()}

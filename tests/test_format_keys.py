@@ -263,3 +263,29 @@ def test_translated_pgroll_tickets_reference_sellers(repo: Repo) -> None:
     repo.execute("delete from sellers where name = 'ann'")
     assert repo.rows("select count(*) from tickets") == [(0,)]
     repo.no_drift()
+
+
+def test_composite_self_reference(repo: Repo) -> None:
+    """A tree within a tenant: the parent must be a node of the same tenant. The key
+    comes first (its own proposal), then the reference to it."""
+    nodes = f"""table: nodes
+columns:
+{BASE}  - {{name: tenant_id, type: uuid, nullable: false}}
+  - {{name: parent_id, type: uuid}}
+indexes:
+  - {{columns: [tenant_id, id], unique: true}}
+"""
+    refused = api.propose(repo.repo, stdin=nodes + (
+        "references:\n  - {columns: [tenant_id, parent_id], to: nodes, "
+        "to_columns: [tenant_id, id]}\n"), actor="user:test", dry_run=True)
+    assert [v["rule"] for v in refused.violations] == ["SC405"], refused.violations
+    repo.propose_apply(nodes)
+    repo.propose_apply(nodes + ("references:\n  - {columns: [tenant_id, parent_id], "
+                                "to: nodes, to_columns: [tenant_id, id]}\n"))
+    t1, t2 = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
+    repo.execute("insert into nodes (tenant_id) values (%s)", t1)
+    (root,) = repo.rows("select id::text from nodes")[0]
+    repo.execute("insert into nodes (tenant_id, parent_id) values (%s, %s)", t1, root)
+    with pytest.raises(Exception, match="fk_nodes_tenant_id_parent_id_nodes"):
+        repo.execute("insert into nodes (tenant_id, parent_id) values (%s, %s)", t2, root)
+    repo.no_drift()
