@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 
 from schemactl.model.definitions import Index
+from schemactl.model.online import rename_columns
 
 from .base import OpsContext, Rule, RuleContext
 from .violation import Violation
@@ -52,7 +53,9 @@ class NoDropIndexOrConstraint(Rule):
             if ch.before is None or ch.after is None:
                 continue
             after = {_key(ch.name, i) for i in ch.after.indexes}
-            for idx in ch.before.indexes:
+            # A marked column rename carries its indexes along (renamed with the column).
+            renames = {o.name: n.name for o, n in ch.kept_columns() if o.name != n.name}
+            for idx in rename_columns(ch.before, renames).indexes:
                 key = _key(ch.name, idx)
                 if key not in after:
                     yield self.violation(f"index {key[0]} on {ch.name}({', '.join(idx.columns)}) "

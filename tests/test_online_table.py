@@ -168,3 +168,57 @@ def test_refused_table_renames(repo: Path, cli: Any) -> None:
     rules = {v["rule"]: v for v in plain.json["violations"]}
     assert plain.code == 1 and {"SC101", "SC103"} <= set(rules)
     assert "renamed_from" in rules["SC103"]["hint"] and "renamed_from" in rules["SC101"]["hint"]
+
+
+RENAMED = (BASE.replace("{name: title,", "{name: headline, renamed_from: title,")
+           .replace("{name: score,", "{name: points, renamed_from: score,"))
+PARTIAL = "  - {columns: [headline], where: {is_deleted: false}, include: [points]}\n"
+
+
+def test_rename_of_indexed_and_keyed_columns_is_done_in_the_catalog(
+        repo: Path, db: Target) -> None:
+    """A unique, indexed or checked column renamed: no shadow, the catalog afterwards is what
+    a table made fresh from the definition has, and rollback gives the old names back."""
+    propose(repo, NOTES + "  - {columns: [title], where: {is_deleted: false}, include: [score]}\n")
+    apply(repo, db)
+    with connect(db) as conn:
+        conn.execute("INSERT INTO notes (title, score) SELECT 'n' || g, g FROM "
+                     "generate_series(1, %s) g", (ROWS,))
+        conn.commit()
+    before, old_catalog = checksum(db, "notes"), catalog(db, "notes")
+    text = "table: notes\ncolumns:\n" + RENAMED + "indexes:\n  - {columns: [points]}\n" + PARTIAL
+    dry = api.propose(repo, stdin=text, actor="user:test", dry_run=True)
+    assert dry.ok, dry
+    assert any("in the catalog" in s for s in dry.online_steps), dry.online_steps
+    propose(repo, text)
+    assert "online step rename_column of notes" in api.plan(repo, database_url=db.url).sql
+    apply(repo, db)
+    assert one(db, "SELECT md5(string_agg(id::text || headline || coalesce(points::text, '-'), "
+                   "',' ORDER BY id)) FROM notes") == before
+    fresh = text.replace("table: notes", "table: fresh").replace("renamed_from: title, ", "") \
+        .replace("renamed_from: score, ", "")
+    propose(repo, fresh)
+    apply(repo, db)
+    assert catalog(db, "notes") == [tuple(v.replace("fresh", "notes") for v in row)
+                                    for row in catalog(db, "fresh")]
+    assert api.status(repo, database_url=db.url).to_json()["drift"] == []
+    with connect(db) as conn:  # the unique key still holds under its new name
+        dup = conn.execute("SELECT headline FROM notes LIMIT 1").fetchone()[0]
+        try:
+            conn.execute("INSERT INTO notes (headline) VALUES (%s)", (dup,))
+            raise AssertionError("a duplicate headline was accepted")
+        except Exception as exc:  # noqa: BLE001 - psycopg's UniqueViolation
+            assert getattr(exc, "sqlstate", None) == "23505", exc
+    assert api.rollback(repo, database_url=db.url, actor="user:test").ok  # fresh
+    assert api.rollback(repo, database_url=db.url, actor="user:test").ok  # the rename
+    assert catalog(db, "notes") == old_catalog and checksum(db, "notes") == before
+
+
+def test_check_accepts_a_catalog_column_rename(repo: Path, db: Target) -> None:
+    propose(repo, NOTES)
+    git(repo, "branch", "base")
+    git(repo, "checkout", "-q", "-b", "pr")
+    propose(repo, "table: notes\ncolumns:\n" + RENAMED + "indexes:\n  - {columns: [points]}\n")
+    data = api.check(repo, base="base", database_url=db.url).to_json()
+    assert data["ok"] and data["violations"] == [], data["violations"]
+    assert data["round_trip"]["ok"], data["round_trip"]

@@ -152,6 +152,39 @@ def _constraint_key(s: Mapping[str, Any], table: str | None, name: str) -> str |
     return None
 
 
+def _rename_columns_into(s: dict[str, Any], spec: Mapping[str, Any]) -> None:
+    """Columns renamed in the catalog (codegen.online_table): every key naming them follows,
+    as do the renamed indexes and checks (their new SQL comes with the spec)."""
+    import re
+
+    cols = {str(o): str(n) for o, n in spec["columns"]}
+    names = {str(o): str(n) for _k, o, n in spec["names"]}
+
+    def sub(text: str) -> str:
+        return re.sub(r"[a-z_][a-z0-9_]*", lambda m: cols.get(m.group(0), m.group(0)), text)
+
+    for key in list(s):
+        kind, _, rest = key.partition(":")
+        value = s.pop(key)
+        if kind in ("column", "column_comment", "fk", "unique", "generated"):
+            s[f"{kind}:{','.join(cols.get(c, c) for c in rest.split(','))}"] = value
+        elif kind == "index":
+            unique, keys, using, opclass, where, include, storage = value
+            new = names.get(rest, rest)
+            if new in spec["where"]:
+                where = fingerprint(spec["where"][new])
+            s[f"index:{new}"] = (unique, tuple(sub(k) for k in keys), using, opclass, where,
+                                 tuple(cols.get(c, c) for c in include), storage)
+        elif kind == "check":
+            new = names.get(rest, rest)
+            s[f"check:{new}"] = fingerprint(spec["checks"][new]) if new in spec["checks"] \
+                else value
+        elif key == "pk" and value:
+            s[key] = tuple(cols.get(c, c) for c in value)
+        else:
+            s[key] = value
+
+
 def apply_ops(state: State, ops: Iterable[Any], migration: str,
               opaque: list[tuple[str, str]], touched: dict[str, str]) -> None:
     """Apply recorded Alembic operations to a schema model, in place.
@@ -248,6 +281,8 @@ def apply_ops(state: State, ops: Iterable[Any], migration: str,
                 state[str(op.spec["new"])] = moved
                 touched.setdefault(str(op.spec["new"]), migration)
                 continue
+            if op.kind == "rename_columns":
+                _rename_columns_into(s, op.spec)
         elif kind == "ExecuteSQLOp":
             opaque.append((migration, f"runs SQL: {' '.join(str(op.sqltext).split())[:120]}"))
         else:

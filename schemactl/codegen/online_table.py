@@ -13,12 +13,12 @@ rename drops the view and renames everything back, every row in place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from schemactl.codegen.expressions import column_check_sql
 from schemactl.model.definitions import TableDef
-from schemactl.model.naming import ck_name, fk_name, pk_name, uq_name
+from schemactl.model.naming import ck_name, fk_name, pk_name, short_name, uq_name
 
 #: What each step locks, for `plan` and `propose --dry-run`.
 RENAME_LOCK = ("ACCESS EXCLUSIVE for milliseconds (catalog-only renames, CREATE VIEW), "
@@ -26,28 +26,33 @@ RENAME_LOCK = ("ACCESS EXCLUSIVE for milliseconds (catalog-only renames, CREATE 
 CONTRACT_LOCK = "ACCESS EXCLUSIVE on the old-name view only, for milliseconds (DROP VIEW)"
 
 
-def renamed_names(before: TableDef, new: str) -> list[list[str]]:
-    """``[kind, old name, new name]`` of everything a migration names after the table
-    (``kind`` is ``index`` or ``constraint``), for a rename of ``before`` to ``new``."""
-    old = before.table
-    out: list[list[str]] = []
-    if before.primary_key:
-        out.append(["constraint", pk_name(old), pk_name(new)])
-    for c in before.columns:
+def _named(tdef: TableDef) -> list[tuple[str, str]]:
+    """``(kind, name)`` of everything a migration names after the table or its columns
+    (``kind`` is ``index`` or ``constraint``), in an order that depends on neither name."""
+    t = tdef.table
+    out: list[tuple[str, str]] = []
+    if tdef.primary_key:
+        out.append(("constraint", pk_name(t)))
+    for c in tdef.columns:
+        out.append(("constraint", short_name(f"{t}_{c.name}_not_null")))  # PostgreSQL 18's
         if c.unique and not c.primary_key:
-            out.append(["constraint", uq_name(old, c.name), uq_name(new, c.name)])
+            out.append(("constraint", uq_name(t, c.name)))
         if column_check_sql(c):
-            out.append(["constraint", ck_name(old, c.name), ck_name(new, c.name)])
+            out.append(("constraint", ck_name(t, c.name)))
         if c.references and c.ref_table:
-            out.append(["constraint", fk_name(old, c.name, c.ref_table, c.on_delete, c.on_update),
-                        fk_name(new, c.name, c.ref_table, c.on_delete, c.on_update)])
-    for ref in before.references:  # composite foreign keys
-        out.append(["constraint", ref.constraint_name(old), ref.constraint_name(new)])
-    for chk in before.checks:
-        out.append(["constraint", chk.check_name(old), chk.check_name(new)])
-    for idx in before.indexes:
-        out.append(["index", idx.index_name(old), idx.index_name(new)])
-    return [n for n in out if n[1] != n[2]]
+            out.append(("constraint", fk_name(t, c.name, c.ref_table, c.on_delete,
+                                              c.on_update)))
+    out += [("constraint", ref.constraint_name(t)) for ref in tdef.references]
+    out += [("constraint", chk.check_name(t)) for chk in tdef.checks]
+    out += [("index", idx.index_name(t)) for idx in tdef.indexes]
+    return out
+
+
+def renamed_names(before: TableDef, after: TableDef) -> list[list[str]]:
+    """``[kind, old name, new name]`` of what ``before`` names differently from ``after``,
+    the same table with its name or columns renamed."""
+    return [[k, old, new] for (k, old), (_k, new) in zip(_named(before), _named(after),
+                                                         strict=True) if old != new]
 
 
 @dataclass
@@ -95,7 +100,10 @@ class OnlineTableSpec:
 
 
 def rename_op(before: TableDef, after: TableDef) -> OnlineTableRenameOp:
-    op = OnlineTableRenameOp(before.table, after.table, renamed_names(before, after.table))
+    # the table's own not-null names are PostgreSQL's: the rename block follows them itself
+    names = [n for n in renamed_names(before, replace(before, table=after.table))
+             if not n[1].endswith("_not_null")]
+    op = OnlineTableRenameOp(before.table, after.table, names)
     op.info["explain"] = [
         f"online rename of table {before.table} → {after.table}",
         f"  1. rename: {before.table} → {after.table} with its indexes and constraints, and a "
@@ -114,9 +122,51 @@ def contract_op(table: str, view: str) -> OnlineTableContractOp:
     return op
 
 
-def render_calls(op: OnlineTableRenameOp | OnlineTableContractOp) -> tuple[list[str], list[str]]:
+@dataclass
+class OnlineColumnRenameOp:
+    """Columns that indexes or keys name, renamed in the catalog (no shadow column)."""
+
+    table_name: str
+    columns: list[list[str]]
+    names: list[list[str]]
+    checks: dict[str, str]
+    where: dict[str, str | None]
+    info: dict[str, Any] = field(default_factory=dict)
+    schema: str | None = None
+
+    def spec(self) -> dict[str, Any]:
+        # checks and where: the renamed checks' and partial indexes' SQL (check's model)
+        return {"table": self.table_name, "columns": self.columns, "names": self.names,
+                "checks": self.checks, "where": self.where, "lock": RENAME_LOCK}
+
+
+def column_rename_op(before: TableDef, renames: dict[str, str]) -> OnlineColumnRenameOp:
+    """The catalog rename of ``renames`` (old → new) in ``before``."""
+    from schemactl.codegen.expressions import check_map, predicate_sql
+    from schemactl.model.online import rename_columns
+
+    after = rename_columns(before, renames)
+    names = renamed_names(before, after)
+    old_checks, new_checks = check_map(before), check_map(after)
+    checks = {n: sql for n, sql in new_checks.items() if old_checks.get(n) != sql}
+    where = {i.index_name(after.table): predicate_sql(i.where) for i in after.indexes}
+    op = OnlineColumnRenameOp(before.table, [[o, n] for o, n in renames.items()], names,
+                              checks, {n: w for n, w in where.items()
+                                       if n in {x[2] for x in names} or w is not None})
+    what = ", ".join(f"{o} → {n}" for o, n in renames.items())
+    op.info["describe"] = f"rename {what} in the catalog"
+    op.info["explain"] = [
+        f"online rename of {before.table}.{what}: in the catalog, one short transaction "
+        "(RENAME COLUMN; its indexes and constraints follow the column and are renamed "
+        f"after it; no shadow column, no backfill) [{RENAME_LOCK}]"]
+    return op
+
+
+def render_calls(op: OnlineTableRenameOp | OnlineTableContractOp | OnlineColumnRenameOp
+                 ) -> tuple[list[str], list[str]]:
     """(upgrade lines, downgrade lines) of the migration for ``op``."""
     name = ("_online_table_rename" if isinstance(op, OnlineTableRenameOp)
+            else "_online_rename_columns" if isinstance(op, OnlineColumnRenameOp)
             else "_online_table_contract")
     body = [f"    {k!r}: {v!r}," for k, v in op.spec().items()]
     return ([f"{name}({{", *body, "})"], [f"{name}_down({{", *body, "})"])

@@ -33,7 +33,14 @@ from schemactl.codegen.metadata import default_sql, effective_comment, sa_type, 
 from schemactl.model.constraints import TableReference
 from schemactl.model.definitions import Column, Index, TableDef
 from schemactl.model.naming import fk_name, uq_name
-from schemactl.model.online import ColumnChange, online_changes, online_problem, table_renames
+from schemactl.model.online import (
+    ColumnChange,
+    catalog_rename,
+    online_changes,
+    online_problem,
+    rename_columns,
+    table_renames,
+)
 
 if TYPE_CHECKING:
     from alembic.operations.ops import UpgradeOps
@@ -84,7 +91,8 @@ class Plan:
 
     def online_steps(self) -> list[str]:
         """The online changes' steps in words, with their lock levels."""
-        kinds = ("OnlineColumnOp", "OnlineTableRenameOp", "OnlineTableContractOp")
+        kinds = ("OnlineColumnOp", "OnlineTableRenameOp", "OnlineTableContractOp",
+                 "OnlineColumnRenameOp")
         return [line for top in self.upgrade_ops.ops for sub in getattr(top, "ops", [top])
                 if type(sub).__name__ in kinds for line in sub.info["explain"]]
 
@@ -162,6 +170,19 @@ def _alter_table(old: TableDef, new: TableDef) -> tuple[list[Any], list[Change]]
     index_ops: list[Any] = []
     changes: list[Change] = []
     key = _key_columns(new)
+
+    in_catalog = {c.old.name: c.new.name for c in online_changes(old, new)
+                  if catalog_rename(old, c) and online_problem(old, c) is None}
+    if in_catalog:
+        # Renames of indexed or keyed columns: in the catalog first, the rest of the change
+        # is planned on the renamed table (its indexes and keys then compare equal).
+        from schemactl.codegen.online_table import column_rename_op
+
+        renamed = column_rename_op(old, in_catalog)
+        col_ops.append(renamed)
+        changes.append(Change("online_change", table, ", ".join(in_catalog.values()),
+                              detail=renamed.info["describe"]))
+        old = rename_columns(old, in_catalog)
 
     if old.renamed_from and old.renamed_from != new.renamed_from:
         # The marker removed: the contract of an earlier table rename (the old-name view goes).

@@ -115,7 +115,8 @@ def _wrap_helpers(namespace: dict[str, Any], rec: Any) -> None:
     for helper in ("_online_column", "_online_column_down"):
         _wrap_online(namespace, helper, rec, quiet)
     for helper in ("_online_table_rename", "_online_table_rename_down",
-                   "_online_table_contract", "_online_table_contract_down"):
+                   "_online_table_contract", "_online_table_contract_down",
+                   "_online_rename_columns", "_online_rename_columns_down"):
         _wrap_online_table(namespace, helper, rec, quiet)
     replaced_fn = namespace.get("_drop_replaced_constraint")
     if callable(replaced_fn):
@@ -171,12 +172,17 @@ def _wrap_online_table(namespace: dict[str, Any], helper: str, rec: Any, quiet: 
 
     def online(spec: dict[str, Any]) -> Any:
         down = helper.endswith("_down")
-        if "rename" in helper:
+        if helper.startswith("_online_table_rename"):
             made = OnlineTableSpec("rename", str(spec["old"]), dict(spec))
             if down:  # the table goes back: new → old
                 made = OnlineTableSpec("rename", str(spec["new"]), {
                     **spec, "old": spec["new"], "new": spec["old"],
                     "names": [[k, n, o] for k, o, n in spec["names"]]})
+        elif "columns" in helper:
+            made = OnlineTableSpec("rename_columns", str(spec["table"]), dict(spec))
+            if down:
+                made.spec.update(columns=[[n, o] for o, n in spec["columns"]],
+                                 names=[[k, n, o] for k, o, n in spec["names"]])
         else:
             made = OnlineTableSpec("contract", str(spec["table"]), dict(spec))
         made.info["direction"] = "downgrade" if down else "upgrade"

@@ -239,6 +239,13 @@ def _render_modify(top: Any, revision: str, up_tx: list[str], up_auto: list[str]
             down_tx.insert(0, f"_archive_column({py(table)}, {py(col.name)}, "
                               f"{py(list(sub.info['key_columns']))}, {py(target)})")
             helpers |= {"lit", "archive_column"}
+        elif type(sub).__name__ == "OnlineColumnRenameOp":
+            from schemactl.codegen.online_table import render_calls as table_calls
+
+            up, down = table_calls(sub)
+            up_tx += [f"# Online: {sub.info['describe']} (indexes and keys follow)", *up]
+            down_tx[:0] = down
+            helpers.add("online_table")
         elif type(sub).__name__ == "OnlineTableContractOp":
             from schemactl.codegen.online_table import render_calls as table_calls
 

@@ -146,6 +146,8 @@ def online_problem(before: TableDef, change: ColumnChange) -> str | None:
     name = f"{change.table}.{old.name}"
     if old.primary_key or new.primary_key:
         return f"{name} is (or becomes) the primary key"
+    if catalog_rename(before, change):
+        return None  # renamed in the catalog: no backfill, the index and keys follow
     if not before.primary_key or len(before.primary_key) != 1:
         return f"{change.table} needs a one-column primary key to backfill in batches"
     if old.references or new.references or old.unique or new.unique:
@@ -155,6 +157,56 @@ def online_problem(before: TableDef, change: ColumnChange) -> str | None:
     if old.type != new.type and change.cast is None:
         return f"{old.type} → {new.type} is not on the online cast whitelist"
     return None
+
+
+def keyed_column(tdef: TableDef, name: str) -> bool:
+    """Whether an index, a unique or foreign key, a check or a generated column names
+    column ``name`` of ``tdef`` (PostgreSQL keeps them pointing at it through a rename)."""
+    col = tdef.column(name)
+    if col is None:
+        return False
+    return bool(
+        col.unique or col.references or col.check is not None
+        or any(name in (*i.columns, *i.include) or any(p.column == name for p in i.where)
+               for i in tdef.indexes)
+        or any(name in (c.left, c.right) for c in tdef.checks)
+        or any(name in r.columns for r in tdef.references)
+        or any(c.generated is not None and name in c.generated.columns for c in tdef.columns))
+
+
+def catalog_rename(before: TableDef, change: ColumnChange) -> bool:
+    """A rename alone of a column an index or key names: done in the catalog in one short
+    transaction (``RENAME COLUMN``, its index and constraint names after it), no shadow.
+
+    A shadow column would need every index and key built again on the copy; the rename
+    it stands for happens at the same moment of the same apply either way.
+    """
+    return change.kinds() == ("rename",) and keyed_column(before, change.old.name)
+
+
+def rename_columns(tdef: TableDef, renames: Mapping[str, str]) -> TableDef:
+    """``tdef`` with its columns renamed (old → new), and every index, check, reference and
+    generated column that names them."""
+    from dataclasses import replace
+
+    def n(name: str) -> str:
+        return renames.get(name, name)
+
+    def gen(col: Column) -> Column:
+        g = col.generated
+        return col if g is None else replace(col, generated=replace(
+            g, columns=tuple(n(c) for c in g.columns)))
+
+    return replace(
+        tdef,
+        columns=tuple(gen(replace(c, name=n(c.name))) for c in tdef.columns),
+        indexes=tuple(replace(i, columns=tuple(n(c) for c in i.columns),
+                              include=tuple(n(c) for c in i.include),
+                              where=tuple(replace(p, column=n(p.column)) for p in i.where))
+                      for i in tdef.indexes),
+        checks=tuple(replace(c, left=n(c.left), right=n(c.right)) for c in tdef.checks),
+        references=tuple(replace(r, columns=tuple(n(c) for c in r.columns))
+                         for r in tdef.references))
 
 
 def table_renames(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef],

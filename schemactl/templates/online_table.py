@@ -11,6 +11,27 @@ def _sc_view_exists(name: str) -> str:
             f"WHERE n.nspname = 'public' AND c.relname = {_sc_lit(name)} AND c.relkind = 'v')")
 
 
+def _sc_rename_names(table: str, names: list[list[str]]) -> list[str]:
+    """Statements of a DO block renaming the indexes and constraints of ``table`` in
+    ``names`` (``[kind, old, new]``), each only when it is there under its old name."""
+    tbl = f"format('public.%I', {_sc_lit(table)})::regclass"
+    lines = []
+    for kind, old, new in names:
+        if old == new:
+            continue
+        if kind == "index":
+            lines.append(f"  IF to_regclass(format('public.%I', {_sc_lit(old)})) IS NOT NULL "
+                         f"AND to_regclass(format('public.%I', {_sc_lit(new)})) IS NULL THEN "
+                         f"EXECUTE format('ALTER INDEX public.%I RENAME TO %I', {_sc_lit(old)}, "
+                         f"{_sc_lit(new)}); END IF;")
+        else:
+            lines.append(f"  IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = {tbl} AND "
+                         f"conname = {_sc_lit(old)}) THEN EXECUTE format('ALTER TABLE public.%I "
+                         f"RENAME CONSTRAINT %I TO %I', {_sc_lit(table)}, {_sc_lit(old)}, "
+                         f"{_sc_lit(new)}); END IF;")
+    return lines
+
+
 def _sc_rename_block(frm: str, to: str, names: list[list[str]], drop_view: str | None,
                      view: str | None, lock: str) -> str:
     """One DO block (in the migration's transaction, under its lock_timeout): the old-name
@@ -26,19 +47,7 @@ def _sc_rename_block(frm: str, to: str, names: list[list[str]], drop_view: str |
     lines.append(f"  IF to_regclass(format('public.%I', {_sc_lit(to)})) IS NULL THEN "
                  f"EXECUTE format('ALTER TABLE public.%I RENAME TO %I', {_sc_lit(frm)}, "
                  f"{_sc_lit(to)}); END IF;")
-    for kind, old, new in names:
-        if old == new:
-            continue
-        if kind == "index":
-            lines.append(f"  IF to_regclass(format('public.%I', {_sc_lit(old)})) IS NOT NULL "
-                         f"AND to_regclass(format('public.%I', {_sc_lit(new)})) IS NULL THEN "
-                         f"EXECUTE format('ALTER INDEX public.%I RENAME TO %I', {_sc_lit(old)}, "
-                         f"{_sc_lit(new)}); END IF;")
-        else:
-            lines.append(f"  IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = {tbl} AND "
-                         f"conname = {_sc_lit(old)}) THEN EXECUTE format('ALTER TABLE public.%I "
-                         f"RENAME CONSTRAINT %I TO %I', {_sc_lit(to)}, {_sc_lit(old)}, "
-                         f"{_sc_lit(new)}); END IF;")
+    lines += _sc_rename_names(to, names)
     prefix, keep = _sc_lit(frm + "_"), len(frm) + 2
     lines += [
         # PostgreSQL names these itself (<table>_<column>_not_null on 18, <table>_<col>_seq)
@@ -90,3 +99,31 @@ def _online_table_contract_down(s: dict[str, Any]) -> None:
                f"{_sc_lit(s['view'])})) IS NULL THEN EXECUTE format('CREATE VIEW public.%I AS "
                f"SELECT * FROM public.%I', {_sc_lit(s['view'])}, {_sc_lit(s['table'])}); "
                f"END IF; END $schemactl$")
+
+
+def _sc_column_block(s: dict[str, Any], renames: list[list[str]], names: list[list[str]]) -> str:
+    """One DO block: columns renamed in the catalog (an index or key follows its column),
+    with the indexes and constraints named after them."""
+    t = _sc_lit(s["table"])
+    lines = [f"-- online step rename_column of {s['table']} "
+             + ", ".join(f"{o} → {n}" for o, n in renames) + f" [lock: {s['lock']}]",
+             "DO $schemactl$", "BEGIN"]
+    for old, new in renames:
+        has = ("EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = format('public.%I', "
+               f"{t})::regclass AND attname = {{}} AND attnum > 0 AND NOT attisdropped)")
+        lines.append(f"  IF {has.format(_sc_lit(old))} AND NOT {has.format(_sc_lit(new))} THEN "
+                     f"EXECUTE format('ALTER TABLE public.%I RENAME COLUMN %I TO %I', {t}, "
+                     f"{_sc_lit(old)}, {_sc_lit(new)}); END IF;")
+    lines += _sc_rename_names(s["table"], names)
+    return "\n".join([*lines, "END $schemactl$"])
+
+
+def _online_rename_columns(s: dict[str, Any]) -> None:
+    """Rename columns that indexes or keys name, in this short transaction (no shadow)."""
+    op.execute(_sc_column_block(s, s["columns"], s["names"]))
+
+
+def _online_rename_columns_down(s: dict[str, Any]) -> None:
+    """Rollback: the old column names back, with their indexes' and constraints' names."""
+    op.execute(_sc_column_block(s, [[n, o] for o, n in s["columns"]],
+                                [[k, n, o] for k, o, n in s["names"]]))
