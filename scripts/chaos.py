@@ -1,12 +1,13 @@
 """Fault campaign: kill -9, server stop -m immediate, a TCP proxy that cuts or freezes.
 
-    python scripts/chaos.py                 # 54 runs (9 of each fault), seed 12
+    python scripts/chaos.py                 # 54 runs (the 8 kinds in turn), seed 12
     python scripts/chaos.py --runs 12 --seed 3 --rows 5000 --kinds kill-step,proxy-cut
 
-Each run: a repository with two pending revisions (a column, a concurrent index) over a
-table with rows; one fault during apply (or rollback); then status, the next apply, and the
-invariants of tests/chaos_engine.py. Prints one line per run and the totals (figures for
-docs/reliability.md). Exit 1 when any run wedged or lost rows.
+Each run: a repository with two pending proposals (a column, a concurrent index) over a
+table with rows; one fault during apply, rollback, rollback --restore-backup or a fleet
+apply --all over two targets; then status, the next apply, and the invariants of
+tests/chaos_engine.py. Prints one line per run (with what status said after the fault)
+and the totals (figures for docs/reliability.md). Exit 1 when any run wedged or lost rows.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def main() -> int:
             outcomes.append(o)
             mark = "WEDGED" if o.wedged else "ok"
             print(f"{i + 1:3d} {kind:14s} {o.point:38s} exit={o.first_exit!s:4s} "
-                  f"{mark} {o.seconds:5.1f}s {'; '.join(o.problems)}", flush=True)
+                  f"{mark} {o.seconds:5.1f}s status: {o.status_said} "
+                  f"{'; '.join(o.problems)}", flush=True)
     finally:
         campaign.close()
         import shutil
@@ -59,6 +61,11 @@ def main() -> int:
     print(f"runs {len(outcomes)} in {time.monotonic() - started:.0f} s; faults "
           + ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items()))
           + f"; kill points {len(points)}; wedged {len(wedged)}; rows lost {lost}")
+    said = Counter(o.status_said.split(":")[0] if o.kind != "kill-fleet" else "fleet: "
+                   + ", ".join(sorted({p.split(": ", 1)[-1].split(":")[0]
+                                       for p in o.status_said.split("; ")}))
+                   for o in outcomes)
+    print("status after the fault: " + ", ".join(f"{k} {n}" for k, n in sorted(said.items())))
     return 1 if wedged or lost else 0
 
 

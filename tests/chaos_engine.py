@@ -2,11 +2,13 @@
 
 Used by scripts/chaos.py (many runs, figures for docs/reliability.md) and by
 tests/test_chaos.py (a handful in CI). Each run makes a repository with a 2-revision chain
-pending (a column, then a concurrently built index) over a table with rows, injects one
-fault, then checks: ``status`` answers and says what happened, the next ``apply``
-converges, the rows and their checksum are equal, ``alembic_version`` is at the target,
+pending, proposed by `schemactl propose` (a column, then a concurrently built index) over
+a table with rows, injects one fault, then checks: ``status`` answers and says what
+happened, the next ``apply`` converges, the rows and their checksum are equal,
+``alembic_version`` is at git's head (the target, or where a finished rollback left git),
 every revision is covered by exactly one success audit row and one commit, no invalid
-index is left, and git is clean.
+index is left, and git is clean. The fleet kind does the same over two targets of
+schemactl.toml with ``apply --all``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,7 @@ from urllib.parse import urlsplit
 
 from schemactl.adapters.database import Target, connect
 from tests.apply_helpers import (
-    add_column,
-    add_index,
+    NOTES_BASE,
     add_notes,
     insert_notes,
     notes_fingerprint,
@@ -34,11 +35,13 @@ from tests.apply_helpers import (
 from tests.apply_helpers import git as git_run
 from tests.tcp_proxy import TcpProxy
 
-PENDING = ["0003_tags", "0004_ix_body"]
-TARGET = PENDING[-1]
 PAUSE_STEPS = ["dump", "backup_done", "upgrade", "migration", "upgraded", "verified", "audited"]
 KINDS = ["kill-random", "kill-step", "proxy-cut", "proxy-freeze", "server-stop",
-         "kill-rollback"]
+         "kill-rollback", "kill-restore", "kill-fleet"]
+# Kinds after which a finished undo may have moved git (and the database) back.
+UNDO_KINDS = ("kill-rollback", "kill-restore")
+TAGS = NOTES_BASE + "  - {name: tags, type: text}\n"
+TAGS_INDEXED = TAGS + "indexes:\n  - {columns: [body]}\n"
 
 
 @dataclass
@@ -52,6 +55,8 @@ class Outcome:
     rows_lost: int = 0
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # What the first `status` after the fault said (interrupted run, pending, or clean).
+    status_said: str = ""
 
     @property
     def wedged(self) -> bool:
@@ -65,9 +70,10 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def cli(repo: Path, *args: str, timeout: float = 180) -> tuple[int, dict[str, object]]:
+def cli(repo: Path, *args: str, timeout: float = 180,
+        env: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
     proc = subprocess.run([sys.executable, "-m", "schemactl.cli", *args, "--json"], cwd=repo,
-                          capture_output=True, text=True, env=_env(), timeout=timeout)
+                          capture_output=True, text=True, env=_env(env), timeout=timeout)
     try:
         data = json.loads(proc.stdout)
     except ValueError:
@@ -95,53 +101,72 @@ class Campaign:
         url = self.server.secret_url()
         return Target(url, embedded=True).with_database(database)
 
-    def prepare(self) -> tuple[Path, str, tuple[int, str]]:
-        """A repository at 0002 with rows and PENDING in git; a database of its own."""
+    def prepare(self, kind: str = "") -> Run:
+        """A repository at 0002 with rows and two proposals pending; a database of its own
+        (two, targets of schemactl.toml, for the fleet kind)."""
         from schemactl import api
 
         self.n += 1
         name = f"chaos_{os.getpid()}_{self.n}"
+        names = [f"{name}_a", f"{name}_b"] if kind == "kill-fleet" else [name]
         admin = self.target("postgres")
         with connect(admin) as conn:
-            conn.execute(f'create database "{name}"')
+            for n in names:
+                conn.execute(f'create database "{n}"')
         repo = self.workdir / name
         api.init(repo, actor="user:chaos")
+        run = Run(repo, names)
+        if kind == "kill-fleet":
+            with open(repo / "schemactl.toml", "a", encoding="utf-8") as fh:
+                for i, n in enumerate(names):
+                    fh.write(f'\n[targets.t{i}]\nurl_env = "CHAOS_URL_{i}"\n')
+                    run.env[f"CHAOS_URL_{i}"] = self.target(n).url
+            git_run(repo, "commit", "-q", "-am", "targets")
         add_notes(repo)
-        db = self.target(name)
-        code, out = cli(repo, "apply", "--database-url", db.url)
-        assert code == 0, out
-        insert_notes(db, self.rows)
-        add_column(repo, "0003_tags", "0002_notes", "tags")
-        add_index(repo, "0004_ix_body", "0003_tags", "body")
-        return repo, name, notes_fingerprint(db)
+        for n in names:
+            db = self.target(n)
+            code, out = cli(repo, "apply", "--database-url", db.url)
+            assert code == 0, out
+            insert_notes(db, self.rows)
+            run.fingerprints[n] = notes_fingerprint(db)
+        for text in (TAGS, TAGS_INDEXED):
+            res = api.propose(repo, stdin=text, actor="user:chaos")
+            assert res.ok and res.migration, res
+            run.pending.append(str(res.migration["revision"]))
+        return run
 
-    def drop(self, name: str, repo: Path) -> None:
+    def drop(self, run: Run) -> None:
         import shutil
 
-        try:
-            with connect(self.target("postgres")) as conn:
-                conn.execute(f'drop database if exists "{name}" with (force)')
-        except Exception:  # noqa: BLE001 - a leftover database only costs disk
-            pass
-        shutil.rmtree(repo, ignore_errors=True)
+        for name in run.names:
+            try:
+                with connect(self.target("postgres")) as conn:
+                    conn.execute(f'drop database if exists "{name}" with (force)')
+            except Exception:  # noqa: BLE001 - a leftover database only costs disk
+                pass
+        shutil.rmtree(run.repo, ignore_errors=True)
 
     # -- one run --------------------------------------------------------------------------
 
     def run(self, kind: str, rng: random.Random) -> Outcome:
         started = time.monotonic()
-        repo, name, fingerprint = self.prepare()
+        run = self.prepare(kind)
         try:
-            outcome = self._fault(kind, rng, repo, name)
-            self._converge(outcome, repo, name, fingerprint)
+            outcome = self._fault(kind, rng, run)
+            if kind == "kill-fleet":
+                self._converge_fleet(outcome, run)
+            else:
+                self._converge(outcome, run)
         finally:
-            self.drop(name, repo)
+            self.drop(run)
         outcome.seconds = time.monotonic() - started
         return outcome
 
-    def _popen(self, repo: Path, url: str, *args: str,
+    def _popen(self, repo: Path, url: str | None, *args: str,
                env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        where = ["--database-url", url] if url else []
         return subprocess.Popen([sys.executable, "-m", "schemactl.cli", *args, "--json",
-                                 "--database-url", url], cwd=repo, env=_env(env),
+                                 *where], cwd=repo, env=_env(env),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     @staticmethod
@@ -157,8 +182,9 @@ class Campaign:
         proc.wait(timeout=60)
         return None
 
-    def _fault(self, kind: str, rng: random.Random, repo: Path, name: str) -> Outcome:
-        db = self.target(name)
+    def _fault(self, kind: str, rng: random.Random, run: Run) -> Outcome:
+        repo = run.repo
+        db = self.target(run.names[0])
         if kind == "kill-random":
             delay = rng.uniform(0.5, 8.0)
             code = self._finish(self._popen(repo, db.url, "apply"), delay, "kill")
@@ -218,6 +244,21 @@ class Campaign:
             delay = rng.uniform(0.5, 6.0)
             code = self._finish(self._popen(repo, db.url, "rollback"), delay, "kill")
             return Outcome(kind, f"rollback kill -9 at {delay:.1f} s", code, None)
+        if kind == "kill-restore":
+            code0, out = cli(repo, "apply", "--database-url", db.url)
+            backup = out.get("backup") if isinstance(out.get("backup"), dict) else None
+            if code0 != 0 or not backup:
+                return Outcome(kind, "apply before the restore failed", code0, None,
+                               problems=[f"apply: {out.get('error')}"])
+            delay = rng.uniform(0.5, 8.0)
+            proc = self._popen(repo, db.url, "rollback", "--restore-backup", str(backup["id"]))
+            code = self._finish(proc, delay, "kill")
+            return Outcome(kind, f"restore-backup kill -9 at {delay:.1f} s", code, None)
+        if kind == "kill-fleet":
+            delay = rng.uniform(0.5, 10.0)
+            proc = self._popen(repo, None, "apply", "--all", env=run.env)
+            code = self._finish(proc, delay, "kill")
+            return Outcome(kind, f"apply --all kill -9 at {delay:.1f} s", code, None)
         raise ValueError(kind)
 
     def _wait_journal(self, repo: Path, proc: subprocess.Popen[str], step: str) -> int | None:
@@ -243,57 +284,122 @@ class Campaign:
 
     # -- after the fault ------------------------------------------------------------------
 
-    def _converge(self, o: Outcome, repo: Path, name: str, fingerprint: tuple[int, str]) -> None:
+    def _converge(self, o: Outcome, run: Run) -> None:
+        repo, name = run.repo, run.names[0]
         db = self.target(name)
         code, st = cli(repo, "status", "--database-url", db.url)
         if code != 0:
             o.problems.append(f"status exit {code}: {st.get('error')}")
         o.interrupted = st.get("interrupted")  # type: ignore[assignment]
-        # A rollback that finished moved the database back: apply brings it to HEAD again.
+        o.status_said = _said(st)
         code, out = cli(repo, "apply", "--wait", "60", "--database-url", db.url)
         if code != 0:
             o.problems.append(f"next apply exit {code}: {out.get('error')}")
-            with connect(db) as conn:
-                rows = conn.execute("select pid, state, wait_event, left(query, 80), "
-                                    "client_port from pg_stat_activity where "
-                                    "application_name like 'schemactl%%'").fetchall()
-            o.problems.append(f"sessions: {rows}")
+            o.problems.append(f"sessions: {self._sessions(db)}")
             return
-        if revision_of(db) != TARGET:
-            o.problems.append(f"alembic_version {revision_of(db)}, expected {TARGET}")
+        self._check_database(o, run, name, undo=o.kind in UNDO_KINDS)
+        self._check_git(o, run)
+        code, st = cli(repo, "status", "--database-url", db.url)
+        if code != 0 or st.get("interrupted") or st.get("drift") or st.get("pending"):
+            o.problems.append(f"status after: interrupted={st.get('interrupted')} "
+                              f"pending={st.get('pending')} drift={st.get('drift')}")
+
+    def _converge_fleet(self, o: Outcome, run: Run) -> None:
+        repo = run.repo
+        code, st = cli(repo, "status", "--all", env=run.env)
+        if code != 0:
+            o.problems.append(f"status --all exit {code}: {st.get('error')}")
+        rows = st.get("targets") if isinstance(st.get("targets"), list) else []
+        o.status_said = "; ".join(
+            f"{r.get('name')}: {_said(r)}" for r in rows if isinstance(r, dict))  # type: ignore[union-attr]
+        code, out = cli(repo, "apply", "--all", "--wait", "60", env=run.env)
+        if code != 0:
+            targets = out.get("targets") or []
+            o.problems.append(f"next apply --all exit {code}: {out.get('error')} " + str(
+                [(t.get("name"), t.get("status"), t.get("error")) for t in targets]))  # type: ignore[union-attr]
+            return
+        for name in run.names:
+            self._check_database(o, run, name, undo=False)
+        self._check_git(o, run)
+        code, st = cli(repo, "status", "--all", env=run.env)
+        for r in st.get("targets") or []:  # type: ignore[union-attr]
+            if r.get("pending") or r.get("drift") or not r.get("reachable"):
+                o.problems.append(f"status after: {r}")
+
+    def _sessions(self, db: Target) -> list[tuple[object, ...]]:
+        with connect(db) as conn:
+            return [tuple(r) for r in conn.execute(
+                "select pid, state, wait_event, left(query, 80), client_port from "
+                "pg_stat_activity where application_name like 'schemactl%%'").fetchall()]
+
+    def _check_database(self, o: Outcome, run: Run, name: str, undo: bool) -> None:
+        """The database at git's head, its rows whole, no invalid index, one success audit
+        row per applied revision."""
+        from schemactl.adapters import migrator
+        from schemactl.model.repo import SchemaRepo
+
+        db = self.target(name)
+        head = migrator.head(SchemaRepo.open(run.repo))
+        expected = run.pending[-1]
+        if undo:
+            # A finished undo moved git back: the database follows git's head.
+            if head not in run.pending and head != "0002_notes":
+                o.problems.append(f"git head {head} after the undo")
+            expected = head or ""
+        if revision_of(db) != expected:
+            o.problems.append(f"{name}: alembic_version {revision_of(db)}, expected {expected}")
         after = notes_fingerprint(db)
-        o.rows_lost = max(0, fingerprint[0] - after[0])
-        if after != fingerprint:
-            o.problems.append(f"rows changed: {fingerprint} → {after}")
+        before = run.fingerprints[name]
+        o.rows_lost += max(0, before[0] - after[0])
+        if after != before:
+            o.problems.append(f"{name}: rows changed: {before} → {after}")
         with connect(db) as conn:
             invalid = conn.execute("select count(*) from pg_index where not indisvalid"
                                    ).fetchone()
             rows = conn.execute("select id::text, details from audit_log where status = "
                                 "'success' and action = 'apply'").fetchall()
         if invalid and invalid[0]:
-            o.problems.append(f"{invalid[0]} invalid index(es) left")
+            o.problems.append(f"{name}: {invalid[0]} invalid index(es) left")
         covered: dict[str, int] = {}
-        ids = set()
         for row_id, details in rows:
             revs = details.get("revisions") or [details.get("revision")]
             for r in revs:
-                if r in PENDING:
+                if r in run.pending:
                     covered[r] = covered.get(r, 0) + 1
-                    ids.add(row_id)
-        if o.kind != "kill-rollback" and covered != {r: 1 for r in PENDING}:
-            o.problems.append(f"success audit rows per revision {covered}")
+                    run.audit_ids.add(row_id)
+        if not undo and covered != {r: 1 for r in run.pending}:
+            o.problems.append(f"{name}: success audit rows per revision {covered}")
+
+    def _check_git(self, o: Outcome, run: Run) -> None:
+        """Each success audit row in exactly one success commit; git clean."""
+        repo = run.repo
         log = git_run(repo, "log", "--format=%B%x00")
-        commits = [m for m in log.split("\x00") if "Schemactl-Action: apply" in m
-                   and "Schemactl-Status: success" in m and any(
-                       f"Schemactl-Audit: {i}" in m for i in ids)]
-        if len(commits) != len(ids):
-            o.problems.append(f"{len(commits)} success commit(s) for {len(ids)} audit row(s)")
-        for i in ids:
-            if log.count(f"Schemactl-Audit: {i}\n") > 1:
-                o.problems.append(f"audit {i} committed twice")
+        for i in run.audit_ids:
+            n = log.count(f"Schemactl-Audit: {i}\n")
+            if n != 1:
+                o.problems.append(f"audit {i} in {n} commit(s)")
         if git_run(repo, "status", "--porcelain").strip():
             o.problems.append("git not clean: " + git_run(repo, "status", "--porcelain")[:200])
-        code, st = cli(repo, "status", "--database-url", db.url)
-        if code != 0 or st.get("interrupted") or st.get("drift"):
-            o.problems.append(f"status after: interrupted={st.get('interrupted')} "
-                              f"drift={st.get('drift')}")
+
+
+@dataclass
+class Run:
+    """One run's repository, databases and what they held before the fault."""
+
+    repo: Path
+    names: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)
+    fingerprints: dict[str, tuple[int, str]] = field(default_factory=dict)
+    audit_ids: set[str] = field(default_factory=set)
+
+
+def _said(st: dict[str, object]) -> str:
+    """A short form of what `status` said after the fault."""
+    if st.get("error"):
+        err = st["error"]
+        return f"error {err.get('code') if isinstance(err, dict) else err}"
+    if st.get("interrupted"):
+        return f"interrupted: {str(st['interrupted'])[:70]}"
+    pending = st.get("pending") or []
+    return f"{len(pending)} pending" if pending else "at head"  # type: ignore[arg-type]

@@ -24,7 +24,8 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campaign]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["kill-step", "server-stop"])  # proxy cut: test_escapes
+# The proxy cut runs in test_escapes; the rest of the kinds in scripts/chaos.py.
+@pytest.mark.parametrize("kind", ["kill-step", "server-stop", "kill-fleet"])
 def test_fault_then_converge(campaign: Campaign, kind: str) -> None:
     outcome = campaign.run(kind, random.Random(f"ci-{kind}"))
     assert not outcome.problems, outcome

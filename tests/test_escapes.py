@@ -62,6 +62,22 @@ def test_scrub_removes_encoded_and_decoded_password() -> None:
     assert "p@ss:word" not in t.scrub(text) and "p%40ss%3Aword" not in t.scrub(text)
 
 
+def test_pg_restore_errors_are_scrubbed_like_pg_dumps(tmp_path: Path) -> None:
+    """A real pg_restore whose error quotes the password (here: through the archive path)."""
+    from schemactl.adapters import pgtools
+    from schemactl.errors import EnvironmentError_
+
+    t = Target("postgresql://app:p%40ss%3Aword@127.0.0.1:5432/db")
+    exe, _ = pgtools.find_tool("pg_restore", 15)
+    for archive in (tmp_path / "p@ss:word" / "x.dump", tmp_path / "p%40ss%3Aword.dump"):
+        with pytest.raises(EnvironmentError_) as err:
+            pgtools.restore_script(exe, archive, target=t)
+        message = err.value.message
+        assert message.startswith("pg_restore failed:") and ".dump" in message, message
+        for secret in ("p@ss:word", "p%40ss%3Aword"):
+            assert secret not in message, message
+
+
 def _proxied(db: Target, port: int) -> Target:
     parts = urlsplit(db.url)
     userinfo = parts.netloc.rsplit("@", 1)[0]

@@ -202,9 +202,23 @@ def restore_list(exe: Path, archive: Path | str, *, verbose: bool = False
                            str(archive)], capture_output=True, text=True, timeout=600, cwd="/")
 
 
+def restore_failed(what: str, stderr: str, target: Target | None) -> EnvironmentError_:
+    """pg_restore's failure as one line, its output scrubbed like pg_dump's: the target's
+    password (as written and decoded) and any URL's user info never reach the message."""
+    from schemactl.adapters.database import scrub_urls
+
+    text = scrub_urls(stderr.strip())
+    if target is not None:
+        text = target.scrub(text)
+    return EnvironmentError_(f"{what} failed: {text[:400]}", code="restore_failed")
+
+
 def restore_script(exe: Path, archive: Path | str, *, use_list: Iterable[str] | None = None,
-                   clean: bool = False) -> str:
+                   clean: bool = False, target: Target | None = None) -> str:
     """The SQL script pg_restore makes of an archive (optionally only the listed entries).
+
+    Args:
+        target: the database the script is for (its password is scrubbed from errors).
 
     Raises:
         EnvironmentError_: pg_restore failed.
@@ -220,8 +234,7 @@ def restore_script(exe: Path, archive: Path | str, *, use_list: Iterable[str] | 
         proc = subprocess.run([*cmd, str(archive)], capture_output=True, text=True, cwd="/",
                               timeout=3600)
     if proc.returncode != 0:
-        raise EnvironmentError_(f"pg_restore failed: {proc.stderr.strip()[:400]}",
-                                code="restore_failed")
+        raise restore_failed("pg_restore", proc.stderr, target)
     return proc.stdout
 
 

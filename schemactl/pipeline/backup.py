@@ -223,7 +223,7 @@ def restore(repo: SchemaRepo, backup_id: str, target: Target, *, clean: bool = F
     b = get_backup(repo, backup_id)
     _server_version, server_major, _ = pgtools.server_info(target)
     exe, _ = pgtools.find_tool("pg_restore", max(server_major, pgtools.major(b.pg_dump_version)))
-    script = pgtools.restore_script(exe, b.path, clean=clean)
+    script = pgtools.restore_script(exe, b.path, clean=clean, target=target)
     pgtools.run_script(target, server_major, pgtools.compatible_script(script, server_major),
                        what=f"restore of backup {backup_id}")
 
@@ -297,10 +297,9 @@ def restore_tables(repo: SchemaRepo, backup_id: str, target: Target, tables: set
                                        max(server_major, pgtools.major(b.pg_dump_version)))
     proc = pgtools.restore_list(restore_exe, b.path, verbose=True)
     if proc.returncode != 0:
-        raise EnvironmentError_(f"pg_restore --list failed: {proc.stderr.strip()[:300]}",
-                                code="restore_failed")
+        raise pgtools.restore_failed("pg_restore --list", proc.stderr, target)
     chosen = _select_toc(proc.stdout, schema, tables)
-    script = pgtools.restore_script(restore_exe, b.path, use_list=chosen)
+    script = pgtools.restore_script(restore_exe, b.path, use_list=chosen, target=target)
     script = (before_sql.rstrip() + "\n" + pgtools.compatible_script(script, server_major)
               + "\n" + after_sql.rstrip() + "\n")
     pgtools.run_script(target, server_major, script,

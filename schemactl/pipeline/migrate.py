@@ -174,13 +174,7 @@ def migrate_with_retries(repo: SchemaRepo, target: Target, actor: str, op: Opera
                 op.migrate(conn)
             return attempt
         except Exception as exc:
-            try:
-                dropped, left = drop_new_invalid_indexes(repo, lock_conn,
-                                                         j.invalid_indexes_before)
-            except Exception:  # noqa: BLE001 - the lock connection died too: the next run cleans
-                dropped, left, cleanup_failed = [], [], True
-            else:
-                cleanup_failed = False
+            dropped, left, cleanup_failed = _clean_up_after(repo, lock_conn, j)
             state = sqlstate(exc)
             if left:
                 # A retry would find the invalid index "already there" (IF NOT EXISTS): stop.
@@ -204,34 +198,55 @@ def migrate_with_retries(repo: SchemaRepo, target: Target, actor: str, op: Opera
                          "(see pg_stat_activity), or raise [apply] lock_retries",
                     code="lock_timeout",
                     details={"attempts": attempt, "dropped_invalid_indexes": dropped}) from exc
-            if isinstance(exc, SchemactlError):
-                if dropped:
-                    exc.details["dropped_invalid_indexes"] = dropped
+            failure = _attempt_failure(exc, op.action, state, dropped, cleanup_failed)
+            if failure is exc:
                 raise
-            from sqlalchemy.exc import DBAPIError
-
-            if isinstance(exc, DBAPIError):
-                import psycopg
-
-                first = str(getattr(exc, "orig", exc)).strip().splitlines()
-                lost = bool(exc.connection_invalidated) or cleanup_failed or (
-                    isinstance(exc.orig, psycopg.OperationalError) and state is None)
-                raise DatabaseError(f"{op.action} failed: {first[0] if first else exc}",
-                                    code="connection_lost" if lost else None,
-                                    details={"sqlstate": state, "cleanup_failed": cleanup_failed,
-                                             "dropped_invalid_indexes": dropped}) from exc
-            if isinstance(exc, RuntimeError):
-                # A migration's own refusal (existing rows violate a new check, ...): its
-                # transaction was rolled back; say why in one line.
-                raise DatabaseError(f"{op.action} failed: {exc}", code="migration_refused",
-                                    details={"dropped_invalid_indexes": dropped}) from exc
-            # PendingRollbackError, a psycopg error outside SQLAlchemy, a full disk...
-            known = translate(exc)
-            if known is None:
-                raise
-            known.message = f"{op.action} failed: {known.message}"
-            known.details["cleanup_failed"] = cleanup_failed
-            raise known from exc
+            raise failure from exc
         finally:
             engine.dispose()
     raise AssertionError("unreachable")
+
+
+def _clean_up_after(repo: SchemaRepo, lock_conn: psycopg.Connection[Any],
+                    j: journal.Journal) -> tuple[list[str], list[str], bool]:
+    """After a failed attempt: drop the invalid indexes it left; (dropped, left, failed)."""
+    try:
+        dropped, left = drop_new_invalid_indexes(repo, lock_conn, j.invalid_indexes_before)
+    except Exception:  # noqa: BLE001 - the lock connection died too: the next run cleans
+        return [], [], True
+    return dropped, left, False
+
+
+def _attempt_failure(exc: Exception, action: str, state: str | None, dropped: list[str],
+                     cleanup_failed: bool) -> BaseException:
+    """The one-line error a failed attempt ends with (``exc`` itself when it is one already
+    or nothing better is known); its details say what the clean-up did."""
+    from sqlalchemy.exc import DBAPIError
+
+    cleanup = {"dropped_invalid_indexes": dropped}
+    if isinstance(exc, SchemactlError):
+        if dropped:
+            exc.details.update(cleanup)
+        return exc
+    if isinstance(exc, DBAPIError):
+        import psycopg
+
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()
+        lost = bool(exc.connection_invalidated) or cleanup_failed or (
+            isinstance(exc.orig, psycopg.OperationalError) and state is None)
+        return DatabaseError(f"{action} failed: {first[0] if first else exc}",
+                             code="connection_lost" if lost else None,
+                             details={"sqlstate": state, "cleanup_failed": cleanup_failed,
+                                      **cleanup})
+    if isinstance(exc, RuntimeError):
+        # A migration's own refusal (existing rows violate a new check, ...): its
+        # transaction was rolled back; say why in one line.
+        return DatabaseError(f"{action} failed: {exc}", code="migration_refused",
+                             details=cleanup)
+    # PendingRollbackError, a psycopg error outside SQLAlchemy, a full disk...
+    known = translate(exc)
+    if known is None:
+        return exc
+    known.message = f"{action} failed: {known.message}"
+    known.details["cleanup_failed"] = cleanup_failed
+    return known
