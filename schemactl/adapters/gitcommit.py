@@ -171,10 +171,12 @@ def _splice(data: bytes, oid_len: int, changes: Mapping[bytes, tuple[bytes, byte
 
 
 class _Trees:
-    """Tree objects read with one `git cat-file --batch`, written with `git hash-object`."""
+    """Tree objects read with one `git cat-file --batch`, written with one
+    `git hash-object`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.pending: list[tuple[str, bytes]] = []
         self.read = subprocess.Popen(["git", "-C", str(root), "cat-file", "--batch"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL)
@@ -190,11 +192,34 @@ class _Trees:
         size = int(header[2])
         return header[0].decode(), self.read.stdout.read(size + 1)[:size]
 
-    def put(self, data: bytes) -> str:
-        proc = _run(self.root, "hash-object", "-w", "-t", "tree", "--stdin", input=data)
+    def put(self, data: bytes, oid_len: int) -> str:
+        """The id of a new tree object; written by :meth:`flush`, all in one process."""
+        import hashlib
+
+        algo = hashlib.sha1 if oid_len == 20 else hashlib.sha256
+        oid = algo(b"tree %d\0" % len(data) + data).hexdigest()
+        self.pending.append((oid, data))
+        return oid
+
+    def flush(self) -> None:
+        """Write the new trees with one `git hash-object -w --stdin-paths` (which checks
+        each is a well-formed tree) and make sure git gave them the ids computed here."""
+        import tempfile
+
+        if not self.pending:
+            return
+        with tempfile.TemporaryDirectory(prefix="schemactl-tree-") as tmp:
+            names = []
+            for i, (_oid, data) in enumerate(self.pending):
+                names.append(f"{tmp}/{i}")
+                Path(names[-1]).write_bytes(data)
+            proc = _run(self.root, "hash-object", "-w", "-t", "tree", "--stdin-paths",
+                        input="".join(f"{n}\n" for n in names).encode())
         if proc.returncode != 0:
             raise _failed("hash-object", proc)
-        return proc.stdout.decode().strip()
+        if proc.stdout.decode().split() != [oid for oid, _ in self.pending]:
+            raise EnvironmentError_("git commit failed: git gave a new tree another id")
+        self.pending.clear()
 
     def close(self) -> None:
         for stream in (self.read.stdin, self.read.stdout):
@@ -226,7 +251,7 @@ def _build(trees: _Trees, tree: str | None, changes: dict[str, tuple[str, str] |
             sub = _build(trees, old.get(folder), inner, oid_len)
             direct[folder] = None if sub is None else (b"40000", bytes.fromhex(sub))
     spliced = _splice(data, oid_len, direct)
-    return trees.put(spliced) if spliced else None
+    return trees.put(spliced, oid_len) if spliced else None
 
 
 def commit(root: Path, head: Head, paths: list[str], message: str,
@@ -251,6 +276,8 @@ def commit(root: Path, head: Head, paths: list[str], message: str,
         try:
             old_tree = trees.get(f"{base}^{{tree}}")[0]
             new_tree = _build(trees, old_tree, changes, len(old_tree) // 2)
+            if new_tree != old_tree:
+                trees.flush()
         finally:
             trees.close()
         if new_tree is None or new_tree == old_tree:

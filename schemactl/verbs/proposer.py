@@ -234,7 +234,7 @@ def _write_and_commit(root: Path, files: dict[str, bytes | None], subject: str,
     for rel in files:
         path = root / rel
         saved[rel] = path.read_bytes() if path.exists() else None
-    head_before = gitops.head_sha(root)
+    head_before = expected_head if expected_head is not None else gitops.head_sha(root)
     try:
         for rel, data in files.items():
             path = root / rel
@@ -243,8 +243,7 @@ def _write_and_commit(root: Path, files: dict[str, bytes | None], subject: str,
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        if expected_head is not None and gitops.head_sha(root) != expected_head:
-            raise _ParentMoved("HEAD moved while the proposal was planned")
+        # With expected_head the commit is a compare-and-swap on it (RefMoved otherwise).
         return gitops.commit(root, list(files), subject, trailers, body, parent=expected_head)
     except BaseException as exc:
         # Not committed: HEAD is where it was, or the branch moved away under the commit.
