@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from schemactl.model.definitions import TableDef
-from schemactl.model.loading import CACHE_PATH
 from schemactl.model.records import model_schema, table_from_record, to_record
+from schemactl.model.repo import CACHE_PATH
 from schemactl.model.tableset import fact_keys
 
 CACHE_DIR = CACHE_PATH.parent

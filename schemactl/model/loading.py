@@ -156,9 +156,6 @@ def load_worktree(root: Path) -> dict[str, TableDef]:
 # -- through the parse cache (schemactl.model.cache) ----------------------------------------
 
 FOLDER = "dynamic_schema"
-# The parse cache's file (schemactl.model.cache): named here so that a repository without
-# one is told without importing the cache or sqlite3.
-CACHE_PATH = Path(".schemactl") / "cache" / "definitions.sqlite3"
 # Below this many definitions parsing is cheaper than opening the cache: none is made
 # (one already there is used). SCHEMACTL_PARSE_CACHE=off never uses it, =on always does.
 MIN_CACHED = 64
@@ -198,6 +195,8 @@ def open_cache(root: Path, *, create: bool) -> Any:
     key = root.resolve()
     if _warm is not None and key in _warm:
         return _warm[key]
+    from schemactl.model.repo import CACHE_PATH
+
     if not create and mode == "auto" and not (key / CACHE_PATH).exists():
         return None  # a small repository's cold path never imports the cache (or sqlite3)
     from schemactl.model.cache import CacheUnusable, DefinitionCache

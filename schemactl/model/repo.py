@@ -9,6 +9,9 @@ from pathlib import Path
 from schemactl.errors import BadInputError
 from schemactl.model.config import CONFIG_FILE, Config, load_config
 
+# The parse cache's file (schemactl.model.cache), relative to the repository root.
+CACHE_PATH = Path(".schemactl") / "cache" / "definitions.sqlite3"
+
 
 @dataclass(frozen=True)
 class SchemaRepo:
