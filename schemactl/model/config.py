@@ -179,6 +179,7 @@ class Config:
     retry_backoff_ms: int = 500
     # [online]: backfill batches of online changes (docs/online.md)
     online_batch_rows: int = 5000
+    online_batch_ms: int = 200
     online_pause_ms: int = 0
     # Named databases, in the order schemactl.toml lists them (DESIGN.md, Fleet).
     targets: tuple[TargetSpec, ...] = ()
@@ -203,13 +204,14 @@ def _base_fields(raw: list[dict[str, Any]]) -> tuple[BaseField, ...]:
     return tuple(fields)
 
 
-def _online(raw: dict[str, Any]) -> tuple[int, int]:
+def _online(raw: dict[str, Any]) -> tuple[int, int, int]:
     batch = int(raw.get("batch_rows", Config.online_batch_rows))
+    budget = int(raw.get("batch_ms", Config.online_batch_ms))
     pause = int(raw.get("pause_ms", Config.online_pause_ms))
-    if batch < 1 or pause < 0:
-        raise BadInputError(f"{CONFIG_FILE}: online.batch_rows must be >= 1 and "
-                            "online.pause_ms >= 0")
-    return batch, pause
+    if batch < 1 or pause < 0 or budget < 0:
+        raise BadInputError(f"{CONFIG_FILE}: online.batch_rows must be >= 1, "
+                            "online.batch_ms and online.pause_ms >= 0")
+    return batch, budget, pause
 
 
 def load_config(repo_root: Path) -> Config:
@@ -291,7 +293,8 @@ def load_config(repo_root: Path) -> Config:
             lock_retries=int(apply_.get("lock_retries", Config.lock_retries)),
             retry_backoff_ms=int(apply_.get("retry_backoff_ms", Config.retry_backoff_ms)),
             online_batch_rows=_online(data.get("online", {}))[0],
-            online_pause_ms=_online(data.get("online", {}))[1],
+            online_batch_ms=_online(data.get("online", {}))[1],
+            online_pause_ms=_online(data.get("online", {}))[2],
             targets=_targets(data.get("targets", {})),
         )
     except (TypeError, ValueError, KeyError) as exc:

@@ -30,7 +30,8 @@ def online_attributes(repo: SchemaRepo, progress: Progress | None,
     and the list each finished step is reported into (the audit entry's ``online``)."""
     cfg = repo.config
     return {"schemactl_online": {
-        "batch_rows": cfg.online_batch_rows, "pause_ms": cfg.online_pause_ms,
+        "batch_rows": cfg.online_batch_rows, "batch_ms": cfg.online_batch_ms,
+        "pause_ms": cfg.online_pause_ms,
         "lock_timeout_ms": cfg.lock_timeout_ms, "retry_backoff_ms": cfg.retry_backoff_ms,
         "progress": progress, "report": report if report is not None else []}}
 

@@ -1,7 +1,8 @@
 # Online column change (expand, backfill, contract): written into a migration by schemactl,
 # so that plain `alembic upgrade` runs it too. See docs/online.md.
-ONLINE_DEFAULTS = {"batch_rows": 5000, "pause_ms": 0, "lock_timeout_ms": 2000,
-                   "lock_retries": 20, "retry_backoff_ms": 200, "progress": None}
+ONLINE_DEFAULTS = {"batch_rows": 5000, "batch_ms": 200, "pause_ms": 0,
+                   "lock_timeout_ms": 2000, "lock_retries": 20, "retry_backoff_ms": 200,
+                   "progress": None}
 
 
 # The backfill's own batches set the shadow themselves: the trigger skips them (one plpgsql
@@ -32,8 +33,9 @@ def _online_sql(s: dict[str, Any]) -> list[str]:
            _sync_function(s),
            f"CREATE TRIGGER {_qi(s['trigger'])} BEFORE INSERT OR UPDATE ON public.{t} "
            f"FOR EACH ROW {BACKFILL_WHEN} EXECUTE FUNCTION public.{_qi(s['function'])}()",
-           step("backfill") + f"-- repeated per batch of [online] batch_rows rows in "
-           f"{s['key']} order, each batch committed with its progress row:\n"
+           step("backfill") + f"-- repeated per batch of up to [online] batch_rows rows in "
+           f"{s['key']} order (fewer while a batch takes longer than batch_ms), each batch "
+           "committed with its progress row, synchronous_commit off:\n"
            f"UPDATE public.{t} SET {sh} = {_fill_expr(s)} WHERE {k} IN (SELECT {k} FROM "
            f"public.{t} WHERE {k} > :last_key ORDER BY {k} LIMIT :batch_rows)"]
     if s["not_null"]:
@@ -47,6 +49,10 @@ def _online_sql(s: dict[str, Any]) -> list[str]:
             f"SELECT {k}, {_qi(s['old_hidden'])} AS {_qi(s['old'])} FROM public.{t}",
             f"ALTER TABLE public.{t} DROP COLUMN {_qi(s['old_hidden'])}"]
     return out
+
+
+def _lit_sql(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _fill_expr(s: dict[str, Any], row: str = "") -> str:
@@ -217,19 +223,24 @@ class _OnlineRun:
             progress(step, done, total)
 
     def _short_tx(self, statements: list[str], step: str | None = None) -> None:
-        """Statements in one transaction under lock_timeout, retried on lock timeouts."""
+        """Statements in one transaction under lock_timeout, retried on lock timeouts.
+
+        They go to the server as one message: the lock taken by the first is held for the
+        server's work only, not for a client round trip per statement.
+        """
         import time
 
         tries = int(self.settings["lock_retries"])
+        sql = [f"SET LOCAL lock_timeout = {int(self.settings['lock_timeout_ms'])}", *statements]
+        if step is not None:
+            where, args = self._where()
+            sql.append(f"UPDATE schemactl_archive.online_progress SET step = {_lit_sql(step)}, "
+                       f"updated_at = now() WHERE "
+                       + where.replace("%s", "{}").format(*(_lit_sql(a) for a in args)))
         for attempt in range(1, tries + 1):
             try:
                 with self.conn.transaction():
-                    self.conn.execute(f"SET LOCAL lock_timeout = "
-                                      f"{int(self.settings['lock_timeout_ms'])}")
-                    for stmt in statements:
-                        self.conn.execute(stmt)
-                    if step is not None:
-                        self._set(step)
+                    self.conn.execute(";\n".join(sql), prepare=False)
                 return
             except Exception as exc:
                 if getattr(exc, "sqlstate", None) != "55P03" or attempt == tries:
@@ -259,10 +270,10 @@ class _OnlineRun:
             step = "expand"
         if step == "expand":
             self._report("expand")
+            self.conn.execute(_sync_function(s))  # needs no lock on the table: before it
             self._short_tx([
                 f"ALTER TABLE {self.t} ADD COLUMN IF NOT EXISTS {_qi(s['shadow'])} "
                 f"{s['new_type']}",
-                _sync_function(s),
                 f"DROP TRIGGER IF EXISTS {_qi(s['trigger'])} ON {self.t}",
                 f"CREATE TRIGGER {_qi(s['trigger'])} BEFORE INSERT OR UPDATE ON {self.t} "
                 f"FOR EACH ROW {BACKFILL_WHEN} EXECUTE FUNCTION public.{_qi(s['function'])}()"],
@@ -337,22 +348,37 @@ class _OnlineRun:
                                 f"schemactl_archive.online_progress WHERE {where}",
                                 args).fetchone()
         last, done = row[0], int(row[1])
-        batch, pause = int(self.settings["batch_rows"]), int(self.settings["pause_ms"])
+        most, pause = int(self.settings["batch_rows"]), int(self.settings["pause_ms"])
+        budget = max(int(self.settings.get("batch_ms", 0) or 0), 0) / 1000
+        batch, least = most, min(most, 100)
         started, first = time.monotonic(), done
         fill = _fill_expr(s).replace("%", "%%")
         sh = _qi(s["shadow"])
-        # = ANY(ARRAY(...)): the batch's keys first, then one index probe each (a join here
-        # may be planned as a hash join over the whole table, every batch).
-        stmt = (f"WITH u AS (UPDATE {self.t} SET {sh} = {fill} WHERE {self.k} = ANY(ARRAY("
-                f"SELECT {self.k} FROM {self.t} WHERE (%(last)s::text IS NULL OR "
-                f"{self.k} > %(last)s::{key_type}) ORDER BY {self.k} LIMIT %(n)s)) "
-                f"RETURNING {self.k} AS k) "
-                f"SELECT count(*), (SELECT k::text FROM u ORDER BY k DESC LIMIT 1) FROM u")
+
+        def statement(after: bool) -> str:
+            # = ANY(ARRAY(...)): the batch's keys first, then one index probe each (a join
+            # here may be planned as a hash join over the whole table, every batch). The first
+            # batch has its own text: a `$1 IS NULL OR` would keep a generic plan off the index.
+            lower = f"WHERE {self.k} > %(last)s::{key_type} " if after else ""
+            return (f"WITH u AS (UPDATE {self.t} SET {sh} = {fill} WHERE {self.k} = ANY(ARRAY("
+                    f"SELECT {self.k} FROM {self.t} {lower}ORDER BY {self.k} LIMIT %(n)s)) "
+                    f"RETURNING {self.k} AS k) "
+                    f"SELECT count(*), (SELECT k::text FROM u ORDER BY k DESC LIMIT 1) FROM u")
+
+        stmts = {False: statement(False), True: statement(True)}
         while True:
+            began = time.monotonic()
             try:
                 with self.conn.transaction():
-                    self.conn.execute("SET LOCAL schemactl.online_backfill = 'on'")
-                    n, high = self.conn.execute(stmt, {"last": last, "n": batch}).fetchone()
+                    # The trigger skips the batch's own rows (WHEN clause). The commit need not
+                    # wait for its WAL flush: the progress row commits in the same transaction,
+                    # so a server crash loses batch and progress together and the resumed run
+                    # redoes them; a later synchronous commit (a writer's, the contract's)
+                    # flushes every batch before it.
+                    self.conn.execute("SET LOCAL schemactl.online_backfill = 'on'; "
+                                      "SET LOCAL synchronous_commit = off", prepare=False)
+                    n, high = self.conn.execute(stmts[last is not None],
+                                                {"last": last, "n": batch}).fetchone()
                     if n:
                         self.conn.execute(
                             f"UPDATE schemactl_archive.online_progress SET last_key = %s, "
@@ -372,6 +398,9 @@ class _OnlineRun:
             if not n:
                 break
             last, done = high, done + int(n)
+            took = time.monotonic() - began
+            if budget:  # row locks are held for a batch's length: keep it within the budget
+                batch = max(least, min(most, 2 * batch, int(batch * budget / max(took, 1e-3))))
             elapsed = max(time.monotonic() - started, 1e-6)
             self._say(f"backfill {s['table']}.{s['new']} {int((done - first) / elapsed)} rows/s",
                       done, max(total, done))
