@@ -25,12 +25,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchkit import (  # noqa: E402
+    BASE_COLUMNS,
+    LockWatcher,
+    git_commit,
+    scratch_databases,
+    start_pgbench,
+)
 
 from schemactl import api  # noqa: E402
 from schemactl.adapters import pgtools  # noqa: E402
@@ -38,16 +44,9 @@ from schemactl.adapters.database import Target, connect, libpq_args  # noqa: E40
 from schemactl.model.repo import SchemaRepo  # noqa: E402
 from schemactl.pipeline import backup  # noqa: E402
 
-TABLE_YAML = """table: events
-columns:
-  - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
-  - {name: created_at, type: timestamptz, nullable: false, default: now()}
-  - {name: updated_at, type: timestamptz, nullable: false, default: now()}
-  - {name: is_deleted, type: boolean, nullable: false, default: false}
-  - {name: created_by, type: bigint}
-  - {name: seq, type: bigint, nullable: false, unique: true}
-  - {name: body, type: text, nullable: false}
-"""
+TABLE_YAML = ("table: events\ncolumns:\n" + BASE_COLUMNS
+              + "  - {name: seq, type: bigint, nullable: false, unique: true}\n"
+              "  - {name: body, type: text, nullable: false}\n")
 
 CREATE = '''"""events"""
 import sqlalchemy as sa
@@ -110,60 +109,6 @@ COMMIT;
 """
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=bench", "-c",
-                    "user.email=bench@localhost", *args], check=True, capture_output=True)
-
-
-def _pgbench() -> Path:
-    candidates = []
-    try:
-        from schemactl.adapters.embedded import wheel_bin_dir
-
-        candidates.append(wheel_bin_dir() / "pgbench")
-    except Exception:  # noqa: BLE001 - fall back to the distribution's
-        pass
-    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"),
-                                           reverse=True)]
-    found = shutil.which("pgbench")
-    if found:
-        candidates.append(Path(found))
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise SystemExit("no pgbench found")
-
-
-class LockWatcher(threading.Thread):
-    """Polls pg_locks for ACCESS EXCLUSIVE on one table; records each contiguous hold."""
-
-    def __init__(self, target: Target, table: str) -> None:
-        super().__init__(daemon=True)
-        self.target = target
-        self.table = table
-        self.stop = threading.Event()
-        self.holds: list[float] = []
-        self.polls = 0
-
-    def run(self) -> None:
-        with connect(self.target) as conn:
-            start: float | None = None
-            while not self.stop.is_set():
-                row = conn.execute(
-                    "select count(*) from pg_locks where locktype = 'relation' and granted "
-                    "and mode = 'AccessExclusiveLock' and relation = to_regclass(%s)",
-                    (self.table,)).fetchone()
-                self.polls += 1
-                now = time.perf_counter()
-                held = bool(row and row[0])
-                if held and start is None:
-                    start = now
-                elif not held and start is not None:
-                    self.holds.append(now - start)
-                    start = None
-                time.sleep(0.0005)
-
-
 def _load(target: Target, rows: int) -> None:
     with connect(target) as conn:
         conn.execute("insert into events (seq, body) select g, 'event ' || g "
@@ -195,22 +140,12 @@ def bench_apply(target: Target, repo: Path, rows: int, clients: int) -> dict[str
     with open(repo / "dynamic_schema" / "events.yaml", "a") as fh:
         fh.write("  - {name: note, type: text}\n"
                  "  - {name: priority, type: integer, nullable: false, default: 0}\n")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "events: note, priority")
+    git_commit(repo, "events: note, priority")
     work = Path(tempfile.mkdtemp(prefix="bench-pgbench-"))
     script = work / "rw.sql"
     script.write_text(PGBENCH_SCRIPT.format(rows=rows))
-    from urllib.parse import unquote, urlsplit
-
-    parts = urlsplit(target.url)
-    env = {"PGPASSWORD": unquote(parts.password or ""), "PATH": "/usr/bin:/bin"}
     duration = 20
-    bench = subprocess.Popen(
-        [str(_pgbench()), "-n", "-c", str(clients), "-j", str(min(clients, 2)), "-T",
-         str(duration), "-f", str(script), "-l", f"--log-prefix={work / 'pgb'}",
-         "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432),
-         "-U", parts.username or "postgres", parts.path.lstrip("/")],
-        env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    bench = start_pgbench(target, script, clients, duration, work / "pgb")
     watcher = LockWatcher(target, "public.events")
     watcher.start()
     time.sleep(5)  # steady load first
@@ -277,43 +212,27 @@ def main() -> None:
                         help="a superuser URL of a server to use (a database is created)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-apply-"))
-    server = None
     try:
-        if args.database_url:
-            admin = Target(args.database_url)
-        else:
-            from schemactl.adapters.embedded import EmbeddedServer
-
-            server = EmbeddedServer(tmp / "pg" / ".schemactl")
-            server.start()
-            admin = Target(server.secret_url())
-        with connect(admin) as conn:
-            conn.execute("drop database if exists schemactl_bench with (force)")
-            conn.execute("create database schemactl_bench")
-            version = conn.execute("show server_version").fetchone()[0]  # type: ignore[index]
-        target = admin.with_database("schemactl_bench")
-        repo = tmp / "repo"
-        api.init(repo, actor="user:bench")
-        (repo / "migrations" / "versions" / "0002_events.py").write_text(CREATE)
-        (repo / "dynamic_schema" / "events.yaml").write_text(TABLE_YAML)
-        _git(repo, "add", "-A")
-        _git(repo, "commit", "-q", "-m", "events")
-        api.apply(repo, database_url=target.url, actor="user:bench")
-        start = time.perf_counter()
-        _load(target, args.rows)
-        print(f"PostgreSQL {version}; loaded {args.rows} rows in "
-              f"{time.perf_counter() - start:.1f} s", flush=True)
-        applied = bench_apply(target, repo, args.rows, args.clients)
-        for k, v in applied.items():
-            print(f"apply  {k:34} {v:.1f}" if isinstance(v, float) else f"apply  {k:34} {v}")
-        dumped = bench_backup(target, repo)
-        for k, v in dumped.items():
-            print(f"backup {k:34} {v:.3f}")
-        with connect(admin) as conn:
-            conn.execute("drop database if exists schemactl_bench with (force)")
+        with scratch_databases(args.database_url, tmp, "schemactl_bench") as (_, dbs, version):
+            target = dbs[0]
+            repo = tmp / "repo"
+            api.init(repo, actor="user:bench")
+            (repo / "migrations" / "versions" / "0002_events.py").write_text(CREATE)
+            (repo / "dynamic_schema" / "events.yaml").write_text(TABLE_YAML)
+            git_commit(repo, "events")
+            api.apply(repo, database_url=target.url, actor="user:bench")
+            start = time.perf_counter()
+            _load(target, args.rows)
+            print(f"PostgreSQL {version}; loaded {args.rows} rows in "
+                  f"{time.perf_counter() - start:.1f} s", flush=True)
+            applied = bench_apply(target, repo, args.rows, args.clients)
+            for k, v in applied.items():
+                print(f"apply  {k:34} {v:.1f}" if isinstance(v, float)
+                      else f"apply  {k:34} {v}")
+            dumped = bench_backup(target, repo)
+            for k, v in dumped.items():
+                print(f"backup {k:34} {v:.3f}")
     finally:
-        if server is not None:
-            server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

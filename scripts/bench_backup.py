@@ -31,8 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchkit import BASE_COLUMNS, git_commit, scratch_databases  # noqa: E402
 
 from schemactl import api  # noqa: E402
 from schemactl.adapters import pgtools  # noqa: E402
@@ -40,13 +41,7 @@ from schemactl.adapters.database import Target, connect, libpq_args  # noqa: E40
 from schemactl.model.repo import SchemaRepo  # noqa: E402
 from schemactl.pipeline import backup, scope  # noqa: E402
 
-BASE = """  - {{name: id, type: uuid, primary_key: true, default: gen_random_uuid()}}
-  - {{name: created_at, type: timestamptz, nullable: false, default: now()}}
-  - {{name: updated_at, type: timestamptz, nullable: false, default: now()}}
-  - {{name: is_deleted, type: boolean, nullable: false, default: false}}
-  - {{name: created_by, type: bigint}}
-  - {{name: body, type: text, nullable: false}}
-"""
+BASE = BASE_COLUMNS + "  - {name: body, type: text, nullable: false}\n"
 
 CREATE = '''"""{table}"""
 import sqlalchemy as sa
@@ -109,10 +104,7 @@ class Repo:
         self.n = 1
 
     def _commit(self, message: str) -> None:
-        for args in (("add", "-A"), ("commit", "-q", "-m", message)):
-            subprocess.run(["git", "-C", str(self.path), "-c", "user.name=bench", "-c",
-                            "user.email=bench@localhost", *args], check=True,
-                           capture_output=True)
+        git_commit(self.path, message)
 
     def _migration(self, text: str, name: str) -> str:
         self.n += 1
@@ -125,7 +117,7 @@ class Repo:
     def create(self, table: str) -> None:
         self._migration(CREATE.replace("{table}", table), table)
         (self.path / "dynamic_schema" / f"{table}.yaml").write_text(
-            f"table: {table}\ncolumns:\n" + BASE.format())
+            f"table: {table}\ncolumns:\n" + BASE)
         self._commit(f"create {table}")
         api.apply(self.path, database_url=self.target.url, actor="user:bench")
 
@@ -205,49 +197,30 @@ def main() -> None:
                         help="a superuser URL of a server to use (databases are created)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-backup-"))
-    server = None
     names = ("schemactl_bench_small", "schemactl_bench_big")
-    admin: Target | None = None
     try:
-        if args.database_url:
-            admin = Target(args.database_url)
-        else:
-            from schemactl.adapters.embedded import EmbeddedServer
+        with scratch_databases(args.database_url, tmp, *names) as (_, dbs, version):
+            small_db, big_db = dbs
+            small, big = Repo(tmp / "small", small_db), Repo(tmp / "big", big_db)
+            for r in (small, big):
+                r.create("items")
+                _fill(r.target, "items", 1000)
+            big.create("events")
+            start = time.perf_counter()
+            size = _unrelated(big_db, args.gb)
+            _fill(big_db, "events", 1_000_000)
+            print(f"PostgreSQL {version}; big database {size / 1e9:.2f} GB (+1M-row events) "
+                  f"made in {time.perf_counter() - start:.0f} s; small database: items only",
+                  flush=True)
 
-            server = EmbeddedServer(tmp / "pg" / ".schemactl")
-            server.start()
-            admin = Target(server.secret_url())
-        with connect(admin) as conn:
-            for name in names:
-                conn.execute(f"drop database if exists {name} with (force)")
-                conn.execute(f"create database {name}")
-            version = conn.execute("show server_version").fetchone()[0]  # type: ignore[index]
-        small_db, big_db = (admin.with_database(n) for n in names)
-        small, big = Repo(tmp / "small", small_db), Repo(tmp / "big", big_db)
-        for r in (small, big):
-            r.create("items")
-            _fill(r.target, "items", 1000)
-        big.create("events")
-        start = time.perf_counter()
-        size = _unrelated(big_db, args.gb)
-        _fill(big_db, "events", 1_000_000)
-        print(f"PostgreSQL {version}; big database {size / 1e9:.2f} GB (+1M-row events) made "
-              f"in {time.perf_counter() - start:.0f} s; small database: items only", flush=True)
-
-        parts = {int(p) for p in args.parts.split(",")}
-        if 1 in parts:
-            _part1(small, big, size, args.runs)
-        if 2 in parts:
-            _part2(big, big_db, tmp, args.runs)
-        if 3 in parts:
-            _part3(big, big_db, size)
+            parts = {int(p) for p in args.parts.split(",")}
+            if 1 in parts:
+                _part1(small, big, size, args.runs)
+            if 2 in parts:
+                _part2(big, big_db, tmp, args.runs)
+            if 3 in parts:
+                _part3(big, big_db, size)
     finally:
-        if admin is not None:
-            with connect(admin) as conn:
-                for name in names:
-                    conn.execute(f"drop database if exists {name} with (force)")
-        if server is not None:
-            server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -3,7 +3,9 @@
 
     python scripts/bench_online.py [--rows 1000000] [--clients 4] [--database-url URL]
 
-1. pgbench off: `score2 integer → bigint` on ``--rows`` rows; backfill throughput (rows/s).
+1. pgbench off: `score2 integer → bigint` on ``--rows`` rows; backfill throughput (rows/s)
+   beside a bare one-statement `UPDATE` of the same table, run just before and just after
+   (the ratio is to their mean: the machine's load drifts).
 2. pgbench on (a read/write load on the same table, ``--clients`` clients): a rename
    (title → headline), integer → bigint, varchar(200) → varchar(100) refused while one value
    does not fit and then done, and NOT NULL with a backfill. For each: pgbench errors, the
@@ -19,31 +21,30 @@ it prints figures (and says when a checksum differs or pgbench failed).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_apply import LockWatcher, _pgbench  # noqa: E402
+from benchkit import (  # noqa: E402
+    BASE_COLUMNS,
+    LockWatcher,
+    load_average,
+    scratch_databases,
+    start_pgbench,
+)
 
 from schemactl import api  # noqa: E402
 from schemactl.adapters.database import Target, connect  # noqa: E402
 from schemactl.errors import SchemactlError  # noqa: E402
 
-BASE = """  - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
-  - {name: created_at, type: timestamptz, nullable: false, default: now()}
-  - {name: updated_at, type: timestamptz, nullable: false, default: now()}
-  - {name: is_deleted, type: boolean, nullable: false, default: false}
-  - {name: created_by, type: bigint}
-  - {name: n, type: bigint}
+BASE = BASE_COLUMNS + """  - {name: n, type: bigint}
   - {name: hits, type: integer, nullable: false, default: 0}
 """
 COLUMNS = {"title": "{name: title, type: varchar(200)}",
@@ -86,18 +87,10 @@ class Pgbench:
     """pgbench running the read/write script for the whole phase, logging each transaction."""
 
     def __init__(self, target: Target, rows: int, clients: int, seconds: int) -> None:
-        from urllib.parse import unquote, urlsplit
-
         self.work = Path(tempfile.mkdtemp(prefix="bench-online-pgbench-"))
         (self.work / "rw.sql").write_text(PGBENCH_SCRIPT.format(rows=rows))
-        parts = urlsplit(target.url)
-        env = {"PGPASSWORD": unquote(parts.password or ""), "PATH": "/usr/bin:/bin"}
-        self.proc = subprocess.Popen(
-            [str(_pgbench()), "-n", "-c", str(clients), "-j", str(min(clients, 2)), "-T",
-             str(seconds), "-f", "rw.sql", "-l", f"--log-prefix={self.work / 'pgb'}",
-             "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432),
-             "-U", parts.username or "postgres", parts.path.lstrip("/")],
-            env=env, cwd=self.work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = start_pgbench(target, self.work / "rw.sql", clients, seconds,
+                                  self.work / "pgb")
 
     def finish(self) -> tuple[str, str, int]:
         out, err = self.proc.communicate(timeout=3600)
@@ -115,18 +108,25 @@ class Pgbench:
 
 def change(repo: Path, target: Target, cols: dict[str, str], key: str, new: str,
            check_col: str, after_col: str, watcher: LockWatcher | None,
-           bench: Pgbench | None) -> dict[str, Any]:
-    """Propose and apply one online change; the figures of its run."""
+           bench: Pgbench | None, propose: bool = True) -> dict[str, Any]:
+    """Propose (unless the head already is the change) and apply one online change; the
+    figures of its run."""
     before = checksum(target, check_col)
     cols[key] = new
-    res = api.propose(repo, stdin=definition(cols), actor="user:bench")
-    assert res.ok, res
+    if propose:
+        res = api.propose(repo, stdin=definition(cols), actor="user:bench")
+        assert res.ok, res
     rates: list[float] = []
+    window: list[float] = []  # the backfill's first batch and its end
 
     def progress(step: str, _done: int, _total: int | None) -> None:
         m = re.search(r"(\d+) rows/s", step)
         if m:
             rates.append(float(m.group(1)))
+            if not window:
+                window.append(time.time())
+        elif step.endswith("backfill done") and len(window) == 1:
+            window.append(time.time())
 
     holds_before = len(watcher.holds) if watcher else 0
     t0 = time.time()
@@ -139,7 +139,8 @@ def change(repo: Path, target: Target, cols: dict[str, str], key: str, new: str,
     seconds = time.perf_counter() - start
     t1 = time.time()
     out: dict[str, Any] = {"seconds": round(seconds, 2),
-                           "backfill_rows_per_s": int(rates[-1]) if rates else 0}
+                           "backfill_rows_per_s": int(rates[-1]) if rates else 0,
+                           "load": round(os.getloadavg()[0], 1)}
     if error:
         out["stopped"] = error[:160]
         out["values_equal"] = checksum(target, check_col) == before
@@ -154,7 +155,25 @@ def change(repo: Path, target: Target, cols: dict[str, str], key: str, new: str,
     if bench is not None:
         out["tps_before"] = round(bench.tps(t0 - 5, t0), 1)
         out["tps_during"] = round(bench.tps(t0, t1), 1)
+        if len(window) == 2:
+            out["tps_during_backfill"] = round(bench.tps(window[0], window[1]), 1)
     return out
+
+
+def bare_update(target: Target, rows: int) -> float:
+    """rows/s of one bare UPDATE of every row into a scratch column (no batches, no trigger,
+    one long transaction holding every row lock): the ceiling."""
+    with connect(target) as conn:
+        conn.execute("ALTER TABLE events ADD COLUMN scratch bigint")
+        conn.commit()
+        start = time.perf_counter()
+        conn.execute("UPDATE events SET scratch = score2")
+        conn.commit()
+        rate = rows / (time.perf_counter() - start)
+        conn.execute("ALTER TABLE events DROP COLUMN scratch")
+        conn.execute("VACUUM events")
+        conn.commit()
+    return rate
 
 
 def main() -> None:
@@ -163,112 +182,80 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--database-url", default=None,
                         help="a superuser URL of a server to use (a database is created)")
+    parser.add_argument("--only", choices=("quiet", "varchar"), default=None,
+                        help="only the pgbench-off backfill, or only the varchar cases")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-online-"))
-    server = None
     try:
-        if args.database_url:
-            admin = Target(args.database_url)
-        else:
-            from schemactl.adapters.embedded import EmbeddedServer
+        with scratch_databases(args.database_url, tmp, "schemactl_bench_online") as (
+                _, dbs, version):
+            run(dbs[0], tmp / "repo", version, args.rows, args.clients, args.only)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
-            server = EmbeddedServer(tmp / "pg" / ".schemactl")
-            server.start()
-            admin = Target(server.secret_url())
-        with connect(admin) as conn:
-            conn.execute("DROP DATABASE IF EXISTS schemactl_bench_online WITH (FORCE)")
-            conn.execute("CREATE DATABASE schemactl_bench_online")
-            version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
-        target = admin.with_database("schemactl_bench_online")
-        repo = tmp / "repo"
-        api.init(repo, actor="user:bench")
-        cols = dict(COLUMNS)
-        assert api.propose(repo, stdin=definition(cols), actor="user:bench").ok
-        api.apply(repo, database_url=target.url, actor="user:bench")
-        start = time.perf_counter()
-        load(target, args.rows)
-        print(f"PostgreSQL {version}; {args.rows} rows loaded in "
-              f"{time.perf_counter() - start:.1f} s", flush=True)
 
-        # The ceiling, side by side: one bare UPDATE of every row into a scratch column (no
-        # batches, no trigger, one long transaction holding every row lock).
-        with connect(target) as conn:
-            conn.execute("ALTER TABLE events ADD COLUMN scratch bigint")
-            conn.commit()
-            start = time.perf_counter()
-            conn.execute("UPDATE events SET scratch = score2")
-            conn.commit()
-            bare = args.rows / (time.perf_counter() - start)
-            conn.execute("ALTER TABLE events DROP COLUMN scratch")
-            conn.execute("VACUUM events")
-            conn.commit()
+def run(target: Target, repo: Path, version: str, rows: int, clients: int,
+        only: str | None) -> None:
+    api.init(repo, actor="user:bench")
+    cols = dict(COLUMNS)
+    assert api.propose(repo, stdin=definition(cols), actor="user:bench").ok
+    api.apply(repo, database_url=target.url, actor="user:bench")
+    start = time.perf_counter()
+    load(target, rows)
+    print(f"PostgreSQL {version}; {rows} rows loaded in {time.perf_counter() - start:.1f} s; "
+          f"{load_average()}", flush=True)
+
+    if only in (None, "quiet"):
+        # The ceiling, side by side: a bare UPDATE just before and just after the backfill.
+        bare = [bare_update(target, rows)]
         quiet = change(repo, target, cols, "score2", "{name: score2, type: bigint}",
                        "score2", "score2", None, None)
-        quiet["bare_update_rows_per_s"] = int(bare)
-        quiet["ratio_to_bare_update"] = round(quiet["backfill_rows_per_s"] / bare, 2)
-        print(f"pgbench off  integer → bigint      {quiet}", flush=True)
+        bare.append(bare_update(target, rows))
+        quiet["bare_update_rows_per_s"] = [int(b) for b in bare]
+        quiet["ratio_to_bare_update"] = round(quiet["backfill_rows_per_s"] / (sum(bare) / 2), 2)
+        print(f"pgbench off  integer → bigint      {quiet}; {load_average()}", flush=True)
+        if only == "quiet":
+            return
 
-        bench = Pgbench(target, args.rows, args.clients, seconds=900)
-        watcher = LockWatcher(target, "public.events")
-        watcher.start()
-        time.sleep(6)
-        runs = [
-            ("rename title → headline", "title",
-             "{name: headline, type: varchar(200), renamed_from: title}", "title", "headline"),
-            ("integer → bigint", "score", "{name: score, type: bigint}", "score", "score"),
-        ]
-        results = []
-        for label, key, new, before_col, after_col in runs:
-            results.append((label, change(repo, target, cols, key, new, before_col, after_col,
-                                          watcher, bench)))
-            print(f"pgbench on   {label:24} {results[-1][1]}", flush=True)
-        with connect(target) as conn:  # one value that does not fit varchar(100)
-            conn.execute("UPDATE events SET label = repeat('x', 150) WHERE n = %s",
-                         (args.rows // 2,))
-        refused = change(repo, target, cols, "label", "{name: label, type: varchar(100)}",
-                         "label", "label", watcher, bench)
-        print(f"pgbench on   {'varchar(100), one too long':24} {refused}", flush=True)
-        with connect(target) as conn:
-            conn.execute("UPDATE events SET label = 'label ' || n WHERE n = %s",
-                         (args.rows // 2,))
-        # the refused proposal is still the head: apply it again now that the value fits
-        for label, key, new, before_col, after_col in [
-                ("varchar(200) → (100)", "label", "{name: label, type: varchar(100)}", "label",
-                 "label"),
-                ("NOT NULL, backfill ''", "body",
-                 "{name: body, type: text, nullable: false, backfill: ''}",
-                 "coalesce(body, '')", "body")]:
-            if key == "label":
-                before = checksum(target, "label")
-                t0 = time.time()
-                holds_before = len(watcher.holds)
-                start = time.perf_counter()
-                api.apply(repo, database_url=target.url, actor="user:bench")
-                res = {"seconds": round(time.perf_counter() - start, 2),
-                       "values_equal": checksum(target, "label") == before,
-                       "longest_access_exclusive_ms": round(max(
-                           watcher.holds[holds_before:], default=0) * 1000, 1),
-                       "tps_before": round(bench.tps(t0 - 5, t0), 1),
-                       "tps_during": round(bench.tps(t0, time.time()), 1)}
-                cols["label"] = new
-            else:
-                res = change(repo, target, cols, key, new, before_col, after_col, watcher,
-                             bench)
-            print(f"pgbench on   {label:24} {res}", flush=True)
-        bench.proc.terminate()
-        out, err, code = bench.finish()
-        watcher.stop.set()
-        watcher.join()
-        errors = [ln for ln in err.splitlines() if "error" in ln.lower()]
-        print(f"pgbench: exit {code}, {len(errors)} error line(s)"
-              + (f": {errors[0]}" if errors else ""))
-        shutil.rmtree(bench.work, ignore_errors=True)
-        with connect(admin) as conn:
-            conn.execute("DROP DATABASE IF EXISTS schemactl_bench_online WITH (FORCE)")
-    finally:
-        if server is not None:
-            server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    bench = Pgbench(target, rows, clients, seconds=1800)
+    watcher = LockWatcher(target, "public.events")
+    watcher.start()
+    time.sleep(6)
+    runs = [
+        ("rename title → headline", "title",
+         "{name: headline, type: varchar(200), renamed_from: title}", "title", "headline"),
+        ("integer → bigint", "score", "{name: score, type: bigint}", "score", "score"),
+    ]
+    if only == "varchar":
+        runs = []
+    for label, key, new, before_col, after_col in runs:
+        res = change(repo, target, cols, key, new, before_col, after_col, watcher, bench)
+        print(f"pgbench on   {label:24} {res}", flush=True)
+    with connect(target) as conn:  # one value that does not fit varchar(100)
+        conn.execute("UPDATE events SET label = repeat('x', 150) WHERE n = %s", (rows // 2,))
+    refused = change(repo, target, cols, "label", "{name: label, type: varchar(100)}",
+                     "label", "label", watcher, bench)
+    print(f"pgbench on   {'varchar(100), one too long':24} {refused}", flush=True)
+    cols["label"] = "{name: label, type: varchar(100)}"
+    with connect(target) as conn:
+        conn.execute("UPDATE events SET label = 'label ' || n WHERE n = %s", (rows // 2,))
+    # the refused proposal is still the head: apply it again now that the value fits
+    res = change(repo, target, cols, "label", "{name: label, type: varchar(100)}", "label",
+                 "label", watcher, bench, propose=False)
+    print(f"pgbench on   {'varchar(200) → (100)':24} {res}", flush=True)
+    if only != "varchar":
+        res = change(repo, target, cols, "body",
+                     "{name: body, type: text, nullable: false, backfill: ''}",
+                     "coalesce(body, '')", "body", watcher, bench)
+        print(f"pgbench on   {'NOT NULL, backfill ' + repr(''):24} {res}", flush=True)
+    bench.proc.terminate()
+    out, err, code = bench.finish()
+    watcher.stop.set()
+    watcher.join()
+    errors = [ln for ln in err.splitlines() if "error" in ln.lower()]
+    print(f"pgbench: exit {code}, {len(errors)} error line(s)"
+          + (f": {errors[0]}" if errors else "") + f"; {load_average()}")
+    shutil.rmtree(bench.work, ignore_errors=True)
 
 
 if __name__ == "__main__":
