@@ -6,6 +6,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from schemactl import api
 from schemactl.adapters.database import Target, connect
 
@@ -219,6 +221,96 @@ def test_check_accepts_a_catalog_column_rename(repo: Path, db: Target) -> None:
     git(repo, "branch", "base")
     git(repo, "checkout", "-q", "-b", "pr")
     propose(repo, "table: notes\ncolumns:\n" + RENAMED + "indexes:\n  - {columns: [points]}\n")
+    data = api.check(repo, base="base", database_url=db.url).to_json()
+    assert data["ok"] and data["violations"] == [], data["violations"]
+    assert data["round_trip"]["ok"], data["round_trip"]
+
+
+def _notes_with(indexes: str, extra: str = "") -> str:
+    return ("table: notes\ncolumns:\n" + BASE.replace(", check: {min: 0}", "") + extra
+            + "indexes:\n" + indexes)
+
+
+IDX = ("  - {columns: [score]}\n"
+       "  - {columns: [title], where: {is_deleted: false}, include: [score]}\n")
+
+
+def test_retype_of_an_indexed_column_builds_its_indexes_again(repo: Path, db: Target) -> None:
+    """integer → bigint of a column in a plain and a partial INCLUDE index: the indexes are
+    built CONCURRENTLY on the shadow and swapped in; the catalog is then a fresh table's."""
+    propose(repo, _notes_with(IDX))
+    apply(repo, db)
+    with connect(db) as conn:
+        conn.execute("INSERT INTO notes (title, score) SELECT 'n' || g, g FROM "
+                     "generate_series(1, %s) g", (ROWS,))
+        conn.commit()
+    before, old_catalog = checksum(db, "notes"), catalog(db, "notes")
+    text = _notes_with(IDX).replace("{name: score, type: integer}", "{name: score, type: bigint}")
+    dry = api.propose(repo, stdin=text, actor="user:test", dry_run=True)
+    assert dry.ok, dry
+    assert any("index: ix_notes_score built again" in s for s in dry.online_steps)
+    propose(repo, text)
+    assert "CREATE INDEX CONCURRENTLY" in api.plan(repo, database_url=db.url).sql
+    apply(repo, db)
+    assert checksum(db, "notes") == before
+    propose(repo, text.replace("table: notes", "table: fresh"))
+    apply(repo, db)
+    assert catalog(db, "notes") == [tuple(v.replace("fresh", "notes") for v in row)
+                                    for row in catalog(db, "fresh")]
+    assert api.status(repo, database_url=db.url).to_json()["drift"] == []
+    assert api.rollback(repo, database_url=db.url, actor="user:test").ok  # fresh
+    assert api.rollback(repo, database_url=db.url, actor="user:test").ok  # the retype
+    assert catalog(db, "notes") == old_catalog and checksum(db, "notes") == before
+
+
+def test_unique_violation_written_during_the_backfill_stops_before_the_contract(
+        repo: Path, db: Target) -> None:
+    code = "  - {name: code, type: varchar(40), unique: true}\n"
+    propose(repo, _notes_with("  - {columns: [score]}\n", code))
+    apply(repo, db)
+    with connect(db) as conn:
+        conn.execute("INSERT INTO notes (title, score, code) SELECT 'n' || g, g, 'c' || g FROM "
+                     "generate_series(1, %s) g", (ROWS,))
+        conn.execute("INSERT INTO notes (title) VALUES ('no code')")
+        conn.commit()
+    old_catalog = catalog(db, "notes")
+    tight = code.replace("unique: true}", "unique: true, nullable: false, backfill: none}")
+    propose(repo, _notes_with("  - {columns: [score]}\n", tight))
+    written: list[str] = []
+
+    def during(step: str, done: int, total: int | None) -> None:
+        if step.startswith("backfill") and not written:  # a second NULL: 'none' twice
+            with connect(db) as conn:
+                conn.execute("INSERT INTO notes (title) VALUES ('no code either')")
+                conn.commit()
+            written.append(step)
+
+    import re
+
+    cfg = repo / "schemactl.toml"
+    cfg.write_text(re.sub(r"(?m)^batch_rows = \d+$", "batch_rows = 500", cfg.read_text()))
+    git(repo, "commit", "-qam", "small batches")
+    from schemactl.errors import SchemactlError
+
+    with pytest.raises(SchemactlError) as err:
+        api.apply(repo, database_url=db.url, actor="user:test", progress=during)
+    assert written and err.value.code == "online_stopped", err.value
+    assert "uq_notes_code is unique" in err.value.message and "stopped" in err.value.message
+    assert catalog(db, "notes") == old_catalog  # expand undone, no index left behind
+    with connect(db) as conn:
+        conn.execute("UPDATE notes SET code = 'second' WHERE title = 'no code either'")
+        conn.commit()
+    apply(repo, db)
+    assert one(db, "SELECT count(*) FROM notes WHERE code = 'none'") == 1
+    assert one(db, "SELECT count(*) FROM pg_constraint WHERE conname = 'uq_notes_code'") == 1
+
+
+def test_check_accepts_a_rename_and_retype_of_an_indexed_column(repo: Path, db: Target) -> None:
+    propose(repo, _notes_with(IDX))
+    git(repo, "branch", "base")
+    git(repo, "checkout", "-q", "-b", "pr")
+    propose(repo, _notes_with(IDX.replace("score", "points")).replace(
+        "{name: score, type: integer}", "{name: points, type: bigint, renamed_from: score}"))
     data = api.check(repo, base="base", database_url=db.url).to_json()
     assert data["ok"] and data["violations"] == [], data["violations"]
     assert data["round_trip"]["ok"], data["round_trip"]

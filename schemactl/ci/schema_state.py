@@ -267,6 +267,11 @@ def apply_ops(state: State, ops: Iterable[Any], migration: str,
             s.pop("comment", None)
         elif kind == "OnlineColumnSpec":  # expand, backfill, contract (codegen.online)
             spec = op.spec
+            if spec["old"] != spec["new"] and spec.get("indexes"):  # they follow the column
+                _rename_columns_into(s, {"columns": [[spec["old"], spec["new"]]], "checks": {},
+                                         "where": {}, "names": [
+                                             ["index", ix["old_name"], ix["name"]]
+                                             for ix in spec["indexes"]]})
             for key in [k for k in s if k.partition(":")[2] == spec["old"]
                         and k.partition(":")[0] in ("column", "column_comment")]:
                 del s[key]

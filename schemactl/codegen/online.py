@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemactl.codegen.metadata import default_sql, effective_comment
-from schemactl.model.definitions import Column, normalise_type
+from schemactl.model.definitions import Column, TableDef, normalise_type
 from schemactl.model.naming import short_name
 from schemactl.model.online import ColumnChange
 
@@ -39,6 +39,8 @@ STEP_LOCKS = (
                "CREATE TRIGGER), under lock_timeout"),
     ("backfill", "ROW EXCLUSIVE: row locks of one primary-key batch at a time, autocommit"),
     ("validate", "SHARE UPDATE EXCLUSIVE (VALIDATE CONSTRAINT): reads and writes go on"),
+    ("index", "SHARE UPDATE EXCLUSIVE (CREATE INDEX CONCURRENTLY on the shadow column): "
+              "reads and writes go on"),
     ("contract", "ACCESS EXCLUSIVE for milliseconds (renames, SET NOT NULL with a valid "
                  "CHECK, DROP TRIGGER), under lock_timeout"),
     ("archive", "ACCESS SHARE while the old values are copied, then ACCESS EXCLUSIVE for "
@@ -108,6 +110,7 @@ def spec(op: OnlineColumnOp, revision: str) -> dict[str, Any]:
         "function": short_name(f"_sc_sync_{tag}"), "trigger": short_name(f"_sc_sync_{tag}"),
         "check": short_name(f"_sc_nn_{tag}"),
         "archive": short_name(f"{op.table_name}__{old.name}__{revision}"),
+        "indexes": op.info.get("indexes", []),
     }
 
 
@@ -143,6 +146,11 @@ def explain(op: OnlineColumnOp) -> list[str]:
         lines.append(f"     every value must fit {ch.new.type}: the run stops before the "
                      "contract, naming rows, and undoes the expand when one does not")
     step = 3
+    for idx in op.info.get("indexes", []):
+        lines.append(f"  {step}. index: {idx['name']} built again on {shadow}, CONCURRENTLY, "
+                     f"swapped in at the contract (the old one goes with the old column) "
+                     f"[{STEP_LOCKS[3][1]}]")
+        step += 1
     if not ch.new.nullable:
         lines.append(f"  {step}. validate: CHECK ({shadow} IS NOT NULL) NOT VALID, then "
                      f"VALIDATE [{STEP_LOCKS[2][1]}]")
@@ -150,9 +158,9 @@ def explain(op: OnlineColumnOp) -> list[str]:
     lines.append(f"  {step}. contract: one short transaction"
                  + (" swaps the names" if not ch.renamed else f" retires {ch.old.name}")
                  + (", SET NOT NULL, drops the check" if not ch.new.nullable else "")
-                 + f", drops the trigger [{STEP_LOCKS[3][1]}]")
+                 + f", drops the trigger [{STEP_LOCKS[4][1]}]")
     lines.append(f"  {step + 1}. archive: the old column's values go to "
-                 f"schemactl_archive, then the copied column is dropped [{STEP_LOCKS[4][1]}]")
+                 f"schemactl_archive, then the copied column is dropped [{STEP_LOCKS[5][1]}]")
     return lines
 
 
@@ -170,3 +178,66 @@ def helper_source() -> str:
     locks = "".join(f"\n    {name!r}: {lock!r}," for name, lock in STEP_LOCKS)
     return (f"ONLINE_STEP_LOCKS = {{{locks}\n}}\n"
             + (TEMPLATES_DIR / "online_helpers.py").read_text(encoding="utf-8"))
+
+
+def shadow_indexes(before: TableDef, after: TableDef, ch: ColumnChange
+                   ) -> list[dict[str, Any]]:
+    """The indexes (and unique key) on the changed column, as the helper builds them again
+    on the shadow column (CREATE INDEX CONCURRENTLY, forward and back) and swaps them in."""
+    from schemactl.model.online import rename_columns
+
+    old, new = ch.old.name, ch.new.name
+    shadow = new if ch.renamed else short_name(f"{SHADOW_PREFIX}{new}")
+    back_shadow = old if ch.renamed else short_name(f"{SHADOW_PREFIX}{old}")
+    moved = rename_columns(before, {old: new})
+    out: list[dict[str, Any]] = []
+    for idx_before, idx in zip(before.indexes, moved.indexes, strict=True):
+        if new not in (*idx.columns, *idx.include, *(p.column for p in idx.where)):
+            continue
+        name, old_name = idx.index_name(after.table), idx_before.index_name(before.table)
+        out.append({"name": name, "old_name": old_name, "constraint": False,
+                    "tmp": short_name(f"_sc_ix_{name}"),
+                    "old_hidden": short_name(f"_sc_old_{old_name}"),
+                    **_index_sql(after.table, idx, new, shadow),
+                    **_index_sql(before.table, idx_before, old, back_shadow, "_back")})
+    if ch.old.unique and ch.new.unique:
+        from schemactl.model.definitions import Index
+        from schemactl.model.naming import uq_name
+
+        name, old_name = uq_name(after.table, new), uq_name(before.table, old)
+        out.append({"name": name, "old_name": old_name, "constraint": True,
+                    "tmp": short_name(f"_sc_ix_{name}"),
+                    "old_hidden": short_name(f"_sc_old_{old_name}"),
+                    **_index_sql(after.table, Index((new,), unique=True), new, shadow),
+                    **_index_sql(before.table, Index((old,), unique=True), old, back_shadow,
+                                 "_back")})
+    return out
+
+
+def _index_sql(table: str, idx: Any, column: str, shadow: str, suffix: str = ""
+               ) -> dict[str, Any]:
+    """``create``: CREATE INDEX CONCURRENTLY of ``idx`` with ``column`` read from ``shadow``
+    (named ``{name}``: the helper fills it in); ``dup``: its keys and predicate, to name the
+    rows a unique build refused."""
+    from dataclasses import replace
+
+    from schemactl.codegen.expressions import index_keys_sql, predicate_sql
+
+    def n(c: str) -> str:
+        return shadow if c == column else c
+
+    moved = replace(idx, columns=tuple(n(c) for c in idx.columns),
+                    include=tuple(n(c) for c in idx.include),
+                    where=tuple(replace(p, column=n(p.column)) for p in idx.where))
+    keys = [k + (f" {moved.opclass}" if moved.opclass else "") for k in index_keys_sql(moved)]
+    sql = (f"CREATE {'UNIQUE ' if moved.unique else ''}INDEX CONCURRENTLY IF NOT EXISTS "
+           f"{{name}} ON public.\"{table}\" USING {moved.using or 'btree'} "
+           f"({', '.join(keys)})")
+    if moved.include:
+        sql += f" INCLUDE ({', '.join(moved.include)})"
+    if moved.storage:
+        sql += " WITH (" + ", ".join(f"{k} = {v}" for k, v in moved.storage) + ")"
+    where = predicate_sql(moved.where)
+    if where:
+        sql += f" WHERE {where}"
+    return {f"create{suffix}": sql, f"dup{suffix}": [", ".join(index_keys_sql(moved)), where]}

@@ -272,7 +272,10 @@ def _alter_table(old: TableDef, new: TableDef) -> tuple[list[Any], list[Change]]
     constraint_ops += made
     changes += ch
 
-    old_idx = {i.index_name(table): i for i in old.indexes}
+    # an index on a column renamed online is carried along (built again on the shadow)
+    carried = rename_columns(old, {o.change.old.name: o.change.new.name for o in online
+                                   if o.change.renamed})
+    old_idx = {i.index_name(table): i for i in carried.indexes}
     new_idx = {i.index_name(table): i for i in new.indexes}
     for name, idx in old_idx.items():
         if name not in new_idx or new_idx[name] != idx:
@@ -293,7 +296,7 @@ def _alter_table(old: TableDef, new: TableDef) -> tuple[list[Any], list[Change]]
 
 def _online_ops(old: TableDef, new: TableDef, key: tuple[str, ...]) -> list[Any]:
     """The column changes that run online (expand, backfill, contract), one op each."""
-    from schemactl.codegen.online import OnlineColumnOp, describe, explain
+    from schemactl.codegen.online import OnlineColumnOp, describe, explain, shadow_indexes
 
     out = []
     for change in online_changes(old, new):
@@ -301,6 +304,7 @@ def _online_ops(old: TableDef, new: TableDef, key: tuple[str, ...]) -> list[Any]
             continue  # the rules refuse it; the plan shows the direct change they refuse
         op = OnlineColumnOp(new.table, ColumnChange(new.table, change.old, change.new),
                             key[0])
+        op.info["indexes"] = shadow_indexes(old, new, op.change)
         op.info["describe"] = describe(op)
         op.info["explain"] = explain(op)
         out.append(op)

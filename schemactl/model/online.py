@@ -150,10 +150,16 @@ def online_problem(before: TableDef, change: ColumnChange) -> str | None:
         return None  # renamed in the catalog: no backfill, the index and keys follow
     if not before.primary_key or len(before.primary_key) != 1:
         return f"{change.table} needs a one-column primary key to backfill in batches"
-    if old.references or new.references or old.unique or new.unique:
-        return f"{name} has a foreign key or unique constraint"
-    if any(old.name in idx.columns for idx in before.indexes):
-        return f"{name} is in an index"
+    if old.references or new.references or any(old.name in r.columns
+                                                 for r in before.references):
+        return f"{name} has a foreign key"
+    if old.unique != new.unique:
+        return f"{name} gains or loses its unique constraint in the same change"
+    if old.check is not None or new.check is not None:
+        return f"{name} has a check (it would go with the old column)"
+    if any(c.generated is not None and old.name in c.generated.columns
+           for c in before.columns) or any(old.name in (c.left, c.right) for c in before.checks):
+        return f"{name} is read by a generated column or a table check"
     if old.type != new.type and change.cast is None:
         return f"{old.type} → {new.type} is not on the online cast whitelist"
     return None

@@ -42,6 +42,8 @@ def _online_sql(s: dict[str, Any]) -> list[str]:
         out += [step("validate") + f"ALTER TABLE public.{t} ADD CONSTRAINT {_qi(s['check'])} "
                 f"CHECK ({sh} IS NOT NULL) NOT VALID",
                 f"ALTER TABLE public.{t} VALIDATE CONSTRAINT {_qi(s['check'])}"]
+    for ix in s.get("indexes", []):
+        out.append(step("index") + ix["create"].replace("{name}", _qi(ix["tmp"])))
     contract = _contract_sql(s)
     out += [step("contract") + "-- one transaction under lock_timeout:\n" + contract[0],
             *contract[1:]]
@@ -102,6 +104,16 @@ def _contract_sql(s: dict[str, Any]) -> list[str]:
         out.append(f"ALTER TABLE public.{t} ALTER COLUMN {new} SET DEFAULT {s['default']}")
     comment = "NULL" if s["comment"] is None else "'" + s["comment"].replace("'", "''") + "'"
     out.append(f"COMMENT ON COLUMN public.{t}.{new} IS {comment}")
+    # The indexes built on the shadow take their names; the old ones go with the old column.
+    for ix in s.get("indexes", []):
+        if ix["constraint"]:
+            out += [f"ALTER TABLE public.{t} RENAME CONSTRAINT {_qi(ix['old_name'])} TO "
+                    f"{_qi(ix['old_hidden'])}",
+                    f"ALTER TABLE public.{t} ADD CONSTRAINT {_qi(ix['name'])} UNIQUE USING "
+                    f"INDEX {_qi(ix['tmp'])}"]
+        else:
+            out += [f"ALTER INDEX public.{_qi(ix['old_name'])} RENAME TO {_qi(ix['old_hidden'])}",
+                    f"ALTER INDEX public.{_qi(ix['tmp'])} RENAME TO {_qi(ix['name'])}"]
     return out
 
 
@@ -158,6 +170,12 @@ def _reverse_spec(s: dict[str, Any]) -> dict[str, Any]:
         "archive": _short(s["archive"][:50] + "_down"),
         "restore_nulls_from": s["archive"] if s["backfill"] is not None else None,
         "restore_backfill": s["backfill"],
+        "indexes": [{**ix, "name": ix["old_name"], "old_name": ix["name"],
+                     "tmp": _short("_sc_ix_" + ix["old_name"]),
+                     "old_hidden": _short("_sc_old_" + ix["name"]),
+                     "create": ix["create_back"], "create_back": ix["create"],
+                     "dup": ix["dup_back"], "dup_back": ix["dup"]}
+                    for ix in s.get("indexes", [])],
     })
     return rev
 
@@ -287,6 +305,7 @@ class _OnlineRun:
             self._validate()
             step = "contract"
         if step == "contract":
+            self._build_indexes()
             self._short_tx(_contract_sql(s), "archive")
             self._report("contract")
             step = "archive"
@@ -426,6 +445,31 @@ class _OnlineRun:
                 self._stop_if(f"{_qi(s['shadow'])} IS NULL", "NULL")
             raise
         self._set("contract")
+
+    def _build_indexes(self) -> None:
+        """The changed column's indexes built again on the shadow, CONCURRENTLY (reads and
+        writes go on); a duplicate key stops the run before the contract, naming rows."""
+        for ix in self.s.get("indexes", []):
+            tmp = f"public.{_qi(ix['tmp'])}"
+            row = self.conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = "
+                                    "to_regclass(%s)", (tmp,)).fetchone()
+            if row is not None and row[0]:
+                continue  # built by a run that died after it
+            if row is not None:  # an invalid leftover of a killed build
+                self.conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {tmp}")
+            try:
+                self.conn.execute(ix["create"].replace("{name}", _qi(ix["tmp"])))
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) != "23505":
+                    raise
+                self.conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {tmp}")
+                keys, where = ix["dup"]
+                self._stop_if(f"({keys}) IN (SELECT {keys} FROM {self.t} WHERE "
+                              f"{where or 'true'} GROUP BY {keys} HAVING count(*) > 1)"
+                              + (f" AND {where}" if where else ""),
+                              f"that another row holds too ({ix['name']} is unique)")
+                raise
+            self._report(f"index {ix['name']}")
 
     def _archive(self) -> None:
         """Copy the old column's values to the archive (keyed by row), then drop the copy."""
