@@ -483,18 +483,29 @@ def _apply_state(sr: SchemaRepo, target: Target, db_rev: str | None, todo: list[
                  ) -> tuple[list[dict[str, str]], dict[str, object] | None, str | None]:
     """Drift (what pending migrations already made marked as theirs), the newest complete
     backup, and what an interrupted apply left."""
-    from schemactl.errors import SchemactlError
+    from schemactl.errors import translate
     from schemactl.pipeline import backup, drift, runner
 
     try:
         found = drift.detect_drift(sr, target, db_rev)
         if todo:
             found = drift.mark_pending(sr, target, found, todo, todo[-1])
-    except SchemactlError as exc:  # status still answers when the drift check cannot run
-        found = [{"kind": "unchecked", "table": "", "message": f"drift not checked: {exc}"}]
+    except Exception as exc:  # status still answers when the drift check cannot run
+        known = translate(exc)  # a connection that failed after the first one, too
+        if known is None:
+            raise
+        found = [{"kind": "unchecked", "table": "",
+                  "message": f"drift not checked: {target.scrub(known.message)}"}]
     backups = backup.list_backups(sr)
     last = backups[0].to_json() if backups else None
-    return found, last, runner.pipeline_state(sr, target)
+    try:
+        interrupted = runner.pipeline_state(sr, target)
+    except Exception as exc:
+        known = translate(exc)
+        if known is None:
+            raise
+        interrupted = f"unknown: the run journal could not be read ({target.scrub(known.message)})"
+    return found, last, interrupted
 
 
 # -- history / backups -------------------------------------------------------------

@@ -301,8 +301,10 @@ class Campaign:
         self._check_git(o, run)
         code, st = cli(repo, "status", "--database-url", db.url)
         if code != 0 or st.get("interrupted") or st.get("drift") or st.get("pending"):
-            o.problems.append(f"status after: interrupted={st.get('interrupted')} "
-                              f"pending={st.get('pending')} drift={st.get('drift')}")
+            o.problems.append(f"status after: exit {code} interrupted={st.get('interrupted')} "
+                              f"pending={st.get('pending')} drift={st.get('drift')} "
+                              f"error={st.get('error')} {st.get('unparsable') or ''}"
+                              f"{st.get('stderr') or ''}")
 
     def _converge_fleet(self, o: Outcome, run: Run) -> None:
         repo = run.repo

@@ -23,6 +23,8 @@ class TcpProxy:
         self.closed = threading.Event()
         self.conns: list[socket.socket] = []
         self.lock = threading.Lock()
+        # How many more connections to forward (None: all); the rest are closed at once.
+        self.allow: int | None = None
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -31,6 +33,11 @@ class TcpProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.allow is not None:
+                if self.allow <= 0:
+                    client.close()
+                    continue
+                self.allow -= 1
             try:
                 server = socket.create_connection(self.upstream, timeout=10)
             except OSError:

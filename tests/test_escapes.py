@@ -131,3 +131,22 @@ def _idle_in_transaction(db: Target) -> bool:
                            "current_database() and state = 'idle in transaction' and "
                            "application_name like 'schemactl apply%%'").fetchone()
     return bool(row and row[0])
+
+
+def test_status_answers_when_its_later_connections_fail(repo: Path, db: Target, cli) -> None:  # type: ignore[no-untyped-def]
+    """Seen in the fault campaign: status printed no status object when a connection after
+    its first one failed (a loaded machine, a flapping network). It still answers, saying
+    what it could not check."""
+    from tests.apply_helpers import add_notes
+
+    add_notes(repo)
+    assert cli("apply", "--json", "--database-url", db.url, cwd=repo).code == 0
+    parts = urlsplit(db.url)
+    with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+        proxy.allow = 1
+        st = cli("status", "--json", "--database-url", _proxied(db, proxy.port).url, cwd=repo)
+    assert "Traceback" not in st.stderr
+    js = st.json
+    assert st.code == 0 and js["command"] == "status", st
+    assert js["db_revision"] == "0002_notes" and js["pending"] == []
+    assert any(d.get("kind") == "unchecked" for d in js["drift"]), js
