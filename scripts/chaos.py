@@ -61,10 +61,11 @@ def main() -> int:
     print(f"runs {len(outcomes)} in {time.monotonic() - started:.0f} s; faults "
           + ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items()))
           + f"; kill points {len(points)}; wedged {len(wedged)}; rows lost {lost}")
-    said = Counter(o.status_said.split(":")[0] if o.kind != "kill-fleet" else "fleet: "
-                   + ", ".join(sorted({p.split(": ", 1)[-1].split(":")[0]
-                                       for p in o.status_said.split("; ")}))
-                   for o in outcomes)
+    said: Counter[str] = Counter()
+    for o in outcomes:  # a fleet run says one thing per target
+        for part in o.status_said.split("; "):
+            said[part.split(": ", 1)[-1].split(":")[0] if o.kind == "kill-fleet"
+                 else part.split(":")[0]] += 1
     print("status after the fault: " + ", ".join(f"{k} {n}" for k, n in sorted(said.items())))
     return 1 if wedged or lost else 0
 
