@@ -11,7 +11,8 @@ in one run:
   pg_dump, DDL, verify, audit and commit hand-off); the overhead is everything but the
   backup and the DDL.
 
-The load average of the shared machine is printed at the start and the end.
+The load average of the shared machine is printed at the start and the end. The scratch
+repository's commits and base fields come from ``benchkit`` (shared by the benchmarks).
 
     python scripts/bench_fleet.py [--targets 50] [--parallel 4]
 """
@@ -29,15 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-NOTES = """table: notes
-columns:
-  - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
-  - {name: created_at, type: timestamptz, nullable: false, default: now()}
-  - {name: updated_at, type: timestamptz, nullable: false, default: now()}
-  - {name: is_deleted, type: boolean, nullable: false, default: false}
-  - {name: created_by, type: bigint}
-  - {name: body, type: text, nullable: false}
-"""
+from benchkit import BASE_COLUMNS, git_commit, load_average
+
+NOTES = ("table: notes\ncolumns:\n" + BASE_COLUMNS
+         + "  - {name: body, type: text, nullable: false}\n")
 
 NOTES_MIGRATION = '''"""notes table"""
 import sqlalchemy as sa
@@ -89,22 +85,12 @@ def downgrade() -> None:
 '''
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=bench", "-c",
-                    "user.email=bench@example.com", *args], check=True, capture_output=True)
-
-
-def commit(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-
-
 def add_column(repo: Path, revision: str, down: str, column: str) -> None:
     (repo / "migrations" / "versions" / f"{revision}.py").write_text(
         COLUMN.format(revision=revision, down=down, column=column))
     with open(repo / "dynamic_schema" / "notes.yaml", "a") as fh:
         fh.write(f"  - {{name: {column}, type: text}}\n")
-    commit(repo, f"propose notes.{column}")
+    git_commit(repo, f"propose notes.{column}")
 
 
 def cli(repo: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -147,10 +133,10 @@ def main() -> int:
             fh.write("\n".join(toml))
         (repo / "migrations" / "versions" / "0002_notes.py").write_text(NOTES_MIGRATION)
         (repo / "dynamic_schema" / "notes.yaml").write_text(NOTES)
-        commit(repo, "targets and notes")
+        git_commit(repo, "targets and notes")
         os.environ["PGPASSWORD"] = env["PGPASSWORD"]
 
-        load_start = list(os.getloadavg())
+        load_start = load_average()
         print(f"{args.targets} targets on one embedded PostgreSQL; bringing them to 0002_notes",
               file=sys.stderr)
         first = cli(repo, "apply", "--all", "--parallel", str(args.parallel), "--json", env=env)
@@ -182,6 +168,9 @@ def main() -> int:
                               on_event=on_event)
         inproc_s = time.monotonic() - t0
         assert res.ok, res.error
+        print(json.dumps({"fleet_apply_s": round(fleet_s, 2),
+                          "sequential_processes_s": round(seq_s, 2),
+                          "in_process_parallel_1_s": round(inproc_s, 2)}), file=sys.stderr)
         steps = ("lock", "drift check", "backup", "ddl", "verify", "audit")
         per: dict[str, list[float]] = {k: [] for k in (*steps, "overhead", "total")}
         prev_end = t0
@@ -196,7 +185,7 @@ def main() -> int:
                     at["verify"], at["audit"], end]
             # probe + lock connection, then under the lock: recovery check, plan, journal
             names_ = ("lock", "plan", "drift check", "backup", "ddl", "verify", "audit")
-            spans = dict(zip(names_, [b - a for a, b in zip(cuts, cuts[1:], strict=True)],
+            spans = dict(zip(names_, [b - a for a, b in zip(cuts, cuts[1:], strict=False)],
                              strict=True))
             spans["lock"] += spans.pop("plan")
             for k in steps:
@@ -209,7 +198,7 @@ def main() -> int:
         med = statistics.median
         print(json.dumps({
             "targets": args.targets, "parallel": args.parallel,
-            "load_average_start": load_start, "load_average_end": list(os.getloadavg()),
+            "load_average_start": load_start, "load_average_end": load_average(),
             "fleet_apply_s": round(fleet_s, 2),
             "sequential_processes_s": round(seq_s, 2),
             "speedup": round(seq_s / fleet_s, 2),

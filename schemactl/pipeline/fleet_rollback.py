@@ -86,7 +86,7 @@ class FleetRollback:
     commit: str | None
     to: str
     removed: list[str]  # revisions whose migrations left git in this run's commit
-    kept: list[str]  # revisions rolled back somewhere that stay in git
+    kept: list[str]  # the revisions above ``to`` that stay in git (some target holds them)
     kept_for: list[str]  # why: the configured targets that still have them (or may)
 
 
@@ -282,9 +282,8 @@ def rollback_fleet(repo: SchemaRepo, members: list[Member], actor: str, to: str,
         holders = _holders(repo, above, outcomes) if above else []
         removed = above if above and not holders else []
         sha = _commit(repo, actor, to, outcomes, commits, removed, holders)
-    rolled = sorted({r for o in outcomes for r in o.rolled_back}, key=above.index)
     return FleetRollback(targets=outcomes, commit=sha, to=to, removed=list(removed),
-                         kept=[] if removed else rolled, kept_for=holders)
+                         kept=[] if removed else list(above), kept_for=holders)
 
 
 def _commit(repo: SchemaRepo, actor: str, to: str, outcomes: list[RollbackOutcome],
