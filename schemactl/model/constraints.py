@@ -1,5 +1,6 @@
-"""The structured parts of a definition beyond columns: checks, foreign-key actions, index
-predicates, storage parameters and generated columns (DESIGN.md, Beyond the basics).
+"""The structured parts of a definition beyond columns: checks, foreign-key actions,
+composite foreign keys, index predicates and expression keys, storage parameters and
+generated columns (DESIGN.md, Beyond the basics).
 
 Each is a frozen dataclass of plain values with ``to_dict`` (the definition's own form)
 and ``from_dict`` (structure only: keys and value kinds, raising :class:`StructureError`;

@@ -1,5 +1,6 @@
-"""Drift in what Alembic's comparison does not see: CHECK constraints, foreign-key actions,
-partial-index predicates and generated-column expressions.
+"""Drift in what Alembic's comparison does not see: CHECK constraints, foreign-key actions
+(of one-column and composite keys), partial-index predicates and generated-column
+expressions.
 
 `alembic.autogenerate.compare_metadata` ignores CHECK constraints and index predicates and
 compares foreign keys without their ON DELETE/ON UPDATE actions. This reads them from the
