@@ -295,7 +295,9 @@ def propose(repo: PathLike | None = None, file: PathLike | None = None,
         if given or replace:
             raise BadInputError("--revert takes a revision and no definition",
                                 hint="schemactl propose --revert 0003_ab12cd34")
-        if not revert or not revert.replace("_", "").isalnum() or len(revert) > 64:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", revert):
             raise BadInputError(f"--revert: {revert[:80]!r} is not a revision id",
                                 hint="take it from `schemactl status` or migrations/versions/")
         return replacing.revert(sr, revert, actor=who, dry_run=dry_run,
