@@ -28,3 +28,15 @@ def test_one_archive_block_for_migrations_and_restores() -> None:
                                         registry=False)
     assert "RETURN;" in restore and "CREATE SCHEMA" not in restore
     assert "DROP" not in block.upper()
+
+
+def test_the_online_helper_creates_the_registry_with_the_same_sql() -> None:
+    from schemactl.codegen import online
+
+    namespace: dict[str, Any] = {"Any": Any}
+    exec(online.helper_source(), namespace)  # noqa: S102 - our own helper text
+    assert namespace["ONLINE_REGISTRY_SQL"] == sqltext.REGISTRY_SQL
+    from schemactl.resources import TEMPLATES_DIR
+
+    template = (TEMPLATES_DIR / "online_helpers.py").read_text(encoding="utf-8")
+    assert "archive_registry (\n" not in template  # no copy of the table's definition

@@ -173,10 +173,12 @@ def render_calls(op: OnlineColumnOp, revision: str) -> tuple[list[str], list[str
 
 def helper_source() -> str:
     """The helper functions a migration with an online change carries (plain Alembic)."""
+    from schemactl.codegen.sqltext import REGISTRY_SQL
     from schemactl.resources import TEMPLATES_DIR
 
     locks = "".join(f"\n    {name!r}: {lock!r}," for name, lock in STEP_LOCKS)
     return (f"ONLINE_STEP_LOCKS = {{{locks}\n}}\n"
+            f"ONLINE_REGISTRY_SQL = {REGISTRY_SQL!r}\n"
             + (TEMPLATES_DIR / "online_helpers.py").read_text(encoding="utf-8"))
 
 

@@ -1,9 +1,10 @@
 """SQL text more than one writer emits: quoting, the archive's PL/pgSQL, tidy offline output.
 
 The migration renderer (:mod:`schemactl.codegen.render`, whose helpers are copied into
-every migration file), the backup restore (:mod:`schemactl.pipeline.restore`), the archive
-reader (:mod:`schemactl.pipeline.archive`) and the default writer
-(:mod:`schemactl.codegen.metadata`) all take their SQL spelling from here.
+every migration file, the online change's helper among them), the backup restore
+(:mod:`schemactl.pipeline.restore`), the archive reader (:mod:`schemactl.pipeline.archive`)
+and the default writer (:mod:`schemactl.codegen.metadata`) all take their SQL spelling
+from here.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 '''
 
-# Creates the archive schema and its registry when missing (every archiving step runs it).
+# Creates the archive schema and its registry when missing (every archiving step runs it,
+# the online change's archive step too: codegen/online.py writes it into its helper).
 REGISTRY_SQL = f"""  CREATE SCHEMA IF NOT EXISTS {ARCHIVE_SCHEMA};
   CREATE TABLE IF NOT EXISTS {ARCHIVE_SCHEMA}.{ARCHIVE_REGISTRY} (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

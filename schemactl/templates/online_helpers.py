@@ -522,17 +522,3 @@ class _OnlineRun:
                 f"UPDATE {self.t} AS t SET {_qi(s['new'])} = NULL FROM "
                 f"schemactl_archive.{_qi(archive)} AS a WHERE a.{self.k} = t.{self.k} "
                 f"AND a.{_qi(s['new'])} IS NULL AND t.{_qi(s['new'])} = {backfill}")
-
-
-ONLINE_REGISTRY_SQL = """CREATE TABLE IF NOT EXISTS schemactl_archive.archive_registry (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    revision text NOT NULL,
-    kind text NOT NULL,
-    source_schema text NOT NULL DEFAULT 'public',
-    source_table text NOT NULL,
-    source_column text,
-    archive_schema text NOT NULL DEFAULT 'schemactl_archive',
-    archive_table text NOT NULL,
-    row_count bigint,
-    archived_at timestamptz NOT NULL DEFAULT now()
-  )"""
