@@ -173,7 +173,8 @@ def resolve_target(repo: RepoPaths | None, url: str | None = None) -> Target:
 
 # Every connection is bounded: the connect itself, and a peer that vanishes without a word
 # (TCP keepalives; tcp_user_timeout: unacknowledged data). A session that dies this way is
-# dropped by the server with its advisory locks.
+# dropped by the server with its advisory locks. A peer that acks but never answers is the
+# watchdog's (adapters/watchdog.py).
 BOUNDS: dict[str, Any] = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10,
                           "keepalives_interval": 5, "keepalives_count": 3,
                           "tcp_user_timeout": 30000}
@@ -197,7 +198,7 @@ def connect(target: Target, *, autocommit: bool = True,
     kwargs["options"] = " ".join(f"-c {k}={v}" for k, v in
                                  {**SERVER_BOUNDS, **(options or {})}.items())
     try:
-        return psycopg.connect(target.url, **kwargs)
+        conn = psycopg.connect(target.url, **kwargs)
     except psycopg.OperationalError as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         reason = target.scrub(" ".join(lines)[:300]) or type(exc).__name__
@@ -206,6 +207,10 @@ def connect(target: Target, *, autocommit: bool = True,
             f"(database {target.database}): {reason}",
             hint="check that the server runs and --database-url / DATABASE_URL is right",
         ) from None
+    from schemactl.adapters import watchdog
+
+    watchdog.watch(conn, target.url)
+    return conn
 
 
 def make_engine(target: Target, options: dict[str, str] | None = None) -> Engine:
@@ -218,7 +223,16 @@ def make_engine(target: Target, options: dict[str, str] | None = None) -> Engine
     # implicit transaction that Alembic never commits (DESIGN.md, Known pitfalls).
     connect_args["options"] = " ".join(f"-c {k}={v}" for k, v in
                                        {**SERVER_BOUNDS, **(options or {})}.items())
-    return create_engine(target.sqlalchemy_url, poolclass=NullPool, connect_args=connect_args)
+    engine = create_engine(target.sqlalchemy_url, poolclass=NullPool, connect_args=connect_args)
+    from sqlalchemy import event
+
+    from schemactl.adapters import watchdog
+
+    @event.listens_for(engine, "connect")
+    def _watch(dbapi_connection: Any, _record: Any) -> None:
+        watchdog.watch(dbapi_connection, target.url)
+
+    return engine
 
 
 _engines: OrderedDict[str, Engine] = OrderedDict()

@@ -176,6 +176,9 @@ def run_pg_dump(exe: Path, target: Target, args: list[str], *,
     assert proc.stderr is not None
     reader = threading.Thread(target=read_stderr, args=(proc.stderr,), daemon=True)
     reader.start()
+    from schemactl.adapters import watchdog
+
+    watchdog.watch_process(proc, target.url)  # a frozen server ends pg_dump, not the run
     try:
         if out is not None:
             assert proc.stdout is not None
