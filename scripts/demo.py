@@ -3,8 +3,10 @@
 In a temporary schema repository: init, propose two tables (one with a pgvector
 column), apply, insert rows, evolve a table (new column + index), apply (its backup
 holds the data of the evolved table only), list and verify the backups, show status
-and history, roll back, show the archive, rename a column online, and apply to a fleet of two tenant
-databases on the same server (`apply --group tenants`). Each step runs the real
+and history, roll back, show the archive, rename a column online, take back a proposal
+no database applied (`propose --revert`), rename a table online (the old name stays a
+view), and apply to a fleet of two tenant databases on the same server
+(`apply --group tenants`). Each step runs the real
 `schemactl` command line and prints what it did; any failing step stops the run
 with a non-zero exit.
 
@@ -50,6 +52,22 @@ columns:
   - {name: created_by, type: bigint}
   - {name: name,       type: varchar(200), nullable: false}
   - {name: project_id, type: uuid, references: projects.id}
+"""
+
+# A table proposed and then taken back before any database applied it; its unique key is
+# an expression index (case-insensitive labels).
+TAGS = """\
+table: tags
+comment: Labels for characters
+columns:
+  - {name: id,         type: uuid,        primary_key: true, default: gen_random_uuid()}
+  - {name: created_at, type: timestamptz, nullable: false,   default: now()}
+  - {name: updated_at, type: timestamptz, nullable: false,   default: now()}
+  - {name: is_deleted, type: boolean,     nullable: false,   default: false}
+  - {name: created_by, type: bigint}
+  - {name: label,      type: varchar(100), nullable: false}
+indexes:
+  - {columns: [{lower: label}], unique: true, where: {is_deleted: false}}
 """
 
 # The evolution: one new constant-defaulted column and one new index.
@@ -217,6 +235,30 @@ def main(argv: list[str]) -> int:
             raise StepFailed("the renamed column's values differ")
         done(t, f"applied {', '.join(res['applied'])}; every value kept (md5 equal), "
                 "the old values archived")
+
+        t = step("propose --revert: take back a proposal that no database has applied")
+        res = schemactl(repo, "propose", "-", stdin=TAGS)
+        rev = res["migration"]["revision"]
+        show(res["migration"]["sql"])
+        res = schemactl(repo, "propose", "--revert", rev)
+        gone = not (repo / "dynamic_schema" / "tags.yaml").exists()
+        if not gone or res.get("reverted") != rev:
+            raise StepFailed(f"{rev} was not reverted")
+        done(t, f"{rev} reverted in commit {res['commit'][:8]}: its migration and "
+                "definition are gone, nothing was applied")
+
+        t = step("online: rename table characters → cast_members (the old name stays a view)")
+        current = (repo / "dynamic_schema" / "characters.yaml").read_text()
+        moved = current.replace("table: characters\n",
+                                "table: cast_members\nrenamed_from: characters\n", 1)
+        res = schemactl(repo, "propose", "-", stdin=moved)
+        res = schemactl(repo, "apply")
+        rows = sql(repo, "select (select count(*) from cast_members), "
+                         "(select count(*) from characters)")[0]
+        if rows[0] != rows[1] or rows[0] == 0:
+            raise StepFailed(f"cast_members and the characters view differ: {rows}")
+        done(t, f"applied {', '.join(res['applied'])}; {rows[0]} rows in cast_members, the "
+                "same through the view characters (old readers keep working)")
 
         t = step("history: every change has its audit entry and its commit")
         for e in schemactl(repo, "history")["entries"][:8]:

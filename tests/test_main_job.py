@@ -16,5 +16,7 @@ def test_main_job_runs_the_whole_loop() -> None:
     for needle in ("applied 0001_core", "propose: new table characters", "SC102",
                    "rolled back", "schemactl_archive.characters__mood__", "50 rows",
                    'erDiagram', '"projects" |o..o{ "characters" : "project_id"',
-                   "main job finished"):
+                   "uq_tags_lower_label ON tags (lower(\"label\"))", "reverted in commit",
+                   "50 rows in cast_members, the same through the view characters",
+                   "2 of 2 tenants at", "main job finished"):
         assert needle in out, needle
