@@ -144,8 +144,10 @@ class ValidReferences(Rule):
                                      column=col.name, tdef=tdef)
             seen.add(col.name)
         for other in sorted(owners(t) - {t}):
-            yield self.violation(f"table name {t} is already taken by an index of {other}",
-                                 table=t, tdef=tdef, hint="give the table another name")
+            yield self.violation(f"table name {t} is already taken by {other} (one of its "
+                                 "indexes or keys, or the view its table rename leaves)",
+                                 table=t, tdef=tdef, hint="give the table another name; a "
+                                 "rename's view goes with the proposal that drops renamed_from")
         index_names: set[str] = set(key_index_names(tdef))
         for idx in tdef.indexes:
             iname = idx.index_name(t)

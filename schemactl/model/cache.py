@@ -32,7 +32,7 @@ from schemactl.model.tableset import fact_keys
 
 CACHE_DIR = CACHE_PATH.parent
 CACHE_FILE = CACHE_PATH.name
-LAYOUT = 3  # the tables below and what they index; bump when either changes
+LAYOUT = 4  # the tables below and what they index; bump when either changes
 # Racy-git: a file modified within this window of being recorded may change again
 # without its mtime moving, so its recorded hash is not trusted.
 RACY_NS = 2_000_000_000

@@ -25,8 +25,10 @@ def key_index_names(tdef: TableDef) -> list[str]:
 
 
 def owned_names(tdef: TableDef) -> list[str]:
-    """Every relation name a table takes in the schema: itself, its indexes and keys."""
-    return [tdef.table, *(i.index_name(tdef.table) for i in tdef.indexes),
+    """Every relation name a table takes in the schema: itself, its indexes and keys, and
+    while a table rename is under way (``renamed_from``) the view left under the old name."""
+    view = [tdef.renamed_from] if tdef.renamed_from else []
+    return [tdef.table, *view, *(i.index_name(tdef.table) for i in tdef.indexes),
             *key_index_names(tdef)]
 
 
