@@ -190,3 +190,12 @@ def audit_lines(repo: Path) -> list[dict[str, object]]:
     if not path.exists():
         return []
     return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def idle_in_transaction(db: Target, application_name: str = "schemactl apply%") -> bool:
+    """Whether a session of ``application_name`` (a LIKE pattern) waits inside a transaction."""
+    with connect(db) as conn:
+        row = conn.execute("select count(*) from pg_stat_activity where datname = "
+                           "current_database() and state = 'idle in transaction' and "
+                           "application_name like %s", (application_name,)).fetchone()
+    return bool(row and row[0])

@@ -5,6 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 from types import TracebackType
+from urllib.parse import urlsplit
+
+from schemactl.adapters.database import Target
 
 
 class TcpProxy:
@@ -100,3 +103,12 @@ class TcpProxy:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def proxied(target: Target, port: int) -> Target:
+    """``target`` reached through a proxy listening on 127.0.0.1:``port``."""
+    parts = urlsplit(target.url)
+    host = f"127.0.0.1:{port}"
+    userinfo = parts.netloc.rsplit("@", 1)
+    return Target(parts._replace(netloc=f"{userinfo[0]}@{host}" if len(userinfo) == 2
+                                 else host).geturl())

@@ -23,6 +23,7 @@ from tests.apply_helpers import (
     audit_rows,
     columns_of,
     git,
+    idle_in_transaction,
     insert_notes,
     notes_fingerprint,
     revision_of,
@@ -309,7 +310,7 @@ def test_kill_9_then_next_apply_completes(repo: Path, db: Target, cli, step: str
         elif step == "migration":
             # 0003 committed, 0004's DDL done and its transaction still open.
             _wait_for(lambda: revision_of(db) == "0003_tags")
-            _wait_for(lambda: _idle_in_transaction(db))
+            _wait_for(lambda: idle_in_transaction(db))
         else:
             _wait_for(lambda: _journal_step(repo) == "upgraded")
     finally:
@@ -340,13 +341,6 @@ def test_kill_9_then_next_apply_completes(repo: Path, db: Target, cli, step: str
     after = cli("status", "--json", "--database-url", db.url, cwd=repo)
     assert after.json["interrupted"] is None and after.json["drift"] == []
 
-
-def _idle_in_transaction(db: Target) -> bool:
-    with connect(db) as conn:
-        row = conn.execute("select count(*) from pg_stat_activity where datname = "
-                           "current_database() and state = 'idle in transaction' and "
-                           "application_name like 'schemactl apply%%'").fetchone()
-    return bool(row and row[0])
 
 
 def test_history_says_when_the_database_did_not_answer(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]

@@ -12,9 +12,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from schemactl.adapters.database import Target, connect
-from tests.apply_helpers import add_column, add_notes, audit_rows, revision_of
-from tests.tcp_proxy import TcpProxy
+from schemactl.adapters.database import Target
+from tests.apply_helpers import (
+    add_column,
+    add_notes,
+    audit_rows,
+    idle_in_transaction,
+    revision_of,
+)
+from tests.tcp_proxy import TcpProxy, proxied
 
 
 def _clean_failure(res, code: int) -> dict:  # type: ignore[no-untyped-def,type-arg]
@@ -78,11 +84,6 @@ def test_pg_restore_errors_are_scrubbed_like_pg_dumps(tmp_path: Path) -> None:
             assert secret not in message, message
 
 
-def _proxied(db: Target, port: int) -> Target:
-    parts = urlsplit(db.url)
-    userinfo = parts.netloc.rsplit("@", 1)[0]
-    return Target(parts._replace(netloc=f"{userinfo}@127.0.0.1:{port}").geturl())
-
 
 @pytest.mark.slow
 def test_connection_cut_mid_upgrade_is_one_line_and_audited(repo: Path, db: Target) -> None:
@@ -95,7 +96,7 @@ def test_connection_cut_mid_upgrade_is_one_line_and_audited(repo: Path, db: Targ
     add_column(repo, "0003_tags", "0002_notes", "tags")
     parts = urlsplit(db.url)
     with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
-        via = _proxied(db, proxy.port)
+        via = proxied(db, proxy.port)
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
         env.update({"SCHEMACTL_TEST_PAUSE_AT": "migration", "SCHEMACTL_TEST_PAUSE_SECONDS": "3"})
         proc = subprocess.Popen([sys.executable, "-m", "schemactl.cli", "apply", "--json",
@@ -103,7 +104,7 @@ def test_connection_cut_mid_upgrade_is_one_line_and_audited(repo: Path, db: Targ
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not _idle_in_transaction(db):
+            while time.monotonic() < deadline and not idle_in_transaction(db):
                 time.sleep(0.1)
             proxy.cut()
             out, err = proc.communicate(timeout=90)
@@ -125,13 +126,6 @@ def test_connection_cut_mid_upgrade_is_one_line_and_audited(repo: Path, db: Targ
     assert revision_of(db) == "0003_tags"
 
 
-def _idle_in_transaction(db: Target) -> bool:
-    with connect(db) as conn:
-        row = conn.execute("select count(*) from pg_stat_activity where datname = "
-                           "current_database() and state = 'idle in transaction' and "
-                           "application_name like 'schemactl apply%%'").fetchone()
-    return bool(row and row[0])
-
 
 def test_status_answers_when_its_later_connections_fail(repo: Path, db: Target, cli) -> None:  # type: ignore[no-untyped-def]
     """Seen in the fault campaign: status printed no status object when a connection after
@@ -144,7 +138,7 @@ def test_status_answers_when_its_later_connections_fail(repo: Path, db: Target, 
     parts = urlsplit(db.url)
     with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
         proxy.allow = 1
-        st = cli("status", "--json", "--database-url", _proxied(db, proxy.port).url, cwd=repo)
+        st = cli("status", "--json", "--database-url", proxied(db, proxy.port).url, cwd=repo)
     assert "Traceback" not in st.stderr
     js = st.json
     assert st.code == 0 and js["command"] == "status", st

@@ -134,6 +134,24 @@ def fleet(repo: Path) -> Iterator[Fleet]:
         f.drop()
 
 
+def kill_when_audited(repo: Path, args: list[str], env: dict[str, str], count: int = 2) -> None:
+    """Run ``schemactl ARGS`` and kill -9 it once ``count`` targets' journals say `audited`."""
+    proc = subprocess.Popen([sys.executable, "-m", "schemactl.cli", *args], cwd=repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            steps = [json.loads(p.read_text()).get("step") for p in _journals(repo)]
+            if steps.count("audited") == count:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"`schemactl {' '.join(args)}` never reached {count} audited targets")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
 def _journals(repo: Path) -> list[Path]:
     return list((repo / ".schemactl").glob("journal-*.json"))
 
@@ -300,21 +318,7 @@ def test_kill_9_midway_then_rerun_applies_each_target_once(  # type: ignore[no-u
     add_notes(repo)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     env.update(fleet.env, SCHEMACTL_TEST_PAUSE_AT="audited", SCHEMACTL_TEST_PAUSE_SECONDS="60")
-    proc = subprocess.Popen([sys.executable, "-m", "schemactl.cli", "apply", "--all",
-                             "--parallel", "2", "--json"], cwd=repo, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            steps = [json.loads(p.read_text()).get("step") for p in _journals(repo)]
-            if steps.count("audited") == 2:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the fleet apply never reached two audited targets")
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    kill_when_audited(repo, ["apply", "--all", "--parallel", "2", "--json"], env)
     at_head = [n for n, db in fleet.targets.items() if revision_of(db) == "0002_notes"]
     assert len(at_head) == 2
     st = cli("status", "--all", "--json", cwd=repo, env=fleet.env)

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +16,7 @@ import pytest
 
 from tests.apply_helpers import add_notes, audit_lines, git, revision_of
 from tests.conftest import Server, git_log
-from tests.test_fleet import Fleet, _journals, _trailers
+from tests.test_fleet import Fleet, _journals, _trailers, kill_when_audited
 
 
 @pytest.fixture
@@ -47,21 +43,8 @@ def test_single_apply_after_a_killed_fleet_run_commits_only_its_own_line(  # typ
     add_notes(repo)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     env.update(fleet.env, SCHEMACTL_TEST_PAUSE_AT="audited", SCHEMACTL_TEST_PAUSE_SECONDS="60")
-    proc = subprocess.Popen([sys.executable, "-m", "schemactl.cli", "apply", "--target", "k1",
-                             "--target", "k2", "--parallel", "2", "--json"], cwd=repo, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            steps = [json.loads(p.read_text()).get("step") for p in _journals(repo)]
-            if steps.count("audited") == 2:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the fleet apply never reached two audited targets")
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    kill_when_audited(repo, ["apply", "--target", "k1", "--target", "k2", "--parallel", "2",
+                             "--json"], env)
     theirs = {ln["id"] for ln in audit_lines(repo)}
     assert len(theirs) == 2
 

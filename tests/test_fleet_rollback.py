@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +20,7 @@ from schemactl import api
 from schemactl.adapters.database import Target, connect
 from tests.apply_helpers import audit_lines, audit_rows, git, revision_of
 from tests.conftest import Server, git_log
-from tests.test_fleet import Fleet, _journals, _no_secret, _trailers
+from tests.test_fleet import Fleet, _journals, _no_secret, _trailers, kill_when_audited
 
 NOTES = """\
 table: notes
@@ -195,21 +191,7 @@ def test_kill_9_midway_then_rerun_converges(  # type: ignore[no-untyped-def]
     rev1, rev2 = _fleet_at_v2(fleet, ["k1", "k2", "k3"], pg_server, monkeypatch)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     env.update(fleet.env, SCHEMACTL_TEST_PAUSE_AT="audited", SCHEMACTL_TEST_PAUSE_SECONDS="60")
-    proc = subprocess.Popen([sys.executable, "-m", "schemactl.cli", "rollback", "--to", rev1,
-                             "--all", "--parallel", "2", "--json"], cwd=repo, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            steps = [json.loads(p.read_text()).get("step") for p in _journals(repo)]
-            if steps.count("audited") == 2:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the fleet rollback never reached two audited targets")
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    kill_when_audited(repo, ["rollback", "--to", rev1, "--all", "--parallel", "2", "--json"], env)
     assert sorted(revision_of(db) for db in fleet.targets.values()) == [rev1, rev1, rev2]
     assert _migration_files(repo, rev2)  # git not changed yet
 

@@ -17,14 +17,8 @@ import pytest
 
 from schemactl.adapters import watchdog
 from schemactl.adapters.database import Target, connect
-from tests.apply_helpers import add_column, add_notes, revision_of
-from tests.tcp_proxy import TcpProxy
-
-
-def _proxied(db: Target, port: int) -> Target:
-    parts = urlsplit(db.url)
-    userinfo = parts.netloc.rsplit("@", 1)[0]
-    return Target(parts._replace(netloc=f"{userinfo}@127.0.0.1:{port}").geturl())
+from tests.apply_helpers import add_column, add_notes, idle_in_transaction, revision_of
+from tests.tcp_proxy import TcpProxy, proxied
 
 
 @pytest.fixture
@@ -37,7 +31,7 @@ def test_a_frozen_peer_ends_the_wait_with_a_connection_error(db: Target,
                                                              quick_watchdog: None) -> None:
     parts = urlsplit(db.url)
     with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
-        conn = connect(_proxied(db, proxy.port))
+        conn = connect(proxied(db, proxy.port))
         assert conn.execute("select 1").fetchone() == (1,)
         proxy.freeze()
         rescue = threading.Timer(30, proxy.cut)  # without the watchdog: fail, do not hang
@@ -59,7 +53,7 @@ def test_a_long_statement_on_a_live_server_is_left_alone(db: Target,
                                                          quick_watchdog: None) -> None:
     parts = urlsplit(db.url)
     with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
-        with connect(_proxied(db, proxy.port)) as conn:
+        with connect(proxied(db, proxy.port)) as conn:
             started = time.monotonic()
             assert conn.execute("select pg_sleep(4), 7").fetchone() == ("", 7)
             assert time.monotonic() - started >= 4
@@ -77,7 +71,7 @@ def test_apply_through_a_peer_frozen_mid_run_exits_3_and_the_next_apply_converge
     add_column(repo, "0003_tags", "0002_notes", "tags")
     parts = urlsplit(db.url)
     with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
-        via = _proxied(db, proxy.port)
+        via = proxied(db, proxy.port)
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
         env.update({"SCHEMACTL_TEST_PAUSE_AT": where, "SCHEMACTL_TEST_PAUSE_SECONDS": "3",
                     "SCHEMACTL_STALL_AFTER_S": "2", "SCHEMACTL_STALL_PROBE_TIMEOUT_S": "3"})
@@ -86,7 +80,8 @@ def test_apply_through_a_peer_frozen_mid_run_exits_3_and_the_next_apply_converge
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not _idle_in_transaction(db, where):
+            while time.monotonic() < deadline and not idle_in_transaction(
+                    db, "pg_dump" if where == "dump" else "schemactl apply%"):
                 time.sleep(0.1)
             proxy.freeze()
             out, err = proc.communicate(timeout=90)
@@ -105,11 +100,3 @@ def test_apply_through_a_peer_frozen_mid_run_exits_3_and_the_next_apply_converge
     assert res.code == 0 and res.json["applied"] == ["0003_tags"], res
     assert revision_of(db) == "0003_tags"
 
-
-def _idle_in_transaction(db: Target, where: str) -> bool:
-    app = "pg_dump" if where == "dump" else "schemactl apply%"
-    with connect(db) as conn:
-        row = conn.execute("select count(*) from pg_stat_activity where datname = "
-                           "current_database() and state = 'idle in transaction' and "
-                           "application_name like %s", (app,)).fetchone()
-    return bool(row and row[0])

@@ -20,6 +20,7 @@ from tests.apply_helpers import (
     audit_lines,
     audit_rows,
     git,
+    idle_in_transaction,
     insert_notes,
     notes_fingerprint,
     revision_of,
@@ -50,13 +51,6 @@ def _indexes(db: Target) -> list[tuple[str, bool]]:
                             "where indrelid = 'notes'::regclass order by 1").fetchall()
     return [(str(r[0]), bool(r[1])) for r in rows]
 
-
-def _idle_in_transaction(db: Target) -> bool:
-    with connect(db) as conn:
-        row = conn.execute("select count(*) from pg_stat_activity where datname = "
-                           "current_database() and state = 'idle in transaction' and "
-                           "application_name like 'schemactl apply%%'").fetchone()
-    return bool(row and row[0])
 
 
 def _converged(repo: Path, db: Target, cli, revision: str, fingerprint: tuple[int, str]) -> None:  # type: ignore[no-untyped-def]
@@ -90,11 +84,11 @@ def test_killed_after_concurrent_index_before_version_moved(repo: Path, db: Targ
                   env={"SCHEMACTL_TEST_PAUSE_AT": "migration",
                        "SCHEMACTL_TEST_PAUSE_SECONDS": "60"})
     try:
-        _wait_for(lambda: ("ix_notes_body", True) in _indexes(db) and _idle_in_transaction(db))
+        _wait_for(lambda: ("ix_notes_body", True) in _indexes(db) and idle_in_transaction(db))
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-    _wait_for(lambda: not _idle_in_transaction(db))
+    _wait_for(lambda: not idle_in_transaction(db))
     assert revision_of(db) == "0002_notes"
     st = cli("status", "--json", "--database-url", db.url, cwd=repo)
     assert st.code == 0, st
@@ -153,30 +147,20 @@ def test_status_names_an_index_a_pending_migration_defines(repo: Path, db: Targe
     assert json.dumps(st.json)
 
 
-def _via_proxy(db: Target, port: int) -> Target:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(db.url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{port}"
-    return Target(urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2
-                                            else host)))
-
-
 @pytest.mark.slow
 def test_one_database_through_two_urls_has_one_journal(repo: Path, db: Target, cli) -> None:  # type: ignore[no-untyped-def]
     """Wedge 4: a run killed through one URL is finished once through another."""
     from urllib.parse import urlsplit
 
     from tests.apply_helpers import add_column
-    from tests.tcp_proxy import TcpProxy
+    from tests.tcp_proxy import TcpProxy, proxied
 
     add_notes(repo)
     assert cli("apply", "--json", "--database-url", db.url, cwd=repo).code == 0
     add_column(repo, "0003_tags", "0002_notes", "tags")
     parts = urlsplit(db.url)
     with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
-        other = _via_proxy(db, proxy.port)
+        other = proxied(db, proxy.port)
         proc = _popen(repo, "apply", "--json", "--database-url", db.url,
                       env={"SCHEMACTL_TEST_PAUSE_AT": "upgraded",
                            "SCHEMACTL_TEST_PAUSE_SECONDS": "60"})

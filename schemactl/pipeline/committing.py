@@ -85,14 +85,22 @@ def commit_run(repo: SchemaRepo, paths: list[Path] | list[str], subject: str,
     return gitops.commit(repo.root, paths, subject, trailers, extra_trailers=extra or [])
 
 
-def commit_with_retry(repo: SchemaRepo, paths: list[Path], subject: str,
-                       trailers: dict[str, str | None]) -> str:
+def commit_with_retry(repo: SchemaRepo, paths: list[Path] | list[str], subject: str,
+                      trailers: dict[str, str | None],
+                      extra: list[tuple[str, str]] | None = None) -> str:
+    """Commit a run's paths (:func:`commit_run`), retried while another git holds index.lock.
+
+    The run's own audit lines are the ``Schemactl-Audit`` trailer's (one run) or the
+    ``extra`` trailers' of that name (a fleet run): the others stay for their recovery.
+    """
+    own = {value for key, value in extra or [] if key == "Schemactl-Audit"}
+    if trailers.get("Schemactl-Audit"):
+        own.add(str(trailers["Schemactl-Audit"]))
     last: EnvironmentError_ | None = None
-    own = {str(trailers["Schemactl-Audit"])} if trailers.get("Schemactl-Audit") else set()
     for delay in (0.0, 0.5, 1.0, 2.0):
         time.sleep(delay)
         try:
-            return commit_run(repo, paths, subject, trailers, own)
+            return commit_run(repo, paths, subject, trailers, own, extra)
         except EnvironmentError_ as exc:
             last = exc
             if "index.lock" not in exc.message:

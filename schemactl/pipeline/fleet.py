@@ -35,6 +35,7 @@ from schemactl.errors import (
 from schemactl.model.config import TargetSpec
 from schemactl.model.repo import SchemaRepo
 from schemactl.pipeline import journal
+from schemactl.pipeline.committing import commit_with_retry
 from schemactl.pipeline.operation import NO_GUARD, Guard
 from schemactl.pipeline.warmup import warm_imports
 
@@ -367,32 +368,14 @@ def _commit(repo: SchemaRepo, actor: str, head: str | None, outcomes: list[Targe
         trailers: dict[str, str | None] = {
             "Schemactl-Action": "apply", "Schemactl-Revision": head,
             "Schemactl-Actor": actor, "Schemactl-Status": "failed" if failed else "success"}
-        sha = _commit_with_retry(repo, rel, subject, trailers, extra)
+        # The audit lines of runs that are not this one's targets (a killed run's, waiting
+        # for their own recovery) stay out of the commit.
+        sha = commit_with_retry(repo, rel, subject, trailers, extra)
     for target in commits.journals.values():
         j = journal.load(repo, journal.key_of(target))
         if j is not None and j.step == "audited":
             journal.clear(repo, journal.key_of(target))
     return sha
-
-
-def _commit_with_retry(repo: SchemaRepo, paths: list[str], subject: str,
-                       trailers: dict[str, str | None], extra: list[tuple[str, str]]) -> str:
-    """Commit the run's paths; the audit lines of runs that are not this one's targets (a
-    killed run's, waiting for their own recovery) stay out of it."""
-    from schemactl.pipeline.committing import commit_run
-
-    own = {value for key, value in extra if key == "Schemactl-Audit"}
-    last: EnvironmentError_ | None = None
-    for delay in (0.0, 0.5, 1.0, 2.0):
-        time.sleep(delay)
-        try:
-            return commit_run(repo, paths, subject, trailers, own, extra)
-        except EnvironmentError_ as exc:
-            last = exc
-            if "index.lock" not in exc.message:
-                raise
-    assert last is not None
-    raise last
 
 
 def exit_code(outcomes: Iterable[TargetOutcome]) -> int:

@@ -44,7 +44,6 @@ from schemactl.pipeline.fleet import (
     Event,
     Member,
     TargetOutcome,
-    _commit_with_retry,
     _Commits,
     _failed,
     probe,
@@ -235,8 +234,9 @@ def finish_pending(repo: SchemaRepo) -> str | None:
     committing.write_journal_files(repo, record["files"])
     sha = None
     if gitops.is_dirty(repo.root, record["paths"]):
-        sha = _commit_with_retry(repo, record["paths"], record["subject"], record["trailers"],
-                                 [tuple(t) for t in record["extra"]])
+        sha = committing.commit_with_retry(repo, record["paths"], record["subject"],
+                                           record["trailers"],
+                                           [tuple(t) for t in record["extra"]])
     path.unlink(missing_ok=True)
     return sha
 
@@ -322,7 +322,7 @@ def _commit(repo: SchemaRepo, actor: str, to: str, outcomes: list[RollbackOutcom
         pending.write_text(json.dumps(record), encoding="utf-8")
         committing.write_journal_files(repo, encoded)
         if gitops.is_dirty(repo.root, paths):
-            sha = _commit_with_retry(repo, paths, subject, trailers, extra)
+            sha = committing.commit_with_retry(repo, paths, subject, trailers, extra)
         pending.unlink(missing_ok=True)
     for target in commits.journals.values():
         j = journal.load(repo, journal.key_of(target))
