@@ -30,67 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchkit import BASE_COLUMNS, git_commit, load_average
+from benchkit import load_average
 
-NOTES = ("table: notes\ncolumns:\n" + BASE_COLUMNS
-         + "  - {name: body, type: text, nullable: false}\n")
-
-NOTES_MIGRATION = '''"""notes table"""
-import sqlalchemy as sa
-from alembic import op
-from sqlalchemy.dialects import postgresql
-
-revision = "0002_notes"
-down_revision = "0001_core"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.create_table(
-        "notes",
-        sa.Column("id", postgresql.UUID(as_uuid=True), server_default=sa.text("gen_random_uuid()"),
-                  nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
-        sa.Column("is_deleted", sa.Boolean(), server_default=sa.text("false"), nullable=False),
-        sa.Column("created_by", sa.BigInteger(), nullable=True),
-        sa.Column("body", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_notes"),
-    )
-
-
-def downgrade() -> None:
-    op.drop_table("notes")
-'''
-
-COLUMN = '''"""notes.{column}"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "{revision}"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.add_column("notes", sa.Column("{column}", sa.Text(), nullable=True))
-
-
-def downgrade() -> None:
-    op.drop_column("notes", "{column}")
-'''
-
-
-def add_column(repo: Path, revision: str, down: str, column: str) -> None:
-    (repo / "migrations" / "versions" / f"{revision}.py").write_text(
-        COLUMN.format(revision=revision, down=down, column=column))
-    with open(repo / "dynamic_schema" / "notes.yaml", "a") as fh:
-        fh.write(f"  - {{name: {column}, type: text}}\n")
-    git_commit(repo, f"propose notes.{column}")
+from tests.apply_helpers import add_column, add_notes  # the suite's notes table and columns
 
 
 def cli(repo: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -131,9 +73,7 @@ def main() -> int:
                          'group = "tenants"', ""]
         with open(repo / "schemactl.toml", "a") as fh:
             fh.write("\n".join(toml))
-        (repo / "migrations" / "versions" / "0002_notes.py").write_text(NOTES_MIGRATION)
-        (repo / "dynamic_schema" / "notes.yaml").write_text(NOTES)
-        git_commit(repo, "targets and notes")
+        add_notes(repo)  # commits the targets with it
         os.environ["PGPASSWORD"] = env["PGPASSWORD"]
 
         load_start = load_average()
