@@ -127,6 +127,10 @@ def test_every_target_rolled_back_then_git_follows_once(  # type: ignore[no-unty
     assert again.code == 0, again
     assert [t["status"] for t in again.json["targets"]] == ["up_to_date"] * 3
     assert again.json["commit"] is None and len(git_log(repo)) == before + 1
+    # The same rerun, for a person: one row per target and the summary line.
+    shown = cli("rollback", "--to", rev1, "--all", cwd=repo, env=fleet.env)
+    assert shown.code == 0 and "before → after" in shown.stdout, shown
+    assert "3 target(s): 3 up to date" in " ".join(shown.stdout.split()), shown.stdout
     _no_secret(fleet.secrets(), res.stdout, res.stderr, again.stdout,
                (repo / "audit.jsonl").read_text(), "\n".join(git_log(repo)),
                *[json.dumps(audit_rows(db), default=str) for db in fleet.targets.values()])

@@ -74,22 +74,29 @@ def _fleet_or(command: str, fn: Callable[[dict[str, Any]], None]) -> None:
         (fn if "targets" in data else single)(data)
 
 
+def _target_cells(t: dict[str, Any]) -> tuple[str, str, str]:
+    """A target row's revision change, coloured status and error message."""
+    colour = _COLOUR.get(t["status"], "white")
+    before, after = t.get("revision_before") or "-", t.get("revision") or "-"
+    change = after if before == after else f"{before} → {after}"
+    error = (t.get("error") or {}).get("message", "") if t["status"] != "skipped" else ""
+    return change, f"[{colour}]{t['status']}[/]", str(error)
+
+
+def _summary_line(data: dict[str, Any], kinds: tuple[str, ...]) -> None:
+    s = data.get("summary") or {}
+    counts = ", ".join(f"{s[k]} {k.replace('_', ' ')}" for k in kinds if s.get(k))
+    out().print(f"{s.get('total', 0)} target(s): {counts or 'none'}"
+                + (f"; commit {data['commit'][:10]}" if data.get("commit") else ""))
+
+
 def _apply(data: dict[str, Any]) -> None:
     rows = []
     for t in data.get("targets") or []:
-        colour = _COLOUR.get(t["status"], "white")
-        before, after = t.get("revision_before") or "-", t.get("revision") or "-"
-        change = after if before == after else f"{before} → {after}"
-        error = (t.get("error") or {}).get("message", "") if t["status"] != "skipped" else ""
-        rows.append((t["name"], change, f"[{colour}]{t['status']}[/]",
-                     f"{t.get('seconds') or 0:.1f}s", str(error)))
+        change, status, error = _target_cells(t)
+        rows.append((t["name"], change, status, f"{t.get('seconds') or 0:.1f}s", error))
     _list_table(("target", "before → after", "status", "time", "error"), rows)
-    s = data.get("summary") or {}
-    counts = ", ".join(f"{s[k]} {k.replace('_', ' ')}" for k in
-                       ("applied", "up_to_date", "failed", "drift", "unreachable", "skipped")
-                       if s.get(k))
-    out().print(f"{s.get('total', 0)} target(s): {counts or 'none'}"
-                + (f"; commit {data['commit'][:10]}" if data.get("commit") else ""))
+    _summary_line(data, ("applied", "up_to_date", "failed", "drift", "unreachable", "skipped"))
 
 
 def _rollback(data: dict[str, Any]) -> None:
@@ -97,20 +104,13 @@ def _rollback(data: dict[str, Any]) -> None:
 
     rows = []
     for t in data.get("targets") or []:
-        colour = _COLOUR.get(t["status"], "white")
-        before, after = t.get("revision_before") or "-", t.get("revision") or "-"
-        change = after if before == after else f"{before} → {after}"
-        error = (t.get("error") or {}).get("message", "") if t["status"] != "skipped" else ""
+        change, status, error = _target_cells(t)
         archived = ", ".join(f"{a.get('from')} → {a.get('to')}" for a in t.get("archived") or [])
-        rows.append((t["name"], change, f"[{colour}]{t['status']}[/]", archived,
-                     f"{t.get('seconds') or 0:.1f}s", str(error)))
+        rows.append((t["name"], change, status, archived, f"{t.get('seconds') or 0:.1f}s",
+                     error))
     _list_table(("target", "before → after", "status", "archived", "time", "error"), rows)
-    s = data.get("summary") or {}
-    counts = ", ".join(f"{s[k]} {k.replace('_', ' ')}" for k in
-                       ("rolled_back", "up_to_date", "failed", "drift", "unreachable",
-                        "skipped") if s.get(k))
-    out().print(f"{s.get('total', 0)} target(s): {counts or 'none'}"
-                + (f"; commit {data['commit'][:10]}" if data.get("commit") else ""))
+    _summary_line(data, ("rolled_back", "up_to_date", "failed", "drift", "unreachable",
+                         "skipped"))
     if data.get("removed"):
         out().print(f"{', '.join(data['removed'])} removed from git: no target has "
                     "them applied")
