@@ -100,3 +100,10 @@ def test_apply_through_a_peer_frozen_mid_run_exits_3_and_the_next_apply_converge
     assert res.code == 0 and res.json["applied"] == ["0003_tags"], res
     assert revision_of(db) == "0003_tags"
 
+
+@pytest.mark.parametrize("value", ["abc", "-5", "0", "inf", "nan"])
+def test_a_mistyped_bound_is_the_default(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("SCHEMACTL_STALL_AFTER_S", value)
+    assert watchdog._seconds("SCHEMACTL_STALL_AFTER_S", 30.0) == 30.0
+    monkeypatch.setenv("SCHEMACTL_STALL_AFTER_S", "2.5")
+    assert watchdog._seconds("SCHEMACTL_STALL_AFTER_S", 30.0) == 2.5

@@ -15,6 +15,7 @@ reached within the probe's bound ends the child, so the step fails instead of ha
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -23,8 +24,19 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-STALL_AFTER_S = float(os.environ.get("SCHEMACTL_STALL_AFTER_S", "30"))
-PROBE_CONNECT_TIMEOUT_S = int(os.environ.get("SCHEMACTL_STALL_PROBE_TIMEOUT_S", "10"))
+
+def _seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment; anything else is the default
+    (a bound is never turned off, nor made a traceback, by a mistyped variable)."""
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if math.isfinite(value) and value > 0 else default
+
+
+STALL_AFTER_S = _seconds("SCHEMACTL_STALL_AFTER_S", 30.0)
+PROBE_CONNECT_TIMEOUT_S = max(1, round(_seconds("SCHEMACTL_STALL_PROBE_TIMEOUT_S", 10.0)))
 _POLL_S = 1.0
 
 
