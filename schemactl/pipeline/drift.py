@@ -208,10 +208,14 @@ def compare(connection: Connection, metadata: MetaData, definitions: dict[str, T
         for item in compare_metadata(ctx, metadata):
             differences += _translate(item)
         # What compare_metadata does not see: checks, FK actions, predicates, generated.
-        from schemactl.pipeline.drift_structures import structure_differences
+        from schemactl.pipeline.drift_structures import (
+            structure_differences,
+            without_action_pairs,
+        )
 
-        differences += structure_differences(connection, definitions, expected & live_tables,
-                                             schema)
+        structures = structure_differences(connection, definitions, expected & live_tables,
+                                           schema)
+        differences = without_action_pairs(differences, structures) + structures
     insp = inspect(connection)
     for table in names_only:
         tdef = definitions[table]
