@@ -314,3 +314,39 @@ def test_check_accepts_a_rename_and_retype_of_an_indexed_column(repo: Path, db: 
     data = api.check(repo, base="base", database_url=db.url).to_json()
     assert data["ok"] and data["violations"] == [], data["violations"]
     assert data["round_trip"]["ok"], data["round_trip"]
+
+
+def test_drift_reports_a_dropped_rename_view_and_apply_refuses_until_it_is_back(
+        repo: Path, db: Target, cli: Any) -> None:
+    propose(repo, NOTES)
+    apply(repo, db)
+    propose(repo, MEMOS)
+    apply(repo, db)
+    assert relkind(db, "notes") == "v"
+    assert api.status(repo, database_url=db.url).to_json()["drift"] == []  # the view is known
+
+    with connect(db) as conn:
+        conn.execute("DROP VIEW notes")
+        conn.commit()
+    status = api.status(repo, database_url=db.url).to_json()
+    assert [(d["kind"], d["table"], d["view"]) for d in status["drift"]] == [
+        ("missing_view", "memos", "notes")], status["drift"]
+    assert status["drift"][0]["message"] == (
+        "view notes is missing: memos keeps its old name as a view for old readers until the "
+        "contract (the proposal without renamed_from)")
+    assert "drifted from git (1 difference(s))" in status["message"]
+
+    propose(repo, MEMOS_CONTRACT)  # the contract would drop the view: still drift first
+    refused = cli("apply", "--json", "--database-url", db.url, cwd=repo)
+    assert refused.code == 4, refused
+    assert refused.json["error"]["code"] == "drift" and "view notes is missing" in (
+        refused.json["error"]["message"])
+    assert relkind(db, "memos") == "r" and api.status(
+        repo, database_url=db.url).to_json()["pending"]
+
+    with connect(db) as conn:
+        conn.execute("CREATE VIEW notes AS SELECT * FROM memos")
+        conn.commit()
+    apply(repo, db)
+    assert relkind(db, "notes") is None
+    assert api.status(repo, database_url=db.url).to_json()["drift"] == []

@@ -12,8 +12,8 @@ and never touched: drift is reported, not repaired.
 Each difference is a dict ``{kind, table, column?, index?, expected?, actual?, message}``
 with ``kind`` one of: extra_table, missing_table, extra_column, missing_column, type,
 nullable, extra_index, missing_index, extra_constraint, missing_constraint,
-extra_foreign_key, missing_foreign_key, check, foreign_key_action, index_predicate, generated
-(`schemactl.pipeline.drift_structures`), other.
+extra_foreign_key, missing_foreign_key, check, foreign_key_action, index_predicate, generated,
+missing_view (`schemactl.pipeline.drift_structures`), other.
 """
 
 from __future__ import annotations
@@ -216,6 +216,10 @@ def compare(connection: Connection, metadata: MetaData, definitions: dict[str, T
         structures = structure_differences(connection, definitions, expected & live_tables,
                                            schema)
         differences = without_action_pairs(differences, structures) + structures
+    if definitions:
+        from schemactl.pipeline.drift_structures import view_differences
+
+        differences += view_differences(connection, definitions, schema)
     insp = inspect(connection)
     for table in names_only:
         tdef = definitions[table]
@@ -313,6 +317,8 @@ def _what(d: dict[str, Any]) -> str:
     noun = kind.split("_", 1)[-1]
     if noun == "index":
         return f"index {d.get('index')}"
+    if noun == "view":
+        return f"view {d.get('view')}"
     if noun == "column":
         return f"{table}.{d.get('column')}"
     if noun in ("constraint", "foreign_key"):

@@ -1,12 +1,14 @@
 """Drift in what Alembic's comparison does not see: CHECK constraints, foreign-key actions
-(of one-column and composite keys), partial-index predicates and generated-column
-expressions.
+(of one-column and composite keys), partial-index predicates, generated-column
+expressions and the old-name views of online table renames.
 
 `alembic.autogenerate.compare_metadata` ignores CHECK constraints and index predicates and
 compares foreign keys without their ON DELETE/ON UPDATE actions. This reads them from the
 catalog (``pg_constraint``, ``pg_index.indpred``, ``pg_attribute.attgenerated``) for the
 defined tables only, and compares expressions by
-:func:`schemactl.codegen.expressions.fingerprint`.
+:func:`schemactl.codegen.expressions.fingerprint`. Views are not tables to Alembic: a
+definition with ``renamed_from`` expects a view under the old name (the rename made it, the
+contract drops it), and nothing else would notice it gone (:func:`view_differences`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ select c.relname, k.conname, k.confdeltype, k.confupdtype,
 from pg_constraint k join pg_class c on c.oid = k.conrelid
 join pg_namespace n on n.oid = c.relnamespace join pg_class r on r.oid = k.confrelid
 where n.nspname = :schema and c.relname = any(:tables) and k.contype = 'f'
+"""
+_VIEWS = """
+select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where n.nspname = :schema and c.relname = any(:names) and c.relkind = 'v'
 """
 _PREDICATES = """
 select t.relname, x.relname, pg_get_expr(i.indpred, i.indrelid)
@@ -208,3 +214,21 @@ def structure_differences(connection: Connection, definitions: Mapping[str, Tabl
                                  column=col.name, expected=expected,
                                  actual=str(live[1]) if live else None))
     return out
+
+
+def view_differences(connection: Connection, definitions: Mapping[str, TableDef],
+                     schema: str = "public") -> list[dict[str, Any]]:
+    """A ``missing_view`` for each old-name view of a table rename under way that is not
+    there (a view of that name: its columns are the table's, checked by nothing else)."""
+    import sqlalchemy as sa
+
+    wanted = {t.renamed_from: t.table for t in definitions.values()
+              if t.renamed_from and t.renamed_from not in definitions}
+    if not wanted:
+        return []
+    there = {r[0] for r in connection.execute(sa.text(_VIEWS),
+                                              {"schema": schema, "names": sorted(wanted)})}
+    return [_diff("missing_view", table, f"view {view} is missing: {table} keeps its old name "
+                  "as a view for old readers until the contract (the proposal without "
+                  "renamed_from)", view=view)
+            for view, table in sorted(wanted.items()) if view not in there]
