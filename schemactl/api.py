@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from schemactl.model.actor import resolve_actor
 from schemactl.model.repo import SchemaRepo
 from schemactl.results import Result
+from schemactl.rules.verb import ValidateResult as ValidateResult  # its home is the verb
 
 if TYPE_CHECKING:
     from schemactl.adapters.database import Target
@@ -176,13 +177,6 @@ def db_psql(repo: PathLike | None = None, database_url: str | None = None,
 # -- validate ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ValidateResult(Result):
-    tables: list[str]
-    rules_run: list[str]
-    waived: list[dict[str, object]] = field(default_factory=list)
-
-
 def validate(repo: PathLike | None = None, files: list[str] | None = None,
              stdin: bytes | str | object | None = None, *, allow_waivers: bool = True,
              base: str = "HEAD", actor: str | None = None) -> ValidateResult:
@@ -204,27 +198,10 @@ def validate(repo: PathLike | None = None, files: list[str] | None = None,
         DefinitionError: a definition cannot be parsed (exit 2).
         BadInputError: not a schema repository, a missing file (exit 2).
     """
-    import os
+    from schemactl.rules import verb
 
-    from schemactl.model.actor import is_agent
-    from schemactl.rules import validation
-
-    if is_agent(actor or os.environ.get("SCHEMACTL_ACTOR") or ""):
-        allow_waivers = False
-    sr = SchemaRepo.open(repo)
-    proposal = validation.build_proposal(sr.root, sr.config, files=files, stdin=stdin,
-                                         base=base)
-    report = validation.validate_proposal(proposal, sr.config, allow_waivers=allow_waivers)
-    error = None
-    if not report.ok:
-        # Like propose and check: a result that is not ok always says why in `error`.
-        n = len(report.errors)
-        error = {"code": "rejected", "message": f"{n} safety rule violation(s)",
-                 "hint": "each violation's hint says how to make the change safely"}
-    return ValidateResult(command="validate", ok=report.ok, exit_code=1, error=error,
-                          violations=list(report.violations),
-                          tables=validation.changed_tables(proposal),
-                          rules_run=list(report.rules_run), waived=list(report.waived))
+    return verb.validate(repo, files=files, stdin=stdin, allow_waivers=allow_waivers,
+                         base=base, actor=actor)
 
 
 def definition_schema() -> dict[str, object]:

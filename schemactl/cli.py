@@ -17,7 +17,6 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from schemactl.errors import SchemactlError
-from schemactl.results import error_json
 from schemactl.ui import connect as _connect  # noqa: F401 - registers renderers
 from schemactl.ui import output
 
@@ -165,16 +164,8 @@ class SchemactlGroup(click.Group):
                     raise
                 raise known from raw
         except SchemactlError as exc:
-            name = _command_name(self, args)
-            if wants_json or (ctx.obj and ctx.obj.json):
-                output.print_json(error_json(name or "schemactl", exc,
-                                             getattr(exc, "violations", None),
-                                             getattr(exc, "result", None)))
-            else:
-                if getattr(exc, "violations", None):
-                    output.violations_table([v.to_json() if hasattr(v, "to_json") else v
-                                             for v in exc.violations])  # type: ignore[attr-defined]
-                output.print_error(exc.message, exc.hint)
+            output.report_error(_command_name(self, args) or "schemactl", exc,
+                                bool(wants_json or (ctx.obj and ctx.obj.json)))
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
             if wants_json:

@@ -31,7 +31,8 @@ LAYERS: dict[str, int] = {
     "schemactl.api": 8,
     "schemactl.agents": 9, "schemactl.ui": 9,
     "schemactl.cli": 10, "schemactl": 10,
-    "schemactl.__main__": 11,  # `python -m schemactl` runs the cli
+    "schemactl.entry": 11,  # the program: a lean `validate`, else the cli
+    "schemactl.__main__": 12,  # `python -m schemactl` runs the program
 }
 
 

@@ -71,6 +71,19 @@ def print_error(message: str, hint: str = "") -> None:
         err().print(f"[dim]hint:[/] {escape(hint)}")
 
 
+def report_error(command: str, exc: Any, as_json: bool) -> None:
+    """An expected error (a `SchemactlError`): its JSON object, or its violations and one line."""
+    if as_json:
+        from schemactl.results import error_json
+
+        print_json(error_json(command, exc, getattr(exc, "violations", None),
+                              getattr(exc, "result", None)))
+        return
+    if getattr(exc, "violations", None):
+        violations_table([v.to_json() if hasattr(v, "to_json") else v for v in exc.violations])
+    print_error(exc.message, exc.hint)
+
+
 def _generic(data: dict[str, Any]) -> None:
     for key, value in data.items():
         if key in ("ok", "command", "violations", "error") or value in (None, [], {}):

@@ -1,0 +1,70 @@
+"""The `schemactl` program: a lean path for a plain `validate`, click for everything else.
+
+Agents and hooks run `schemactl validate FILE --json` in loops, and a cold process spends
+more time importing click and building forty commands than checking one table. When the
+arguments are only ``validate``, file paths and at most one ``--json``, this module runs
+the verb itself, with the same output, messages and exit codes as `schemactl.cli`
+(tests/test_cli_fast.py compares the two); any other command line, or anything unusual
+(an option, ``-``, a folder), goes to click unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, NoReturn
+
+
+def main(args: list[str] | None = None, prog_name: str | None = None) -> Any:
+    """The console script's entry point (and `python -m schemactl`)."""
+    argv = sys.argv[1:] if args is None else list(args)
+    files = plain_validate(argv)
+    if files is not None:
+        validate(files, as_json="--json" in argv)
+    from schemactl.cli import main as click_main
+
+    return click_main(args=args, prog_name=prog_name)
+
+
+def plain_validate(argv: list[str]) -> list[str] | None:
+    """The files of ``validate [FILE...] [--json]``, or None for any other command line."""
+    if not argv or argv[0] != "validate" or argv.count("--json") > 1:
+        return None
+    files = [a for a in argv[1:] if a != "--json"]
+    # Options, stdin and folders (click's usage error) stay click's.
+    if any(not f or f.startswith("-") or os.path.isdir(f) for f in files):
+        return None
+    return files
+
+
+def validate(files: list[str], as_json: bool) -> NoReturn:
+    """`schemactl validate FILE... [--json]`, as `schemactl.cli` runs it; exits."""
+    from schemactl.errors import SchemactlError, translate
+    from schemactl.ui import output
+
+    try:
+        try:
+            from schemactl.rules import verb
+
+            result = verb.validate(None, files=files or None, stdin=None, base="HEAD",
+                                   actor=None)
+            data = result.to_json()
+            if as_json:
+                output.print_json(data)
+            else:
+                output.print_human(data)
+            code = 0 if data.get("ok", True) else result.exit_code
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as raw:
+            known = translate(raw)
+            if known is None or os.environ.get("SCHEMACTL_DEBUG"):
+                raise
+            raise known from raw
+    except SchemactlError as exc:
+        output.report_error("validate", exc, as_json)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        output.print_error("interrupted")
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,97 @@
+"""The lean path of a plain `schemactl validate FILE... [--json]` (schemactl.entry).
+
+It must print what the click command line prints, byte for byte, with the same exit code,
+for good, rejected, unparsable and missing files, and never import click or the heavy stack.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from schemactl.entry import plain_validate
+
+GOOD = """table: notes
+columns:
+  - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
+  - {name: created_at, type: timestamptz, nullable: false, default: now()}
+  - {name: updated_at, type: timestamptz, nullable: false, default: now()}
+  - {name: is_deleted, type: boolean, nullable: false, default: false}
+  - {name: created_by, type: bigint}
+  - {name: title, type: text}
+"""
+# No base fields, a reserved word and a type outside the allowed list: rejected (exit 1).
+REJECTED = "table: select\ncolumns:\n  - {name: x, type: money}\n"
+UNPARSABLE = "table: [unclosed\n"
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items()
+            if k not in ("SCHEMACTL_ACTOR", "SCHEMACTL_DEBUG", "COLUMNS")}
+
+
+def _run(module: str, args: list[str], cwd: Path) -> tuple[int, str, str]:
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
+                          text=True, env=_env(), timeout=120)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture
+def files(repo: Path) -> Path:
+    (repo / "good.yaml").write_text(GOOD)
+    (repo / "rejected.yaml").write_text(REJECTED)
+    (repo / "unparsable.yaml").write_text(UNPARSABLE)
+    (repo / "a folder").mkdir()
+    return repo
+
+
+@pytest.mark.parametrize("args, code", [
+    (["good.yaml"], 0),
+    (["rejected.yaml"], 1),
+    (["good.yaml", "rejected.yaml"], 1),
+    (["unparsable.yaml"], 2),
+    (["missing.yaml"], 2),
+    ([], 0),
+    (["a folder"], 2),  # click's usage error: the lean path leaves it to click
+])
+@pytest.mark.parametrize("json_flag", [True, False])
+def test_lean_path_prints_what_click_prints(files: Path, args: list[str], code: int,
+                                            json_flag: bool) -> None:
+    argv = ["validate", *args] + (["--json"] if json_flag else [])
+    lean = _run("schemactl", argv, files)
+    code_, out, err = _run("schemactl.cli", argv, files)
+    # Only the program's name in click's usage lines differs between the two modules.
+    assert lean == (code_, out, err.replace("python -m schemactl.cli", "schemactl"))
+    assert lean[0] == code, lean
+    if json_flag:
+        assert lean[1].startswith("{") and lean[1].count('"command": "validate"') == 1
+    assert "Traceback" not in lean[2]
+
+
+def test_only_a_plain_validate_takes_the_lean_path(tmp_path: Path) -> None:
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    assert plain_validate(["validate", "a.yaml", "--json"]) == ["a.yaml"]
+    assert plain_validate(["validate", "--json", "a.yaml", "b.yaml"]) == ["a.yaml", "b.yaml"]
+    assert plain_validate(["validate"]) == []
+    for argv in (["propose", "a.yaml"], ["--json", "validate", "a.yaml"],
+                 ["validate", "-"], ["validate", "a.yaml", "--base", "main"],
+                 ["validate", "--repo", ".", "a.yaml"], ["validate", "--help"],
+                 ["validate", "a.yaml", "--json", "--json"], ["validate", str(folder)], []):
+        assert plain_validate(argv) is None, argv
+
+
+def test_lean_path_imports_neither_click_nor_the_heavy_stack(files: Path) -> None:
+    code = ("import sys, runpy; sys.argv = ['schemactl', 'validate', 'good.yaml', '--json']\n"
+            "try:\n    runpy.run_module('schemactl', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "heavy = ('click', 'sqlalchemy', 'alembic', 'git', 'jsonschema', 'rich', 'psycopg')\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=files, capture_output=True,
+                          text=True, env=_env(), timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
+    assert '"ok": true' in proc.stdout
