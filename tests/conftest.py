@@ -164,8 +164,19 @@ class CliResult:
         return json.loads(self.stdout)
 
     def __repr__(self) -> str:
-        return f"CliResult(code={self.code}, stdout={self.stdout[-2000:]!r}, " \
-               f"stderr={self.stderr[-2000:]!r})"
+        return f"CliResult(code={self.code}, {self._failed_targets()}" \
+               f"stdout={self.stdout[-2000:]!r}, stderr={self.stderr[-2000:]!r})"
+
+    def _failed_targets(self) -> str:
+        """A fleet run's failed targets with their whole errors, first: pytest cuts long
+        reprs, and the error is what a failure report needs."""
+        try:
+            targets = self.json.get("targets") or []
+        except (ValueError, AttributeError):
+            return ""
+        failed = [f"{t.get('name')}: {t.get('status')} {t.get('error')}" for t in targets
+                  if isinstance(t, dict) and not t.get("ok", True)]
+        return f"failed_targets={failed!r}, " if failed else ""
 
 
 def run_cli(*args: str, cwd: Path | None = None, input: str | bytes | None = None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from schemactl.adapters import pgtools
 from schemactl.adapters.database import Target, connect
 from schemactl.errors import EnvironmentError_
 from schemactl.model.repo import SchemaRepo
-from schemactl.pipeline import backup, retention
+from schemactl.pipeline import backup, backup_store, retention
 from tests.apply_helpers import add_notes, insert_notes
 from tests.conftest import Server
 
@@ -101,6 +103,30 @@ def test_prune_keeps_last_and_removes_half_written(repo: Path, db: Target) -> No
     assert done["kept"] == [made[2].id, made[1].id]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [f"{made[1].id}.dump", f"{made[1].id}.json", f"{made[2].id}.dump", f"{made[2].id}.json"])
+
+
+def test_cleanup_spares_a_backup_that_begins_while_it_runs(
+        repo: Path, db: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two targets of a fleet run back up at once, and each run cleans up half-written
+    backups: one that starts after the other's cleanup listed the manifests is alive."""
+    sr = SchemaRepo.open(repo)
+    backup.create_backup(sr, db, None, prune=False)
+    folder = sr.backup_dir
+    bid = "20260102T000000Z-base-race01"
+    real = backup_store.read_manifest
+
+    def listing_then_a_new_backup_starts(path: Path) -> dict | None:  # type: ignore[type-arg]
+        data = real(path)
+        if not (folder / f"{bid}.json").exists():
+            backup_store.write_json(folder / f"{bid}.json", {
+                "id": bid, "status": "in_progress", "pid": os.getpid(),
+                "host": socket.gethostname(), "started": time.time()})
+            (folder / f"{bid}.dump.partial").write_bytes(b"PGDMP half")
+        return data
+
+    monkeypatch.setattr(backup_store, "read_manifest", listing_then_a_new_backup_starts)
+    assert backup_store.cleanup_incomplete(sr) == []
+    assert (folder / f"{bid}.dump.partial").read_bytes() == b"PGDMP half"
 
 
 def test_no_pg_dump_new_enough_is_exit_3(repo: Path, db: Target,

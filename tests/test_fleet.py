@@ -310,6 +310,30 @@ def test_stop_and_canary_leave_the_rest_untouched(  # type: ignore[no-untyped-de
     assert len([r for r in audit_rows(fleet.targets["b"]) if r["status"] == "success"]) == 2
 
 
+def test_retention_counts_each_target_on_its_own(  # type: ignore[no-untyped-def]
+        repo: Path, fleet: Fleet, pg_server: Server, cli) -> None:
+    """With keep_last = 1 each target keeps its newest backup: one tenant's run never prunes
+    another tenant's only copy from before the change."""
+    toml = repo / "schemactl.toml"
+    toml.write_text(toml.read_text().replace("keep_last = 20", "keep_last = 1"))
+    for name in ("r1", "r2", "r3"):
+        fleet.add(pg_server, name)
+    fleet.write()
+    add_notes(repo)
+    folder = repo / ".schemactl" / "backups"
+    taken: set[str] = set()
+    for step in ("first", "second"):
+        if step == "second":
+            add_column(repo, "0003_tags", "0002_notes", "tags")
+        res = cli("apply", "--all", "--parallel", "3", "--json", cwd=repo, env=fleet.env)
+        assert res.code == 0, res
+        assert all(Path(t["backup"]["path"]).is_file() for t in res.json["targets"]), step
+        taken |= {t["backup"]["id"] for t in res.json["targets"]}
+        # The first run's full backups stay too: each is its database's newest full one.
+        assert {json.loads(p.read_text())["id"] for p in folder.glob("*.json")} == taken
+    assert _backup_count(repo) == 6
+
+
 def test_kill_9_midway_then_rerun_applies_each_target_once(  # type: ignore[no-untyped-def]
         repo: Path, fleet: Fleet, pg_server: Server, cli) -> None:
     for name in ("k1", "k2", "k3"):

@@ -199,6 +199,11 @@ def get_backup(repo: SchemaRepo, backup_id: str) -> Backup:
 _PARTIAL = (".dump.partial", ".dir.partial")
 
 
+def _manifest_keeps(manifest: Path) -> bool:
+    data = read_manifest(manifest)
+    return data is not None and (data.get("status") == "complete" or writer_alive(data))
+
+
 def cleanup_incomplete(repo: SchemaRepo) -> list[str]:
     """Remove half-written backups whose writer is gone; returns the removed file names."""
     folder = repo.backup_dir
@@ -221,9 +226,14 @@ def cleanup_incomplete(repo: SchemaRepo) -> list[str]:
                 removed.append(p.name)
     for suffix in _PARTIAL:
         for p in folder.glob(f"*{suffix}"):
-            if p.name[: -len(suffix)] not in live:
-                remove_path(p)
-                removed.append(p.name)
+            bid = p.name[: -len(suffix)]
+            # A writer makes its manifest before its partial file, so a partial seen now
+            # whose manifest was not in the listing above is another thread's backup that
+            # began meanwhile (a fleet run): read its manifest again before judging it.
+            if bid in live or _manifest_keeps(folder / f"{bid}.json"):
+                continue
+            remove_path(p)
+            removed.append(p.name)
     for p in folder.glob("*.json.tmp"):
         try:
             # A fresh one may be another thread's manifest being written (a fleet run).

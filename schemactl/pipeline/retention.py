@@ -5,6 +5,10 @@ data while the run it was taken for is still applied (one of that run's revision
 still in migrations/versions/: a rollback removes the file). A scoped backup may be the
 only copy of a table's rows from before the change that touched it, so count and size
 limits yield to it; ``kept_over_limit`` says when they had to.
+
+All of it is per database (a fleet's targets share the backup folder): ``keep_last`` counts
+each database's backups, and a table is a table of one database, so one tenant's apply
+never prunes another tenant's only copy. ``max_total_mb`` is the folder's total.
 """
 
 from __future__ import annotations
@@ -52,8 +56,9 @@ def prune(repo: SchemaRepo, keep_last: int | None = None,
           max_total_mb: float | None = None) -> dict[str, Any]:
     """Apply retention (defaults from schemactl.toml); half-written backups go too.
 
-    Keeps the newest ``keep_last`` complete backups, then removes the oldest ones while the
-    total is over ``max_total_mb`` (0: no limit), never a protected one (see the module).
+    Keeps the newest ``keep_last`` complete backups of each database, then removes the
+    oldest ones while the total is over ``max_total_mb`` (0: no limit), never a protected
+    one (see the module).
 
     Returns:
         ``{"removed": [ids], "kept": [ids], "cleaned": [file names],
@@ -71,10 +76,15 @@ def prune(repo: SchemaRepo, keep_last: int | None = None,
         raise BadInputError("max_total_mb must be 0 (no limit) or more")
     cleaned = cleanup_incomplete(repo)
     complete = list_backups(repo)
-    guard = protected(repo, complete)
-    if complete:
-        guard.setdefault(complete[0].id, []).append("newest")
-    kept = [b for i, b in enumerate(complete) if i < keep or b.id in guard]
+    by_database: dict[str, list[Backup]] = {}
+    for b in complete:  # newest first within each database, as list_backups orders them
+        by_database.setdefault(b.database, []).append(b)
+    guard: dict[str, list[str]] = {}
+    for backups in by_database.values():
+        guard.update(protected(repo, backups))
+        guard.setdefault(backups[0].id, []).append("newest")
+    rank = {b.id: i for backups in by_database.values() for i, b in enumerate(backups)}
+    kept = [b for b in complete if rank[b.id] < keep or b.id in guard]
     gone = [b for b in complete if b not in kept]
     total = sum(b.size for b in kept)
     if limit:
