@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -117,22 +118,34 @@ def has_line(repo: SchemaRepo, entry_id: str) -> bool:
     return any(e.get("id") == entry_id for e in read_lines(repo))
 
 
+# The targets of a fleet run append from threads of one process: one at a time, so that no
+# check for an unfinished last line sees another thread's line half-way.
+_append_lock = threading.Lock()
+
+
 def append_line(repo: SchemaRepo, entry: AuditEntry) -> bool:
     """Append the entry to the audit file unless it is there already; True when written."""
-    if has_line(repo, entry.id):
-        return False
-    path = repo.audit_file
-    prefix = ""
-    if path.exists() and path.stat().st_size:
-        with open(path, "rb") as fh:
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":
-                prefix = "\n"  # never glue onto a line a crash left unfinished
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(prefix + json.dumps(entry.line(), sort_keys=True, default=str) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    return True
+    with _append_lock:
+        if has_line(repo, entry.id):
+            return False
+        path = repo.audit_file
+        prefix = b""
+        if path.exists() and path.stat().st_size:
+            with open(path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    prefix = b"\n"  # never glue onto a line a crash left unfinished
+        line = json.dumps(entry.line(), sort_keys=True, default=str).encode() + b"\n"
+        # One write of the whole line (O_APPEND): another process's line never lands inside.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            data = prefix + line
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
 
 
 def _entry_view(obj: dict[str, Any], source: str) -> dict[str, Any]:
