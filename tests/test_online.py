@@ -386,3 +386,41 @@ def test_plan_and_dry_run_show_the_steps_with_their_locks(repo: Path, db: Target
         "online step contract", "online step archive"]
     assert all("[lock: " in s for s in plan.steps)
     assert "VALIDATE CONSTRAINT" in plan.sql and "SET NOT NULL" in plan.sql
+
+
+def _not_null_names(db: Target) -> tuple[int, set[str]]:
+    """The server's major version and the names of its NOT NULL constraints on notes (18
+    names them in pg_constraint; 15 has none)."""
+    with connect(db) as conn:
+        major = int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000  # type: ignore[index]
+        rows = conn.execute("SELECT conname FROM pg_constraint WHERE conrelid = "
+                            "'public.notes'::regclass AND contype::text = 'n'").fetchall()
+    return major, {r[0] for r in rows}
+
+
+def test_swap_of_a_not_null_column_keeps_the_not_null_names_a_fresh_table_has(
+        repo: Path, db: Target) -> None:
+    tight = v2(score="{name: score, type: integer, nullable: false, default: 0}",
+               title="{name: title, type: varchar(200), nullable: false, default: ''}")
+    assert propose_apply(repo, db, tight).ok
+    fill(db, 200)
+    major, fresh = _not_null_names(db)
+    canonical = {f"notes_{c}_not_null" for c in
+                 ("id", "created_at", "updated_at", "is_deleted", "title", "score")}
+    assert fresh == (canonical if major >= 18 else set())
+    before = checksum(db, "title", "score")
+
+    wide = v2(score="{name: score, type: bigint, nullable: false, default: 0}",
+              title="{name: headline, type: varchar(200), nullable: false, default: '', "
+                    "renamed_from: title}")
+    assert propose_apply(repo, db, wide).ok
+    renamed = canonical - {"notes_title_not_null"} | {"notes_headline_not_null"}
+    assert _not_null_names(db)[1] == (renamed if major >= 18 else set())
+    assert columns(db)["score"] == ("bigint", False) and columns(db)["headline"][1] is False
+    assert checksum(db, "headline", "score") == before
+    assert api.status(repo, database_url=db.url).drift == []
+
+    assert api.rollback(repo, database_url=db.url, actor="user:test").ok
+    assert _not_null_names(db)[1] == fresh
+    assert columns(db)["score"] == ("integer", False)
+    assert checksum(db, "title", "score") == before

@@ -95,11 +95,14 @@ def _contract_sql(s: dict[str, Any]) -> list[str]:
     if not s["public_shadow"]:
         out.append(f"ALTER TABLE public.{t} RENAME COLUMN {sh} TO {_qi(s['new'])}")
     new = _qi(s["new"])
+    # The old column's NOT NULL would refuse rows written after this. It goes first: on
+    # PostgreSQL 18 it is a constraint named <table>_<column>_not_null, and the new column's
+    # SET NOT NULL then takes that name (as a fresh table has it), not <...>_not_null1.
+    if s["old_not_null"]:
+        out.append(f"ALTER TABLE public.{t} ALTER COLUMN {_qi(s['old_hidden'])} DROP NOT NULL")
     if s["not_null"]:
         out += [f"ALTER TABLE public.{t} ALTER COLUMN {new} SET NOT NULL",
                 f"ALTER TABLE public.{t} DROP CONSTRAINT IF EXISTS {_qi(s['check'])}"]
-    if s["old_not_null"]:  # the old column's NOT NULL would refuse rows written after this
-        out.append(f"ALTER TABLE public.{t} ALTER COLUMN {_qi(s['old_hidden'])} DROP NOT NULL")
     if s["default"] is not None:
         out.append(f"ALTER TABLE public.{t} ALTER COLUMN {new} SET DEFAULT {s['default']}")
     comment = "NULL" if s["comment"] is None else "'" + s["comment"].replace("'", "''") + "'"
