@@ -6,10 +6,8 @@ import ipaddress
 import json
 import math
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Context, Decimal
 
 from schemactl.model.definitions import Column, TypeSpec, parse_type
 from schemactl.model.literals import (
@@ -226,11 +224,13 @@ _FUNC_CALL = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_.$]*\s*\(")
 _SQL_WORDS = frozenset({"current_date", "current_time", "current_user", "session_user",
                         "localtime", "localtimestamp", "current_role", "current_catalog",
                         "current_schema", "user", "default", "null", "current_timestamp"})
-_CLOCK = re.compile(r"^\s*([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
-                    r"([+-]\d{2}(:?\d{2})?|Z)?\s*$")
-_MACADDR = re.compile(r"^\s*[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}\s*$")
-_INTERVAL = re.compile(r"^\s*(\d+\s+(microsecond|millisecond|second|minute|hour|day|week|month|"
-                       r"year)s?\s*)+$", re.IGNORECASE)
+# Literal shapes of rarer types: pattern text, compiled by `re` on first use (and cached
+# there), so that a cold validate of tables without such defaults never compiles them.
+_CLOCK = (r"^\s*([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
+          r"([+-]\d{2}(:?\d{2})?|Z)?\s*$")
+_MACADDR = r"^\s*[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}\s*$"
+_INTERVAL = (r"^\s*(\d+\s+(microsecond|millisecond|second|minute|hour|day|week|month|"
+             r"year)s?\s*)+$")
 
 
 def looks_like_sql(text: str) -> bool:
@@ -320,6 +320,9 @@ def _number_problem(col: Column, spec: TypeSpec, value: float) -> str | None:
         return f"default {value!r} is out of range for real"
     elif spec.base == "numeric" and spec.args:
         # numeric(p,s) rounds to s places and refuses |value| >= 10^(p-s): CREATE TABLE fails.
+        # Imported here, like uuid below: a numeric default is rare and validate starts cold.
+        from decimal import ROUND_HALF_UP, Context, Decimal
+
         p, s = spec.args[0], (spec.args[1] if len(spec.args) > 1 else 0)
         exact = Decimal(str(value))
         # Too large to round at all (1e308 in numeric(10,2)): it overflows, no quantize needed.
@@ -356,6 +359,8 @@ def _string_literal_problem(col: Column, spec: TypeSpec, base: str, text: str) -
             return f"default {text!r} is out of range for double precision"
         return _number_problem(col, spec, number)
     if base == "uuid":
+        import uuid
+
         try:
             uuid.UUID(text)
         except ValueError:
@@ -368,9 +373,9 @@ def _string_literal_problem(col: Column, spec: TypeSpec, base: str, text: str) -
             return bad
         return None
     if base == "interval":
-        return None if _INTERVAL.match(text) else bad
+        return None if re.match(_INTERVAL, text, re.IGNORECASE) else bad
     if base in CLOCK_TYPES:
-        return None if _CLOCK.match(text) else bad
+        return None if re.match(_CLOCK, text) else bad
     if base in ("inet", "cidr"):
         try:
             (ipaddress.ip_interface if base == "inet" else ipaddress.ip_network)(text.strip())
@@ -378,7 +383,7 @@ def _string_literal_problem(col: Column, spec: TypeSpec, base: str, text: str) -
             return bad
         return None
     if base == "macaddr":
-        return None if _MACADDR.match(text) else bad
+        return None if re.match(_MACADDR, text) else bad
     if base in ("halfvec", "vector"):
         base = "vector"
     if base == "bytea":

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 from pathlib import Path
 
-_ACTOR_RE = re.compile(r"^[A-Za-z0-9_.:@/+-]{1,100}$")
+# Pattern text, compiled by `re` on first use: validate never resolves an actor.
+_ACTOR_RE = r"^[A-Za-z0-9_.:@/+-]{1,100}$"
 
 
 def resolve_actor(explicit: str | None, repo_root: Path | None = None) -> str:
@@ -24,12 +24,14 @@ def resolve_actor(explicit: str | None, repo_root: Path | None = None) -> str:
         except Exception:  # noqa: BLE001 - no git identity is not an error here
             actor = None
     if not actor:
+        import getpass
+
         try:
             actor = f"user:{getpass.getuser()}"
         except (KeyError, OSError):
             actor = "user:unknown"
     actor = actor.strip()
-    if not _ACTOR_RE.match(actor.replace(" ", "_")):
+    if not re.match(_ACTOR_RE, actor.replace(" ", "_")):
         raise BadInputError(f"invalid actor name {actor[:40]!r}",
                             hint="use letters, digits and :._@/+- (at most 100 characters)")
     return actor

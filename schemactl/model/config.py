@@ -104,8 +104,9 @@ class TargetSpec:
         return f"embedded/{self.database}"
 
 
-_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Pattern text, compiled by `re` on first use: most repositories name no targets.
+_TARGET_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 def _has_password(url: str) -> bool:
@@ -123,7 +124,7 @@ def _targets(raw: Any) -> tuple[TargetSpec, ...]:
     out = []
     for name, item in raw.items():
         where = f"{CONFIG_FILE}: targets.{name}"
-        if not _TARGET_NAME.match(str(name)):
+        if not re.match(_TARGET_NAME, str(name)):
             raise BadInputError(f"{where}: a target name is letters, digits, '_', '.' or '-'")
         if not isinstance(item, dict):
             raise BadInputError(f"{where} must be a table (url, url_env or database; group)")
@@ -149,7 +150,7 @@ def _targets(raw: Any) -> tuple[TargetSpec, ...]:
                      "a service file), or name an environment variable: url_env = \"VAR\"",
                 code="password_in_config")
         env = values.get("url_env")
-        if env is not None and not _ENV_NAME.match(env):
+        if env is not None and not re.match(_ENV_NAME, env):
             raise BadInputError(f"{where}.url_env must name an environment variable",
                                 hint='url_env = "STAGING_DATABASE_URL"')
         out.append(TargetSpec(name=str(name), url=url, url_env=env,

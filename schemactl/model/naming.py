@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 MAX_IDENTIFIER = 63
@@ -28,6 +27,8 @@ def short_name(name: str) -> str:
     """
     if len(name.encode()) <= MAX_IDENTIFIER:
         return name
+    import hashlib  # only long names need it; OpenSSL's start stays off the cold path
+
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return name.encode()[:MAX_IDENTIFIER - 9].decode(errors="ignore") + "_" + digest
 
