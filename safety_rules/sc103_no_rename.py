@@ -108,7 +108,10 @@ class NoRename(Rule):
                      "renames; keep the old marker or remove it (the contract)")
             return
         if renaming:
-            for other in sorted(ctx.referrers(old) - {ch.name}):
+            # another table's key to it, kept on the old name or moved to the new one
+            moved = {t for t in ctx.referrers(ch.name) - {ch.name}
+                     if t in ctx.current and old in ctx.current[t].referenced_tables}
+            for other in sorted((ctx.referrers(old) | moved) - {ch.name}):
                 yield self.violation(
                     f"table {old} cannot be renamed online: {other} references it",
                     table=ch.name, tdef=after,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from schemactl.model.definitions import Index
-from schemactl.model.online import rename_columns
+from schemactl.model.definitions import Index, TableDef
+from schemactl.model.online import rename_columns, rename_table
 
 from .base import OpsContext, Rule, RuleContext
 from .violation import Violation
@@ -52,16 +52,19 @@ class NoDropIndexOrConstraint(Rule):
         for ch in ctx.changes:
             if ch.before is None or ch.after is None:
                 continue
+            # A renamed table's references to itself follow it (a key points at the table).
+            before = (ch.before if ch.before.table == ch.name
+                      else rename_table(ch.before, ch.name))
             after = {_key(ch.name, i) for i in ch.after.indexes}
             # A marked column rename carries its indexes along (renamed with the column).
             renames = {o.name: n.name for o, n in ch.kept_columns() if o.name != n.name}
-            for idx in rename_columns(ch.before, renames).indexes:
+            for idx in rename_columns(before, renames).indexes:
                 key = _key(ch.name, idx)
                 if key not in after:
                     yield self.violation(f"index {key[0]} on {ch.name}({', '.join(idx.columns)}) "
                                          "is removed or changed", table=ch.name, tdef=ch.after)
             kept = {r.identity for r in ch.after.references}
-            for ref in ch.before.references:
+            for ref in before.references:
                 # Changed actions are a lock-safe replacement; other changes are a removal.
                 if ref.identity not in kept:
                     yield self.violation(f"the foreign key {ch.name}({', '.join(ref.columns)}) "
@@ -72,9 +75,10 @@ class NoDropIndexOrConstraint(Rule):
                 if old.unique and not new.unique and not new.primary_key:
                     yield self.violation(f"the unique constraint on {ch.name}.{old.name} is "
                                          "removed", table=ch.name, column=old.name, tdef=ch.after)
-                if old.references and old.references != new.references:
+                target = _before_ref(before, old.name)
+                if target and target != new.references:
                     yield self.violation(f"the foreign key {ch.name}.{old.name} → "
-                                         f"{old.references} is removed or changed",
+                                         f"{target} is removed or changed",
                                          table=ch.name, column=old.name, tdef=ch.after)
 
     def check_ops(self, ctx: OpsContext) -> Iterator[Violation]:
@@ -93,3 +97,9 @@ class NoDropIndexOrConstraint(Rule):
 
 def _key(table: str, idx: Index) -> tuple[str, str]:
     return idx.index_name(table), json.dumps(idx.to_dict(), sort_keys=True)
+
+
+def _before_ref(before: TableDef, column: str) -> str | None:
+    """What ``column`` of ``before`` references (None: nothing)."""
+    col = before.column(column)
+    return col.references if col is not None else None

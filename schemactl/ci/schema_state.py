@@ -185,6 +185,15 @@ def _rename_columns_into(s: dict[str, Any], spec: Mapping[str, Any]) -> None:
             s[key] = value
 
 
+def _retarget_keys(state: State, old: str, new: str) -> None:
+    """Foreign keys to table ``old`` point at ``new`` once it is renamed (at the table, not
+    at a name): its own and every other table's."""
+    for s in state.values():
+        for key, value in s.items():
+            if key.startswith("fk:") and isinstance(value, str) and value.startswith(old + "."):
+                s[key] = new + value[len(old):]
+
+
 def apply_ops(state: State, ops: Iterable[Any], migration: str,
               opaque: list[tuple[str, str]], touched: dict[str, str]) -> None:
     """Apply recorded Alembic operations to a schema model, in place.
@@ -284,6 +293,7 @@ def apply_ops(state: State, ops: Iterable[Any], migration: str,
                 renamed |= {f"check:{old}": f"check:{new}" for _k, old, new in op.spec["names"]}
                 moved = {renamed.get(k, k): v for k, v in state.pop(str(table), {}).items()}
                 state[str(op.spec["new"])] = moved
+                _retarget_keys(state, str(table), str(op.spec["new"]))
                 touched.setdefault(str(op.spec["new"]), migration)
                 continue
             if op.kind == "rename_columns":

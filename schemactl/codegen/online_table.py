@@ -13,7 +13,7 @@ rename drops the view and renames everything back, every row in place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from schemactl.codegen.expressions import column_check_sql
@@ -100,8 +100,10 @@ class OnlineTableSpec:
 
 
 def rename_op(before: TableDef, after: TableDef) -> OnlineTableRenameOp:
+    from schemactl.model.online import rename_table
+
     # the table's own not-null names are PostgreSQL's: the rename block follows them itself
-    names = [n for n in renamed_names(before, replace(before, table=after.table))
+    names = [n for n in renamed_names(before, rename_table(before, after.table))
              if not n[1].endswith("_not_null")]
     op = OnlineTableRenameOp(before.table, after.table, names)
     op.info["explain"] = [

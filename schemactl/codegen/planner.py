@@ -39,6 +39,7 @@ from schemactl.model.online import (
     online_changes,
     online_problem,
     rename_columns,
+    rename_table,
     table_renames,
 )
 
@@ -549,7 +550,7 @@ def build_plan(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef]
             top.append(rename_op(old, tdef))
             changes.append(Change("rename_table", name, detail=f"from {old.table}"))
             # the rest of the change is planned on the table under its new name
-            old = replace(old, table=name, renamed_from=tdef.renamed_from)
+            old = replace(rename_table(old, name), renamed_from=tdef.renamed_from)
         else:
             old = current[name]
         made_ops, ch = _alter_table(old, tdef)

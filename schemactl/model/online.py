@@ -227,3 +227,22 @@ def table_renames(current: Mapping[str, TableDef], proposed: Mapping[str, TableD
                 and tdef.renamed_from in current and tdef.renamed_from not in proposed):
             out[name] = tdef.renamed_from
     return out
+
+
+def rename_table(tdef: TableDef, new: str) -> TableDef:
+    """``tdef`` under the name ``new``, its references to itself following it: a foreign key
+    points at a table, not at a name, so PostgreSQL's rename carries it along."""
+    from dataclasses import replace
+
+    old = tdef.table
+
+    def ref(value: str | None) -> str | None:
+        if value is None or value.split(".", 1)[0] != old:
+            return value
+        return new + value[len(old):]
+
+    return replace(
+        tdef, table=new,
+        columns=tuple(replace(c, references=ref(c.references)) if c.ref_table == old else c
+                      for c in tdef.columns),
+        references=tuple(replace(r, to=new) if r.to == old else r for r in tdef.references))

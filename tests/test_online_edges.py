@@ -1,0 +1,161 @@
+"""Edge cases of online changes against a real PostgreSQL, with rows in the tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from schemactl import api
+from schemactl.adapters.database import Target, connect
+from tests.test_online_table import apply, catalog, git, one, propose, relkind
+
+ROWS = 300
+
+TREE = """  - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
+  - {name: created_at, type: timestamptz, nullable: false, default: now()}
+  - {name: updated_at, type: timestamptz, nullable: false, default: now()}
+  - {name: is_deleted, type: boolean, nullable: false, default: false}
+  - {name: created_by, type: bigint}
+  - {name: title, type: varchar(200), nullable: false}
+  - {name: parent_id, type: uuid, references: {to: %s.id, on_delete: cascade}}
+"""
+NODES = "table: nodes\ncolumns:\n" + TREE % "nodes"
+ITEMS = "table: items\nrenamed_from: nodes\ncolumns:\n" + TREE % "items"
+
+
+def tree_checksum(db: Target, table: str) -> str:
+    return str(one(db, f"SELECT md5(string_agg(id::text || title || coalesce(parent_id::text, "
+                       f"'-'), ',' ORDER BY id)) FROM {table}"))
+
+
+def fill_tree(db: Target) -> None:
+    """ROWS nodes: ten roots, then each layer of ten the children of earlier nodes."""
+    with connect(db) as conn:
+        conn.execute("INSERT INTO nodes (title) SELECT 'root ' || g FROM generate_series(1, 10) g")
+        for layer in range(1, ROWS // 10):
+            conn.execute("INSERT INTO nodes (title, parent_id) SELECT 'node ' || %s || '.' || n, "
+                         "id FROM (SELECT id, row_number() OVER (ORDER BY random()) n FROM nodes "
+                         "LIMIT 10) p", (layer,))
+        conn.commit()
+
+
+def fk_target(db: Target, table: str) -> list[tuple[str, str]]:
+    with connect(db) as conn:
+        rows = conn.execute("SELECT conname, confrelid::regclass::text FROM pg_constraint WHERE "
+                            "conrelid = %s::regclass AND contype = 'f'", (f"public.{table}",)
+                            ).fetchall()
+    return [(str(a), str(b)) for a, b in rows]
+
+
+def git_head(repo: Path) -> str:
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def test_rename_of_a_self_referencing_table_moves_its_key_and_rolls_back(
+        repo: Path, db: Target, cli: Any) -> None:
+    propose(repo, NODES)
+    apply(repo, db)
+    fill_tree(db)
+    before, nodes_catalog = tree_checksum(db, "nodes"), catalog(db, "nodes")
+    assert fk_target(db, "nodes") == [("fk_nodes_parent_id_nodes_del_cascade", "nodes")]
+
+    propose(repo, ITEMS)
+    apply(repo, db)
+    assert relkind(db, "items") == "r" and relkind(db, "nodes") == "v"
+    assert tree_checksum(db, "items") == before
+    assert fk_target(db, "items") == [("fk_items_parent_id_items_del_cascade", "items")]
+    assert catalog(db, "items") == [  # what a table made fresh from the definition has
+        tuple(v.replace("nodes", "items") for v in row) for row in nodes_catalog]
+    status = cli("status", "--json", "--database-url", db.url, cwd=repo)
+    assert status.code == 0 and status.json["drift"] == [], status
+
+    with connect(db) as conn:  # an old writer through the view: the key still holds
+        parent = conn.execute("SELECT id FROM nodes WHERE parent_id IS NULL LIMIT 1").fetchone()
+        conn.execute("INSERT INTO nodes (title, parent_id) VALUES ('by an old writer', %s)",
+                     parent)
+        conn.commit()
+        try:
+            conn.execute("INSERT INTO nodes (title, parent_id) VALUES ('orphan', "
+                         "gen_random_uuid())")
+            raise AssertionError("an orphan was accepted")
+        except Exception as exc:  # noqa: BLE001 - psycopg's ForeignKeyViolation
+            assert getattr(exc, "sqlstate", None) == "23503", exc
+            conn.rollback()
+    written = tree_checksum(db, "items")
+    assert one(db, "SELECT count(*) FROM nodes") == ROWS + 1
+
+    back = api.rollback(repo, database_url=db.url, actor="user:test")
+    assert back.ok, back
+    assert relkind(db, "nodes") == "r" and relkind(db, "items") is None
+    assert catalog(db, "nodes") == nodes_catalog and tree_checksum(db, "nodes") == written
+    assert "dynamic_schema/nodes.yaml" in git(repo, "ls-files", "dynamic_schema").split()
+    assert api.status(repo, database_url=db.url).to_json()["drift"] == []
+
+    # renamed again, then the contract (the next proposal): the view goes, the key stays
+    propose(repo, ITEMS)
+    apply(repo, db)
+    propose(repo, ITEMS.replace("renamed_from: nodes\n", ""))
+    apply(repo, db)
+    assert relkind(db, "nodes") is None and tree_checksum(db, "items") == written
+    assert fk_target(db, "items") == [("fk_items_parent_id_items_del_cascade", "items")]
+    assert api.status(repo, database_url=db.url).to_json()["drift"] == []
+    with connect(db) as conn:  # on_delete cascade still works under the new name
+        conn.execute("DELETE FROM items WHERE parent_id IS NULL")
+        conn.commit()
+    assert one(db, "SELECT count(*) FROM items") == 0
+
+
+def test_check_accepts_the_rename_of_a_self_referencing_table(repo: Path, db: Target) -> None:
+    propose(repo, NODES)
+    git(repo, "branch", "base")
+    git(repo, "checkout", "-q", "-b", "pr")
+    propose(repo, ITEMS)
+    data = api.check(repo, base="base", database_url=db.url).to_json()
+    assert data["ok"] and data["violations"] == [], data["violations"]
+    assert data["round_trip"]["ok"], data["round_trip"]
+
+
+TAGS = """table: tags
+columns:
+  - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
+  - {name: created_at, type: timestamptz, nullable: false, default: now()}
+  - {name: updated_at, type: timestamptz, nullable: false, default: now()}
+  - {name: is_deleted, type: boolean, nullable: false, default: false}
+  - {name: created_by, type: bigint}
+  - {name: node_id, type: uuid, references: nodes.id}
+"""
+
+
+def test_rename_of_a_table_another_references_is_refused_and_changes_nothing(
+        repo: Path, db: Target, cli: Any) -> None:
+    propose(repo, NODES)
+    propose(repo, TAGS)
+    apply(repo, db)
+    fill_tree(db)
+    with connect(db) as conn:
+        conn.execute("INSERT INTO tags (node_id) SELECT id FROM nodes")
+        conn.commit()
+    head, before = git_head(repo), tree_checksum(db, "nodes")
+
+    refused = cli("propose", "-", "--json", input=ITEMS, cwd=repo)
+    assert refused.code == 1, refused
+    found = [v for v in refused.json["violations"] if v["rule"] == "SC103"]
+    assert [v["message"] for v in found] == [
+        "table nodes cannot be renamed online: tags references it"], refused.json
+    assert "keep the name of nodes" in found[0]["hint"]
+
+    # tags moved to the new name by hand in the same change: refused too
+    git(repo, "rm", "-q", "dynamic_schema/nodes.yaml")
+    (repo / "dynamic_schema" / "items.yaml").write_text(ITEMS)
+    tags = repo / "dynamic_schema" / "tags.yaml"
+    tags.write_text(tags.read_text().replace("nodes.id", "items.id"))
+    by_hand = cli("validate", "--json", cwd=repo)
+    assert by_hand.code == 1 and "table nodes cannot be renamed online: tags references it" in {
+        v["message"] for v in by_hand.json["violations"] if v["rule"] == "SC103"}, by_hand.json
+    git(repo, "checkout", "-q", "HEAD", "--", "dynamic_schema")
+    (repo / "dynamic_schema" / "items.yaml").unlink()
+
+    assert git_head(repo) == head and relkind(db, "nodes") == "r"
+    assert tree_checksum(db, "nodes") == before
+    assert fk_target(db, "tags") == [("fk_tags_node_id_nodes", "nodes")]
+    assert api.status(repo, database_url=db.url).to_json()["drift"] == []
