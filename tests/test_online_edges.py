@@ -159,3 +159,93 @@ def test_rename_of_a_table_another_references_is_refused_and_changes_nothing(
     assert tree_checksum(db, "nodes") == before
     assert fk_target(db, "tags") == [("fk_tags_node_id_nodes", "nodes")]
     assert api.status(repo, database_url=db.url).to_json()["drift"] == []
+
+
+LABELS = """table: labels
+columns:
+  - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
+  - {name: created_at, type: timestamptz, nullable: false, default: now()}
+  - {name: updated_at, type: timestamptz, nullable: false, default: now()}
+  - {name: is_deleted, type: boolean, nullable: false, default: false}
+  - {name: created_by, type: bigint}
+  - {name: label, type: %s}
+  - {name: level, type: %s}
+indexes:
+  - {columns: [{lower: label}], unique: true, where: {is_deleted: false}}
+  - {columns: [created_at], where: {level: 1}}
+"""
+
+
+def index_state(db: Target, table: str) -> list[tuple[str, bool, str]]:
+    """Each index of ``table``: name, pg_index.indisvalid and pg_indexes' definition."""
+    with connect(db) as conn:
+        rows = conn.execute("SELECT x.indexname, i.indisvalid, x.indexdef FROM pg_indexes x "
+                            "JOIN pg_index i ON i.indexrelid = format('%%I.%%I', x.schemaname, "
+                            "x.indexname)::regclass WHERE x.schemaname = 'public' AND "
+                            "x.tablename = %s ORDER BY 1", (table,)).fetchall()
+    return [(str(a), bool(b), str(c)) for a, b, c in rows]
+
+
+def expected_indexes(label_expr: str) -> list[tuple[str, bool, str]]:
+    return [
+        ("ix_labels_created_at", True, "CREATE INDEX ix_labels_created_at ON public.labels "
+                                       "USING btree (created_at) WHERE (level = 1)"),
+        ("pk_labels", True, "CREATE UNIQUE INDEX pk_labels ON public.labels USING btree (id)"),
+        ("uq_labels_lower_label", True, "CREATE UNIQUE INDEX uq_labels_lower_label ON "
+                                        f"public.labels USING btree ({label_expr}) WHERE "
+                                        "(is_deleted = false)")]
+
+
+def labels_checksum(db: Target) -> str:
+    return str(one(db, "SELECT md5(string_agg(id::text || coalesce(label, '-') || "
+                       "coalesce(level::text, '-'), ',' ORDER BY id)) FROM labels"))
+
+
+def column_types(db: Target) -> tuple[str, str]:
+    with connect(db) as conn:
+        rows = dict(conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM "
+                                 "pg_attribute WHERE attrelid = 'public.labels'::regclass AND "
+                                 "attnum > 0 AND NOT attisdropped").fetchall())
+    assert not [c for c in rows if str(c).startswith("_sc_")], rows
+    return str(rows["label"]), str(rows["level"])
+
+
+def test_retype_of_columns_in_an_expression_and_a_partial_index_and_back(
+        repo: Path, db: Target) -> None:
+    """label in a unique lower(label) index, level only in a partial index's where: retyped
+    (a plain widening, an online retype), then rolled back (both online narrowings)."""
+    propose(repo, LABELS % ("varchar(100)", "integer"))
+    apply(repo, db)
+    with connect(db) as conn:
+        conn.execute("INSERT INTO labels (label, level) SELECT 'Label ' || g, g %% 3 FROM "
+                     "generate_series(1, %s) g", (ROWS,))
+        conn.commit()
+    before = labels_checksum(db)
+    cast = "lower((label)::text)"
+    assert index_state(db, "labels") == expected_indexes(cast)
+
+    def converged(types: tuple[str, str], label_expr: str) -> None:
+        assert column_types(db) == types
+        assert index_state(db, "labels") == expected_indexes(label_expr)
+        assert labels_checksum(db) == before
+        assert api.status(repo, database_url=db.url).to_json()["drift"] == []
+
+    propose(repo, LABELS % ("varchar(200)", "bigint"))  # level: online, in the where only
+    apply(repo, db)
+    converged(("character varying(200)", "bigint"), cast)
+    propose(repo, LABELS % ("text", "bigint"))
+    apply(repo, db)
+    converged(("text", "bigint"), "lower(label)")
+    with connect(db) as conn:  # the unique expression index still holds
+        try:
+            conn.execute("INSERT INTO labels (label) VALUES ('LABEL 1')")
+            raise AssertionError("a duplicate lower(label) was accepted")
+        except Exception as exc:  # noqa: BLE001 - psycopg's UniqueViolation
+            assert getattr(exc, "sqlstate", None) == "23505", exc
+
+    # back: text → varchar(200), then varchar(200) → varchar(100) and bigint → integer, each
+    # online with its indexes built again on the shadow column
+    assert api.rollback(repo, database_url=db.url, actor="user:test").ok
+    converged(("character varying(200)", "bigint"), cast)
+    assert api.rollback(repo, database_url=db.url, actor="user:test").ok
+    converged(("character varying(100)", "integer"), cast)
