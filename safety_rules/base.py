@@ -102,6 +102,12 @@ class RuleContext:
             out.append(TableChange(name, before, after))
         return out
 
+    @cached_property
+    def renamed_tables(self) -> dict[str, str]:
+        """Old name → new name of the tables this change renames online (``renamed_from``)."""
+        return {ch.before.table: ch.name for ch in self.changes
+                if ch.before is not None and ch.after is not None and ch.before.table != ch.name}
+
     @property
     def proposed_changes(self) -> Iterator[TableChange]:
         """Changed tables that exist in the proposed state."""

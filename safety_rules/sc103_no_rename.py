@@ -108,15 +108,13 @@ class NoRename(Rule):
                      "renames; keep the old marker or remove it (the contract)")
             return
         if renaming:
-            # another table's key to it, kept on the old name or moved to the new one
-            moved = {t for t in ctx.referrers(ch.name) - {ch.name}
-                     if t in ctx.current and old in ctx.current[t].referenced_tables}
-            for other in sorted((ctx.referrers(old) | moved) - {ch.name}):
+            # the proposal moves another table's key to the new name (propose does it)
+            for other in sorted(ctx.referrers(old) - {ch.name}):
                 yield self.violation(
-                    f"table {old} cannot be renamed online: {other} references it",
-                    table=ch.name, tdef=after,
-                    hint=f"keep the name of {old}; a rename of a referenced table needs its "
-                         "foreign keys moved, which is not carried out online")
+                    f"table {other} references {old}, which this change renames to {ch.name}",
+                    table=other, tdef=ctx.proposed.get(other),
+                    hint=f"reference {ch.name} in {other} (`schemactl propose` of {ch.name} "
+                         "moves the keys of the tables that reference it)")
         for before_col, col in ch.kept_columns():
             if before_col.name != col.name or before_col.type != col.type:
                 yield self.violation(

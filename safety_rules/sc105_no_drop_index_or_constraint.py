@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 
 from schemactl.model.definitions import Index, TableDef
-from schemactl.model.online import rename_columns, rename_table
+from schemactl.model.online import rename_columns, retarget
 
 from .base import OpsContext, Rule, RuleContext
 from .violation import Violation
@@ -52,9 +52,8 @@ class NoDropIndexOrConstraint(Rule):
         for ch in ctx.changes:
             if ch.before is None or ch.after is None:
                 continue
-            # A renamed table's references to itself follow it (a key points at the table).
-            before = (ch.before if ch.before.table == ch.name
-                      else rename_table(ch.before, ch.name))
+            # Keys to a table renamed online follow it (a key points at the table, not a name).
+            before = retarget(ch.before, ctx.renamed_tables)
             after = {_key(ch.name, i) for i in ch.after.indexes}
             # A marked column rename carries its indexes along (renamed with the column).
             renames = {o.name: n.name for o, n in ch.kept_columns() if o.name != n.name}

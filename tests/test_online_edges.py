@@ -47,10 +47,6 @@ def fk_target(db: Target, table: str) -> list[tuple[str, str]]:
     return [(str(a), str(b)) for a, b in rows]
 
 
-def git_head(repo: Path) -> str:
-    return git(repo, "rev-parse", "HEAD").strip()
-
-
 def test_rename_of_a_self_referencing_table_moves_its_key_and_rolls_back(
         repo: Path, db: Target, cli: Any) -> None:
     propose(repo, NODES)
@@ -105,16 +101,6 @@ def test_rename_of_a_self_referencing_table_moves_its_key_and_rolls_back(
     assert one(db, "SELECT count(*) FROM items") == 0
 
 
-def test_check_accepts_the_rename_of_a_self_referencing_table(repo: Path, db: Target) -> None:
-    propose(repo, NODES)
-    git(repo, "branch", "base")
-    git(repo, "checkout", "-q", "-b", "pr")
-    propose(repo, ITEMS)
-    data = api.check(repo, base="base", database_url=db.url).to_json()
-    assert data["ok"] and data["violations"] == [], data["violations"]
-    assert data["round_trip"]["ok"], data["round_trip"]
-
-
 TAGS = """table: tags
 columns:
   - {name: id, type: uuid, primary_key: true, default: gen_random_uuid()}
@@ -126,7 +112,24 @@ columns:
 """
 
 
-def test_rename_of_a_table_another_references_is_refused_and_changes_nothing(
+def test_check_accepts_the_rename_of_a_referenced_table(repo: Path, db: Target) -> None:
+    """nodes references itself, tags references nodes: both keys follow the rename."""
+    propose(repo, NODES)
+    propose(repo, TAGS)
+    git(repo, "branch", "base")
+    git(repo, "checkout", "-q", "-b", "pr")
+    propose(repo, ITEMS)
+    data = api.check(repo, base="base", database_url=db.url).to_json()
+    assert data["ok"] and data["violations"] == [], data["violations"]
+    assert data["round_trip"]["ok"], data["round_trip"]
+
+
+def tags_checksum(db: Target) -> str:
+    return str(one(db, "SELECT md5(string_agg(id::text || node_id::text, ',' ORDER BY id)) "
+                       "FROM tags"))
+
+
+def test_rename_of_a_table_another_references_moves_that_key_and_rolls_back(
         repo: Path, db: Target, cli: Any) -> None:
     propose(repo, NODES)
     propose(repo, TAGS)
@@ -135,29 +138,65 @@ def test_rename_of_a_table_another_references_is_refused_and_changes_nothing(
     with connect(db) as conn:
         conn.execute("INSERT INTO tags (node_id) SELECT id FROM nodes")
         conn.commit()
-    head, before = git_head(repo), tree_checksum(db, "nodes")
+    tags_yaml = (repo / "dynamic_schema" / "tags.yaml").read_text()
+    nodes_sum, tags_sum, tags_catalog = tree_checksum(db, "nodes"), tags_checksum(db), \
+        catalog(db, "tags")
+    assert fk_target(db, "tags") == [("fk_tags_node_id_nodes", "nodes")]
 
-    refused = cli("propose", "-", "--json", input=ITEMS, cwd=repo)
-    assert refused.code == 1, refused
-    found = [v for v in refused.json["violations"] if v["rule"] == "SC103"]
-    assert [v["message"] for v in found] == [
-        "table nodes cannot be renamed online: tags references it"], refused.json
-    assert "keep the name of nodes" in found[0]["hint"]
-
-    # tags moved to the new name by hand in the same change: refused too
+    # the folder renamed by hand with tags still on the old name: refused, one line and a hint
     git(repo, "rm", "-q", "dynamic_schema/nodes.yaml")
     (repo / "dynamic_schema" / "items.yaml").write_text(ITEMS)
-    tags = repo / "dynamic_schema" / "tags.yaml"
-    tags.write_text(tags.read_text().replace("nodes.id", "items.id"))
     by_hand = cli("validate", "--json", cwd=repo)
-    assert by_hand.code == 1 and "table nodes cannot be renamed online: tags references it" in {
-        v["message"] for v in by_hand.json["violations"] if v["rule"] == "SC103"}, by_hand.json
-    git(repo, "checkout", "-q", "HEAD", "--", "dynamic_schema")
+    found = [v for v in by_hand.json["violations"] if v["rule"] == "SC103"]
+    assert by_hand.code == 1 and [v["message"] for v in found] == [
+        "table tags references nodes, which this change renames to items"], by_hand.json
+    assert "reference items in tags" in found[0]["hint"]
+    git(repo, "reset", "-q", "--hard")
     (repo / "dynamic_schema" / "items.yaml").unlink()
 
-    assert git_head(repo) == head and relkind(db, "nodes") == "r"
-    assert tree_checksum(db, "nodes") == before
-    assert fk_target(db, "tags") == [("fk_tags_node_id_nodes", "nodes")]
+    # propose moves tags' key to the new name in the same commit
+    res = propose(repo, ITEMS)
+    assert any("the foreign keys of tags follow it" in s for s in res.online_steps)
+    shown = git(repo, "show", "--no-renames", "--name-status", "--format=", "HEAD").split()
+    assert [(a, b) for a, b in zip(shown[::2], shown[1::2], strict=True)
+            if b.startswith("dynamic_schema/")] == [
+        ("A", "dynamic_schema/items.yaml"), ("D", "dynamic_schema/nodes.yaml"),
+        ("M", "dynamic_schema/tags.yaml")], shown
+    assert "references: items.id" in (repo / "dynamic_schema" / "tags.yaml").read_text()
+    by_agent = api.apply(repo, database_url=db.url, actor="agent:test")  # policy "safe"
+    assert by_agent.ok, by_agent
+    assert fk_target(db, "tags") == [("fk_tags_node_id_items", "items")]
+    assert tree_checksum(db, "items") == nodes_sum and tags_checksum(db) == tags_sum
+    assert catalog(db, "tags") == [tuple(v.replace("nodes", "items") for v in row)
+                                   for row in tags_catalog]
+    status = cli("status", "--json", "--database-url", db.url, cwd=repo)
+    assert status.code == 0 and status.json["drift"] == [], status
+    with connect(db) as conn:  # the key holds, to the rows under the new name and the view
+        conn.execute("INSERT INTO tags (node_id) SELECT id FROM nodes LIMIT 1")
+        conn.commit()
+        try:
+            conn.execute("INSERT INTO tags (node_id) VALUES (gen_random_uuid())")
+            raise AssertionError("a tag of no node was accepted")
+        except Exception as exc:  # noqa: BLE001 - psycopg's ForeignKeyViolation
+            assert getattr(exc, "sqlstate", None) == "23503", exc
+            conn.rollback()
+    tags_sum = tags_checksum(db)
+
+    back = api.rollback(repo, database_url=db.url, actor="user:test")
+    assert back.ok, back
+    assert relkind(db, "nodes") == "r" and relkind(db, "items") is None
+    assert catalog(db, "tags") == tags_catalog and tags_checksum(db) == tags_sum
+    assert tree_checksum(db, "nodes") == nodes_sum
+    assert (repo / "dynamic_schema" / "tags.yaml").read_text() == tags_yaml
+    assert api.status(repo, database_url=db.url).to_json()["drift"] == []
+
+    # renamed again, then the contract: the view goes, tags' key stays on items
+    propose(repo, ITEMS)
+    apply(repo, db)
+    propose(repo, ITEMS.replace("renamed_from: nodes\n", ""))
+    apply(repo, db)
+    assert relkind(db, "nodes") is None
+    assert fk_target(db, "tags") == [("fk_tags_node_id_items", "items")]
     assert api.status(repo, database_url=db.url).to_json()["drift"] == []
 
 

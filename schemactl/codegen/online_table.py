@@ -13,6 +13,7 @@ rename drops the view and renames everything back, every row in place.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,12 +63,15 @@ class OnlineTableRenameOp:
     table_name: str
     new_table_name: str
     names: list[list[str]]
+    #: ``[table, kind, old name, new name]`` of the other tables' keys to it, renamed along
+    referrers: list[list[str]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     schema: str | None = None
 
     def spec(self) -> dict[str, Any]:
-        return {"old": self.table_name, "new": self.new_table_name, "names": self.names,
-                "lock": RENAME_LOCK}
+        out = {"old": self.table_name, "new": self.new_table_name, "names": self.names,
+               "lock": RENAME_LOCK}
+        return {**out, "referrers": self.referrers} if self.referrers else out
 
 
 @dataclass
@@ -99,18 +103,25 @@ class OnlineTableSpec:
         return str(self.spec["new"]) if self.kind == "rename" else None
 
 
-def rename_op(before: TableDef, after: TableDef) -> OnlineTableRenameOp:
-    from schemactl.model.online import rename_table
+def rename_op(before: TableDef, after: TableDef, referrers: Iterable[TableDef] = ()
+              ) -> OnlineTableRenameOp:
+    """The rename of ``before`` to ``after``'s name; ``referrers``: the other tables with a
+    key to it (the key follows the table; its name is renamed after it)."""
+    from schemactl.model.online import rename_table, retarget
 
     # the table's own not-null names are PostgreSQL's: the rename block follows them itself
     names = [n for n in renamed_names(before, rename_table(before, after.table))
              if not n[1].endswith("_not_null")]
-    op = OnlineTableRenameOp(before.table, after.table, names)
+    moved = [[r.table, *n] for r in referrers
+             for n in renamed_names(r, retarget(r, {before.table: after.table}))]
+    op = OnlineTableRenameOp(before.table, after.table, names, moved)
+    keys = sorted({r[0] for r in moved})
     op.info["explain"] = [
         f"online rename of table {before.table} → {after.table}",
         f"  1. rename: {before.table} → {after.table} with its indexes and constraints, and a "
         f"view {before.table} (SELECT * FROM {after.table}: old readers and writers keep "
-        f"working) [{RENAME_LOCK}]",
+        f"working)" + (f"; the foreign keys of {', '.join(keys)} follow it, renamed after it"
+                       if keys else "") + f" [{RENAME_LOCK}]",
         f"  2. contract: a later proposal without `renamed_from` drops the view "
         f"{before.table} [{CONTRACT_LOCK}]",
     ]

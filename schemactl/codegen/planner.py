@@ -40,8 +40,10 @@ from schemactl.model.online import (
     online_problem,
     rename_columns,
     rename_table,
+    retarget,
     table_renames,
 )
+from schemactl.model.tableset import as_table_set
 
 if TYPE_CHECKING:
     from alembic.operations.ops import UpgradeOps
@@ -520,6 +522,7 @@ def build_plan(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef]
         tables = changed_tables(current, proposed)
     todo = sorted(set(tables))
     renames = table_renames(current, proposed, todo)
+    moved = {o: n for n, o in renames.items()}
     # New tables in dependency order: a referenced table is created first.
     new = [n for n in todo if n in proposed and n not in current and n not in renames]
     new = _new_table_order(new, proposed)
@@ -547,12 +550,13 @@ def build_plan(current: Mapping[str, TableDef], proposed: Mapping[str, TableDef]
             from schemactl.codegen.online_table import rename_op
 
             old = current[renames[name]]
-            top.append(rename_op(old, tdef))
+            referrers = as_table_set(current).referrers(old.table) - {old.table}
+            top.append(rename_op(old, tdef, [current[r] for r in sorted(referrers)]))
             changes.append(Change("rename_table", name, detail=f"from {old.table}"))
             # the rest of the change is planned on the table under its new name
             old = replace(rename_table(old, name), renamed_from=tdef.renamed_from)
-        else:
-            old = current[name]
+        else:  # its keys to a table renamed here follow that table (the rename moves them)
+            old = retarget(current[name], moved)
         made_ops, ch = _alter_table(old, tdef)
         if made_ops:
             top.append(ops.ModifyTableOps(name, made_ops))

@@ -229,20 +229,30 @@ def table_renames(current: Mapping[str, TableDef], proposed: Mapping[str, TableD
     return out
 
 
-def rename_table(tdef: TableDef, new: str) -> TableDef:
-    """``tdef`` under the name ``new``, its references to itself following it: a foreign key
-    points at a table, not at a name, so PostgreSQL's rename carries it along."""
+def retarget(tdef: TableDef, renames: Mapping[str, str]) -> TableDef:
+    """``tdef`` with its references to the tables in ``renames`` (old → new name) following
+    them: a foreign key points at a table, not at a name, so PostgreSQL's rename of the
+    referenced table carries the key along."""
     from dataclasses import replace
 
-    old = tdef.table
+    if not renames or not tdef.referenced_tables & set(renames):
+        return tdef
 
-    def ref(value: str | None) -> str | None:
-        if value is None or value.split(".", 1)[0] != old:
-            return value
-        return new + value[len(old):]
+    def ref(value: str) -> str:
+        table, _, column = value.partition(".")
+        return f"{renames[table]}.{column}"
 
     return replace(
-        tdef, table=new,
-        columns=tuple(replace(c, references=ref(c.references)) if c.ref_table == old else c
+        tdef,
+        columns=tuple(replace(c, references=ref(c.references))
+                      if c.references and c.ref_table in renames else c
                       for c in tdef.columns),
-        references=tuple(replace(r, to=new) if r.to == old else r for r in tdef.references))
+        references=tuple(replace(r, to=renames[r.to]) if r.to in renames else r
+                         for r in tdef.references))
+
+
+def rename_table(tdef: TableDef, new: str) -> TableDef:
+    """``tdef`` under the name ``new``, its references to itself following it."""
+    from dataclasses import replace
+
+    return replace(retarget(tdef, {tdef.table: new}), table=new)

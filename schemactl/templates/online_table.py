@@ -33,7 +33,7 @@ def _sc_rename_names(table: str, names: list[list[str]]) -> list[str]:
 
 
 def _sc_rename_block(frm: str, to: str, names: list[list[str]], drop_view: str | None,
-                     view: str | None, lock: str) -> str:
+                     view: str | None, lock: str, referrers: list[list[str]]) -> str:
     """One DO block (in the migration's transaction, under its lock_timeout): the old-name
     view dropped, table ``frm`` renamed ``to`` with what is named after it (the indexes and
     constraints in ``names``, PostgreSQL's own not-null constraint and sequence names), and
@@ -48,6 +48,8 @@ def _sc_rename_block(frm: str, to: str, names: list[list[str]], drop_view: str |
                  f"EXECUTE format('ALTER TABLE public.%I RENAME TO %I', {_sc_lit(frm)}, "
                  f"{_sc_lit(to)}); END IF;")
     lines += _sc_rename_names(to, names)
+    for table, *name in referrers:  # another table's key to it: renamed after it
+        lines += _sc_rename_names(table, [name])
     prefix, keep = _sc_lit(frm + "_"), len(frm) + 2
     lines += [
         # PostgreSQL names these itself (<table>_<column>_not_null on 18, <table>_<col>_seq)
@@ -76,13 +78,15 @@ def _sc_rename_block(frm: str, to: str, names: list[list[str]], drop_view: str |
 
 def _online_table_rename(s: dict[str, Any]) -> None:
     """Rename a table in this short transaction; its old name stays a view until the contract."""
-    op.execute(_sc_rename_block(s["old"], s["new"], s["names"], None, s["old"], s["lock"]))
+    op.execute(_sc_rename_block(s["old"], s["new"], s["names"], None, s["old"], s["lock"],
+                                s.get("referrers", [])))
 
 
 def _online_table_rename_down(s: dict[str, Any]) -> None:
     """Rollback: the old-name view gone, the table (every row) back under its old name."""
     back = [[kind, new, old] for kind, old, new in s["names"]]
-    op.execute(_sc_rename_block(s["new"], s["old"], back, s["old"], None, s["lock"]))
+    keys = [[table, kind, new, old] for table, kind, old, new in s.get("referrers", [])]
+    op.execute(_sc_rename_block(s["new"], s["old"], back, s["old"], None, s["lock"], keys))
 
 
 def _online_table_contract(s: dict[str, Any]) -> None:

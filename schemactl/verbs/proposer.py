@@ -9,6 +9,7 @@ the repository as it was, byte for byte.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,12 @@ def _propose_once(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool
     # A table renamed online (`renamed_from`): its old definition goes with this proposal.
     gone = (tdef.renamed_from if tdef.renamed_from and before is None
             and tdef.renamed_from in current else None)
-    proposed = Overlay(current, {table: tdef, **({gone: None} if gone else {})})
-    report = validation.check_definitions(current, proposed, config, changed=[table],
+    # The tables with a key to it: their definitions follow the new name in this commit
+    # (the rename carries the keys along, named after it).
+    moved = _moved_referrers(current, gone, table) if gone else {}
+    proposed = Overlay(current, {table: tdef, **moved, **({gone: None} if gone else {})})
+    report = validation.check_definitions(current, proposed, config,
+                                          changed=[table, *moved],
                                           allow_waivers=allow_waivers)
     if not report.ok:
         return _rejected(table, report, f"proposal for {table} rejected by the safety rules",
@@ -186,7 +191,8 @@ def _propose_once(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool
                              violations=warnings, waived=waived, online_steps=online_steps,
                              message=f"would {rendered.message}")
 
-    if gitops.is_dirty(repo.root, [def_rel, "migrations/versions"]):
+    moved_rels = {_definition_rel(current[r]): d for r, d in moved.items()}
+    if gitops.is_dirty(repo.root, [def_rel, "migrations/versions", *moved_rels]):
         raise ConflictError(f"{def_rel} or migrations/versions/ has uncommitted changes",
                             hint="commit or stash them, then propose again")
     subject = f"propose: {rendered.message}"
@@ -202,11 +208,23 @@ def _propose_once(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool
                                       mig_rel: rendered.source.encode(), SUM_PATH: sums}
     if gone:
         files[_definition_rel(current[gone])] = None
+    for rel, moved_def in moved_rels.items():
+        files[rel] = dump_definition(replace(moved_def, source=rel)).encode()
     sha = _write_and_commit(repo.root, files, subject, trailers, body,
                             expected_head=expected_head)
     return ProposeResult(command="propose", table=table, migration=migration, commit=sha,
                          changes=changes, definition=def_rel, violations=warnings,
                          waived=waived, online_steps=online_steps, message=rendered.message)
+
+
+def _moved_referrers(current: Mapping[str, TableDef], old: str, new: str
+                     ) -> dict[str, TableDef]:
+    """The definitions of the tables with a key to ``old``, referencing ``new`` instead."""
+    from schemactl.model.online import retarget
+    from schemactl.model.tableset import as_table_set
+
+    return {r: retarget(current[r], {old: new})
+            for r in sorted(as_table_set(current).referrers(old) - {old})}
 
 
 def _definition_rel(tdef: TableDef) -> str:
