@@ -88,6 +88,19 @@ def test_a_foreign_key_action_changed_by_hand_is_one_finding(live: Live) -> None
     live.execute(f"alter table members drop constraint {other}", *_fk(FK, "set null"))
     assert live.drift() == []
 
+    # a core model's key: the same one finding
+    core = "fk_tools_agent_id_agents"
+    live.execute(f"alter table tools drop constraint {core}",
+                 f"alter table tools add constraint {core} foreign key (agent_id) "
+                 "references agents (id) on delete cascade on update cascade")
+    assert [(d["kind"], d["table"], d["message"]) for d in live.drift()] == [
+        ("foreign_key_action", "tools", f"tools: foreign key {core} (agent_id → agents.id) is "
+         "ON DELETE CASCADE ON UPDATE CASCADE, defined ON DELETE NO ACTION ON UPDATE NO ACTION")]
+    live.execute(f"alter table tools drop constraint {core}",
+                 f"alter table tools add constraint {core} foreign key (agent_id) "
+                 "references agents (id)")
+    assert live.drift() == []
+
 
 def test_checks_predicates_and_generated_expressions_are_one_finding_each(live: Live) -> None:
     live.execute("alter table members drop constraint ck_members_age",

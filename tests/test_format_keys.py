@@ -220,7 +220,10 @@ def test_composite_foreign_keys(repo: Repo) -> None:
     repo.execute(f"alter table shipments add constraint {old_name} foreign key "
                  "(tenant_id, order_id) references orders (tenant_id, id) on delete set null")
     drift = api.status(repo.repo, repo.db.url).drift
-    assert ("foreign_key_action", old_name) in [(d["kind"], d.get("index")) for d in drift]
+    assert [(d["kind"], d.get("index")) for d in drift] == [("foreign_key_action", old_name)]
+    assert drift[0]["message"] == (
+        f"shipments: foreign key {old_name} (tenant_id, order_id → orders (tenant_id, id)) is "
+        "ON DELETE SET NULL, defined ON DELETE RESTRICT")
     repo.execute(f"alter table shipments drop constraint {old_name}")
     repo.execute(f"alter table shipments add constraint {old_name} foreign key "
                  "(tenant_id, order_id) references orders (tenant_id, id) on delete restrict")

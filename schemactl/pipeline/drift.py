@@ -213,8 +213,9 @@ def compare(connection: Connection, metadata: MetaData, definitions: dict[str, T
             without_action_pairs,
         )
 
-        structures = structure_differences(connection, definitions, expected & live_tables,
-                                           schema)
+        structures = structure_differences(
+            connection, definitions, expected & live_tables, schema,
+            {n: metadata.tables[n] for n in expected & live_tables})
         differences = without_action_pairs(differences, structures) + structures
     if definitions:
         from schemactl.pipeline.drift_structures import view_differences

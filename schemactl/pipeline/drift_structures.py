@@ -90,6 +90,18 @@ def _defined_keys(tdef: TableDef) -> list[_LiveKey]:
     return out
 
 
+def _model_keys(table: Any) -> list[_LiveKey]:
+    """The named foreign keys of a SQLAlchemy table (a core model)."""
+    def code(action: str | None) -> str | None:
+        word = (action or "no action").lower().replace(" ", "_")
+        return None if word == "no_action" else word
+
+    return [_LiveKey(str(fk.name), tuple(fk.column_keys), fk.referred_table.name,
+                     tuple(e.column.name for e in fk.elements), (code(fk.ondelete),
+                                                                 code(fk.onupdate)))
+            for fk in table.foreign_key_constraints if fk.name]
+
+
 def _actions_sql(actions: tuple[str | None, str | None], update: bool) -> str:
     from schemactl.codegen.expressions import FK_ACTION_SQL
 
@@ -141,8 +153,10 @@ def without_action_pairs(differences: list[dict[str, Any]], structures: list[dic
 
 
 def structure_differences(connection: Connection, definitions: Mapping[str, TableDef],
-                          tables: set[str], schema: str = "public") -> list[dict[str, Any]]:
-    """Differences in checks, FK actions, index predicates and generated columns."""
+                          tables: set[str], schema: str = "public",
+                          models: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Differences in checks, FK actions, index predicates and generated columns of the
+    defined ``tables``, and in the FK actions of ``models`` (core tables by name)."""
     import sqlalchemy as sa
 
     from schemactl.codegen.expressions import (
@@ -153,26 +167,34 @@ def structure_differences(connection: Connection, definitions: Mapping[str, Tabl
         predicate_sql,
     )
     names = sorted(t for t in tables if t in definitions)
-    if not names:
+    models = {n: t for n, t in (models or {}).items() if n not in definitions}
+    if not names and not models:
         return []
     params = {"schema": schema, "tables": names}
+    keyed = {"schema": schema, "tables": sorted({*names, *models})}
+
+    def rows(sql: str) -> Any:
+        return connection.execute(sa.text(sql), params) if names else []
+
     live_checks: dict[str, dict[str, str]] = {}
-    for table, name, text in connection.execute(sa.text(_CHECKS), params):
+    for table, name, text in rows(_CHECKS):
         live_checks.setdefault(table, {})[name] = text
     live_fks: dict[str, list[_LiveKey]] = {}
     for table, name, deltype, updtype, cols, to, to_cols in connection.execute(sa.text(_FKS),
-                                                                                params):
+                                                                                keyed):
         live_fks.setdefault(table, []).append(_LiveKey(
             name, tuple(cols), to, tuple(to_cols),
             (FK_ACTION_CODES.get(deltype), FK_ACTION_CODES.get(updtype))))
     live_preds: dict[str, dict[str, str | None]] = {}
-    for table, index, pred in connection.execute(sa.text(_PREDICATES), params):
+    for table, index, pred in rows(_PREDICATES):
         live_preds.setdefault(table, {})[index] = pred
     live_gen: dict[str, dict[str, tuple[str, str]]] = {}
-    for table, column, kind, expr in connection.execute(sa.text(_GENERATED), params):
+    for table, column, kind, expr in rows(_GENERATED):
         live_gen.setdefault(table, {})[column] = (kind, expr)
 
     out: list[dict[str, Any]] = []
+    for table in sorted(models):
+        out += _action_differences(table, _model_keys(models[table]), live_fks.get(table, []))
     for table in names:
         tdef = definitions[table]
         want = check_map(tdef)
