@@ -156,14 +156,16 @@ def test_check_accepts_a_table_rename_and_refuses_a_hand_written_one(
 
 def test_refused_table_renames(repo: Path, cli: Any) -> None:
     propose(repo, NOTES)
-    missing = cli("propose", "-", "--json", input=MEMOS.replace("notes", "nothere"), cwd=repo)
-    assert missing.code == 1 and "SC103" in {v["rule"] for v in missing.json["violations"]}
-    core = cli("propose", "-", "--json", input=MEMOS.replace("renamed_from: notes",
-                                                            "renamed_from: agents"), cwd=repo)
-    assert core.code == 1 and "SC501" in {v["rule"] for v in core.json["violations"]}
-    unmarked = cli("validate", "-", "--json", input=MEMOS.replace("renamed_from: notes\n", ""),
-                   cwd=repo)
-    assert unmarked.code == 0  # a new table as far as one file says; removing notes is SC101
+    head = git(repo, "rev-parse", "HEAD")
+    # in-process: the result the CLI prints (exit 1 when not ok); the folder below is the CLI
+    missing = api.propose(repo, stdin=MEMOS.replace("notes", "nothere"), actor="user:test")
+    assert not missing.ok and "SC103" in {v["rule"] for v in missing.violations}
+    core = api.propose(repo, stdin=MEMOS.replace("renamed_from: notes", "renamed_from: agents"),
+                       actor="user:test")
+    assert not core.ok and "SC501" in {v["rule"] for v in core.violations}
+    assert git(repo, "rev-parse", "HEAD") == head
+    unmarked = api.validate(repo, stdin=MEMOS.replace("renamed_from: notes\n", ""))
+    assert unmarked.ok  # a new table as far as one file says; removing notes is SC101
     git(repo, "rm", "-q", "dynamic_schema/notes.yaml")
     (repo / "dynamic_schema" / "memos.yaml").write_text(MEMOS_CONTRACT)
     plain = cli("validate", "--json", cwd=repo)
@@ -317,7 +319,7 @@ def test_check_accepts_a_rename_and_retype_of_an_indexed_column(repo: Path, db: 
 
 
 def test_drift_reports_a_dropped_rename_view_and_apply_refuses_until_it_is_back(
-        repo: Path, db: Target, cli: Any) -> None:
+        repo: Path, db: Target) -> None:
     propose(repo, NOTES)
     apply(repo, db)
     propose(repo, MEMOS)
@@ -337,10 +339,12 @@ def test_drift_reports_a_dropped_rename_view_and_apply_refuses_until_it_is_back(
     assert "drifted from git (1 difference(s))" in status["message"]
 
     propose(repo, MEMOS_CONTRACT)  # the contract would drop the view: still drift first
-    refused = cli("apply", "--json", "--database-url", db.url, cwd=repo)
-    assert refused.code == 4, refused
-    assert refused.json["error"]["code"] == "drift" and "view notes is missing" in (
-        refused.json["error"]["message"])
+    from schemactl.errors import SchemactlError
+
+    with pytest.raises(SchemactlError) as refused:
+        api.apply(repo, database_url=db.url, actor="user:test")
+    assert refused.value.exit_code == 4 and refused.value.code == "drift", refused.value
+    assert "view notes is missing" in refused.value.message
     assert relkind(db, "memos") == "r" and api.status(
         repo, database_url=db.url).to_json()["pending"]
 

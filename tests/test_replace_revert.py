@@ -48,11 +48,17 @@ def _propose(cli: Any, repo: Path, text: str, *extra: str) -> Any:
 
 def _api_propose(repo: Path, text: str) -> str:
     """Propose in-process (quicker than a CLI process where the CLI is not what is tested)."""
-    from schemactl import api
-
-    res = api.propose(repo, stdin=text, actor="user:test")
+    res = _in_process(repo, text)
     assert res.ok and res.migration, res
     return str(res.migration["revision"])
+
+
+def _in_process(repo: Path, text: str | None = None, **kw: Any) -> Any:
+    """``api.propose`` (with ``replace``, ``revert``, ``database_url``): the same result
+    object the CLI prints with --json, without a process of its own."""
+    from schemactl import api
+
+    return api.propose(repo, stdin=text, actor="user:test", **kw)
 
 
 def _api_apply(repo: Path, db: Target) -> None:
@@ -100,15 +106,16 @@ def _count(db: Target) -> int:
 @pytest.mark.slow
 def test_never_applicable_head_migration_replaced_then_applied(repo: Path, db: Target,
                                                               cli: Any) -> None:
+    from schemactl import api
+    from schemactl.errors import SchemactlError
+
     notes_rev = _setup_notes(cli, repo, db)
-    bad = _propose(cli, repo, UNIQUE)
-    assert bad.code == 0, bad
-    bad_rev = bad.json["migration"]["revision"]
-    failed = cli("apply", "--json", "--database-url", db.url, cwd=repo)
-    assert failed.code != 0 and failed.json["ok"] is False, failed
+    bad_rev = _api_propose(repo, UNIQUE)
+    with pytest.raises(SchemactlError):  # the rows are not unique: it can never apply
+        api.apply(repo, database_url=db.url, actor="user:test")
     # Editing the definition back is refused (SC105), as before.
-    back = _propose(cli, repo, NOTES)
-    assert back.code == 1 and any(v["rule"] == "SC105" for v in back.json["violations"])
+    back = _in_process(repo, NOTES)
+    assert not back.ok and any(v["rule"] == "SC105" for v in back.violations)
     # The way out: the head migration is replaced; the database is asked first.
     out = _propose(cli, repo, PLAIN, "--replace", "--database-url", db.url)
     assert out.code == 0, out
@@ -127,18 +134,18 @@ def test_never_applicable_head_migration_replaced_then_applied(repo: Path, db: T
     # Exactly what propose would have written on the parent had the bad one never been.
     assert (repo / "dynamic_schema/notes.yaml").read_text().count("unique") == 0
     # The same replacement again is a no-op (retries are safe).
-    again = _propose(cli, repo, PLAIN, "--replace", "--database-url", db.url)
-    assert again.code == 0 and again.json["commit"] is None, again
+    again = _in_process(repo, PLAIN, replace=True, database_url=db.url)
+    assert again.ok and again.commit is None, again
     # And it applies cleanly, with every row.
-    done = cli("apply", "--json", "--database-url", db.url, cwd=repo)
-    assert done.code == 0 and done.json["applied"] == [new_rev], done
+    done = api.apply(repo, database_url=db.url, actor="user:test").to_json()
+    assert done["ok"] and done["applied"] == [new_rev], done
     assert _count(db) == 2
-    st = cli("status", "--json", "--database-url", db.url, cwd=repo)
-    assert st.json["pending"] == [] and st.json["drift"] == []
+    st = api.status(repo, database_url=db.url).to_json()
+    assert st["pending"] == [] and st["drift"] == []
     # A rollback of the replacement puts back what was there before both migrations.
     notes_def = git(repo, "show", f"{notes_rev_commit(repo, notes_rev)}:dynamic_schema/notes.yaml")
-    rb = cli("rollback", "--json", "--database-url", db.url, cwd=repo)
-    assert rb.code == 0 and rb.json["rolled_back"] == new_rev, rb
+    rb = api.rollback(repo, database_url=db.url, actor="user:test").to_json()
+    assert rb["ok"] and rb["rolled_back"] == new_rev, rb
     assert (repo / "dynamic_schema/notes.yaml").read_text().strip() == notes_def
     assert sumfile.verify(repo) == [] and _count(db) == 2
 
@@ -158,18 +165,20 @@ def test_revert_restores_the_definition_and_check_accepts_it(repo: Path, db: Tar
     assert sumfile.verify(repo) == []
     assert git(repo, "diff", "base", "HEAD", "--stat", "--", "dynamic_schema",
                "migrations") == ""
+    from schemactl import api
+
     # Idempotent: reverting the same revision again changes nothing.
-    again = cli("propose", "--revert", rev, "--json", "--database-url", db.url, cwd=repo)
-    assert again.code == 0 and again.json["commit"] is None, again
+    again = _in_process(repo, revert=rev, database_url=db.url)
+    assert again.ok and again.commit is None, again
     # check on the pull request that reverts it (base: the branch holding the migration).
-    chk = cli("check", "--base", "main-with-tag", "--json", cwd=repo)
-    assert chk.code == 0, chk
+    chk = api.check(repo, base="main-with-tag")
+    assert chk.ok, chk
     # A replace is accepted too; then a hand-edited copy of it is not.
     git(repo, "checkout", "-q", "-b", "replacing", "main-with-tag")
-    rep = _propose(cli, repo, NOTES + "  - {name: label, type: text}\n", "--replace")
-    assert rep.code == 0 and rep.json["replaced"] == rev, rep
-    assert cli("check", "--base", "main-with-tag", "--json", cwd=repo).code == 0
-    path = repo / rep.json["migration"]["path"]
+    rep = _in_process(repo, NOTES + "  - {name: label, type: text}\n", replace=True)
+    assert rep.ok and rep.replaced == rev, rep
+    assert api.check(repo, base="main-with-tag").ok
+    path = repo / rep.migration["path"]
     path.write_text(path.read_text() + "\n# edited by hand\n")
     sumfile.write_sum(repo)
     git(repo, "commit", "-q", "--amend", "-a", "--no-edit")
@@ -185,8 +194,12 @@ def test_refused_when_recorded_applied(repo: Path, db: Target, cli: Any) -> None
     out = cli("propose", "--revert", rev, "--json", cwd=repo)
     assert out.code == 4 and out.json["error"]["code"] == "applied", out
     assert "audit.jsonl" in out.json["error"]["message"]
-    rep = _propose(cli, repo, NOTES + "  - {name: x, type: text}\n", "--replace")
-    assert rep.code == 4, rep
+    from schemactl import api
+    from schemactl.errors import ConflictError
+
+    with pytest.raises(ConflictError) as refused:
+        _in_process(repo, NOTES + "  - {name: x, type: text}\n", replace=True)
+    assert refused.value.exit_code == 4 and refused.value.code == "applied", refused.value
     assert _snapshot(repo) == snap
     # A revert commit made by hand with the trailers gets no exemption from check.
     git(repo, "checkout", "-q", "-b", "by-hand")
@@ -197,13 +210,25 @@ def test_refused_when_recorded_applied(repo: Path, db: Target, cli: Any) -> None
     git(repo, "add", sumfile.SUM_PATH)
     git(repo, "commit", "-q", "-m", f"revert\n\nSchemactl-Action: revert\n"
         f"Schemactl-Revision: {parent[:0]}0001_core\nSchemactl-Reverts: {rev}")
-    chk = cli("check", "--base", "master" if "master" in git(repo, "branch") else "main",
-              "--json", cwd=repo)
-    assert chk.code == 1, chk
+    chk = api.check(repo, base="master" if "master" in git(repo, "branch") else "main")
+    assert not chk.ok, chk
 
 
-def test_refused_when_a_configured_database_is_at_it(repo: Path, db: Target,
-                                                     cli: Any) -> None:
+def test_refused_when_a_configured_database_is_at_it(repo: Path, db: Target, cli: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from schemactl import api
+    from schemactl.errors import ConflictError
+
+    def refusal(**env: str) -> str:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        with pytest.raises(ConflictError) as refused:
+            _in_process(repo, revert=rev)
+        for key in env:
+            monkeypatch.delenv(key)
+        assert refused.value.exit_code == 4, refused.value
+        return refused.value.message
+
     rev = _api_propose(repo, NOTES)
     _api_apply(repo, db)
     # Forget the apply in git (as if it ran from another clone): only the database knows.
@@ -217,18 +242,13 @@ def test_refused_when_a_configured_database_is_at_it(repo: Path, db: Target,
     toml.write_text(text + '\n[targets.prod]\nurl_env = "PROD_URL"\n')
     git(repo, "commit", "-q", "-am", "targets")
     snap = _snapshot(repo)
-    env = {"PROD_URL": db.url}
-    out = cli("propose", "--revert", rev, "--json", cwd=repo, env=env)
-    assert out.code == 4 and "target prod" in out.json["error"]["message"], out
+    assert "target prod" in refusal(PROD_URL=db.url)
     # A target that cannot be asked is a doubt: refused too.
-    out = cli("propose", "--revert", rev, "--json", cwd=repo)
-    assert out.code == 4 and "cannot be asked" in out.json["error"]["message"], out
-    unreachable = cli("propose", "--revert", rev, "--json", cwd=repo,
-                      env={"PROD_URL": "postgresql://nobody@127.0.0.1:1/none"})
-    assert unreachable.code == 4 and "does not answer" in unreachable.json["error"]["message"]
+    assert "cannot be asked" in refusal()
+    assert "does not answer" in refusal(PROD_URL="postgresql://nobody@127.0.0.1:1/none")
     assert _snapshot(repo) == snap
     # Once the database is rolled back, the revert goes through.
-    assert cli("rollback", "--json", "--database-url", db.url, cwd=repo).code == 0
+    assert api.rollback(repo, database_url=db.url, actor="user:test").ok
 
 
 def test_bad_input_changes_nothing(repo: Path, cli: Any) -> None:
