@@ -198,8 +198,9 @@ class ValidReferences(Rule):
         else:
             yield self.violation(f"{t}.{col.name} references the unknown table {rtable}",
                                  table=t, column=col.name, tdef=tdef,
-                                 hint=f"propose {rtable} first (a dynamic table) or reference "
-                                      "a core table such as agents.id")
+                                 hint=_renamed_hint(ctx, rtable) or (
+                                     f"propose {rtable} first (a dynamic table) or reference "
+                                     "a core table such as agents.id"))
             return
         if target_type is None:
             yield self.violation(f"{t}.{col.name} references the unknown column {ref}",
@@ -264,7 +265,8 @@ class ValidReferences(Rule):
                 core[c].unique for c in ref.to_columns if c in core))
         else:
             yield v(f"references the unknown table {to}",
-                    hint=f"propose {to} first (a dynamic table) or reference a core table")
+                    hint=_renamed_hint(ctx, to)
+                    or f"propose {to} first (a dynamic table) or reference a core table")
             return
         for mine, theirs in zip(ref.columns, ref.to_columns, strict=True):
             if theirs not in types:
@@ -283,3 +285,13 @@ class ValidReferences(Rule):
                     "primary key")
             yield v(f"({', '.join(ref.to_columns)}) is neither the primary key nor a whole "
                     f"unique key of {to}", hint=hint)
+
+
+def _renamed_hint(ctx: RuleContext, name: str) -> str | None:
+    """The hint for a reference to the old name of a table renamed online (a view)."""
+    renamed = sorted(t for t in ctx.relation_owners(name)
+                     if t in ctx.proposed and ctx.proposed[t].renamed_from == name)
+    if not renamed:
+        return None
+    return (f"{name} is the old name of {renamed[0]} (a view until the contract, and a key "
+            f"points at a table): reference {renamed[0]}")

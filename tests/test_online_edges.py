@@ -55,6 +55,13 @@ def test_rename_of_a_self_referencing_table_moves_its_key_and_rolls_back(
     before, nodes_catalog = tree_checksum(db, "nodes"), catalog(db, "nodes")
     assert fk_target(db, "nodes") == [("fk_nodes_parent_id_nodes_del_cascade", "nodes")]
 
+    # the key written to the old name: that is the view's name, refused with the way out
+    old_name = api.propose(repo, stdin=ITEMS.replace("to: items.id", "to: nodes.id"),
+                           actor="user:test")
+    assert not old_name.ok and [v["hint"] for v in old_name.violations
+                                if v["rule"] == "SC405"] == [
+        "nodes is the old name of items (a view until the contract, and a key points at a "
+        "table): reference items"], old_name.violations
     propose(repo, ITEMS)
     apply(repo, db)
     assert relkind(db, "items") == "r" and relkind(db, "nodes") == "v"
