@@ -15,6 +15,7 @@ import pytest
 
 from schemactl.adapters.database import Target, connect
 from tests.apply_helpers import (
+    add_column,
     add_index,
     add_notes,
     audit_lines,
@@ -101,6 +102,40 @@ def test_killed_after_concurrent_index_before_version_moved(repo: Path, db: Targ
     assert res.json["applied"] == ["0003_ix_body"]
     _converged(repo, db, cli, "0003_ix_body", fingerprint)
     assert ("ix_notes_body", True) in _indexes(db)
+
+
+@pytest.mark.slow
+def test_killed_between_two_migrations_the_redo_audits_both(  # type: ignore[no-untyped-def]
+        repo: Path, db: Target, cli) -> None:
+    """A run of two revisions killed in the second: the first stays committed, the redo
+    applies the second, and its one success entry covers both (history shows each once)."""
+    add_notes(repo)
+    assert cli("apply", "--json", "--database-url", db.url, cwd=repo).code == 0
+    add_column(repo, "0003_tags", "0002_notes", "tags")
+    add_index(repo, "0004_ix_body", "0003_tags", "body")
+    proc = _popen(repo, "apply", "--json", "--database-url", db.url,
+                  env={"SCHEMACTL_TEST_PAUSE_AT": "migration",
+                       "SCHEMACTL_TEST_PAUSE_SECONDS": "60"})
+    try:
+        _wait_for(lambda: ("ix_notes_body", True) in _indexes(db) and idle_in_transaction(db))
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    _wait_for(lambda: not idle_in_transaction(db))
+    assert revision_of(db) == "0003_tags"  # the first migration committed, the second not
+    res = cli("apply", "--json", "--database-url", db.url, cwd=repo, timeout=120)
+    assert res.code == 0, res
+    assert res.json["applied"] == ["0004_ix_body"] and res.json["recovered"], res.json
+    done = [r for r in audit_rows(db) if r["status"] == "success"]
+    assert [(r["details"]["revision_before"], r["details"]["revisions"])  # type: ignore[index]
+            for r in done] == [(None, ["0001_core", "0002_notes"]),
+                               ("0002_notes", ["0003_tags", "0004_ix_body"])], done
+    hist = cli("history", "--json", "--database-url", db.url, cwd=repo)
+    assert hist.code == 0, hist
+    applied = [r for e in hist.json["entries"] if e["action"] == "apply"
+               and e["status"] == "success" for r in e.get("revisions") or [e["revision"]]]
+    assert sorted(applied) == ["0001_core", "0002_notes", "0003_tags", "0004_ix_body"], hist.json
+    _converged(repo, db, cli, "0004_ix_body", notes_fingerprint(db))
 
 
 @pytest.mark.slow

@@ -151,6 +151,7 @@ def append_line(repo: SchemaRepo, entry: AuditEntry) -> bool:
 def _entry_view(obj: dict[str, Any], source: str) -> dict[str, Any]:
     return {"id": obj.get("id"), "action": obj.get("action"), "actor": obj.get("actor"),
             "revision": obj.get("revision"), "revision_before": obj.get("revision_before"),
+            "revisions": list(obj.get("revisions") or []),
             "backup_id": obj.get("backup_id"), "git_commit": obj.get("git_commit"),
             "status": obj.get("status"), "created_at": obj.get("created_at"),
             "database": obj.get("database"), "error": obj.get("error"), "source": source}
@@ -173,7 +174,8 @@ def history(repo: SchemaRepo, conn: Any | None, database: str,
             entries[r[0]] = _entry_view({
                 "id": r[0], "action": r[1], "actor": r[2], "git_commit": r[4],
                 "status": r[6], "created_at": created, **{k: details.get(k) for k in (
-                    "revision", "revision_before", "backup_id", "database", "error")}},
+                    "revision", "revision_before", "revisions", "backup_id", "database",
+                    "error")}},
                 "database")
     for obj in read_lines(repo):
         if obj.get("database") == database and obj.get("id") not in entries:

@@ -166,6 +166,14 @@ def _recover(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any
                        message="finished an interrupted run"), None
 
 
+def _done_by(redo: journal.Journal | None, before: str | None,
+             todo: list[str]) -> list[str]:
+    """The revisions of ``redo`` (an interrupted run) already in the database at ``before``."""
+    if redo is None or before is None or before not in redo.revisions or before in todo:
+        return []
+    return redo.revisions[: redo.revisions.index(before) + 1]
+
+
 def _entry_from(j: journal.Journal, status: str, error: str | None = None,
                 details: dict[str, Any] | None = None) -> audit.AuditEntry:
     return audit.AuditEntry(
@@ -305,10 +313,15 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
                                message="nothing to do")
         schema = DYNAMIC_SCHEMA
         run_id = str(uuid.uuid4())
+        # Revisions an interrupted run committed before it died have no audit entry of their
+        # own (a run's entry is written with its last migration): this run's entry covers
+        # them, from where that run started.
+        done = _done_by(redo, before, op.revisions)
         j = journal.new(repo, key=journal.key_of(target), id=run_id, action=op.action,
                         database=target.display, actor=actor,
-                        revision_before=before, revision_target=op.revision_target,
-                        revisions=list(op.revisions), git_commit=gitops.head_sha(repo.root),
+                        revision_before=redo.revision_before if done and redo else before,
+                        revision_target=op.revision_target,
+                        revisions=[*done, *op.revisions], git_commit=gitops.head_sha(repo.root),
                         git_branch=gitops.current_branch(repo.root),
                         verify_git_rev=op.verify_git_rev, commit_paths=list(op.commit_paths),
                         files=committing.encode_files(op.files))
@@ -396,7 +409,8 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
                            revision_before=before, revision=after, database=target.display,
                            backup=b.brief(), commit=sha, audit_id=run_id, attempts=attempts,
                            audit_row="in_transaction" if hook.written else "after",
-                           recovered=recovered.recovered if recovered else None,
+                           recovered=recovered.recovered if recovered else
+                           (f"redid the interrupted {redo.action} {redo.id}" if redo else None),
                            unmanaged=unmanaged,
                            message=f"{op.action}: {len(op.revisions)} revision(s)")
 
