@@ -225,23 +225,30 @@ def test_duplicate_table_in_a_new_commit_is_refused(tmp_path: Path, cache_on: No
 
 
 def test_validate_imports_nothing_heavy(tmp_path: Path) -> None:
-    """The cold path of `validate FILE` (cache in use) imports none of the heavy stack."""
+    """The cold path of `validate FILE` (cache in use) imports none of the heavy stack, and
+    the program's lean path not even click."""
     _big_repo(tmp_path, 70)
     (tmp_path / "migrations").mkdir()
     (tmp_path / "schemactl.toml").write_text("")
     one = tmp_path / "one.yaml"
     one.write_text("table: x\ncolumns:\n  - {name: id, type: uuid, primary_key: true}\n")
-    code = ("import sys, runpy; sys.argv = ['schemactl', 'validate', 'one.yaml', '--json']\n"
-            "try:\n    runpy.run_module('schemactl.cli', run_name='__main__')\n"
-            "except SystemExit:\n    pass\n"
-            "heavy = ('sqlalchemy', 'alembic', 'git', 'jsonschema', 'rich', 'psycopg')\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n")
-    for _ in range(2):  # cold cache, then warm
-        proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                              text=True, env={k: v for k, v in os.environ.items()
-                                              if k != "SCHEMACTL_PARSE_CACHE"})
-        assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
-        assert '"command": "validate"' in proc.stdout
+    # The click command line, then the program's lean path (schemactl.entry), without click.
+    for module, heavy in (("schemactl.cli", "'sqlalchemy', 'alembic', 'git', 'jsonschema', "
+                                            "'rich', 'psycopg'"),
+                          ("schemactl", "'click', 'sqlalchemy', 'alembic', 'git', "
+                                        "'jsonschema', 'rich', 'psycopg'")):
+        code = ("import sys, runpy; sys.argv = ['schemactl', 'validate', 'one.yaml', '--json']\n"
+                f"try:\n    runpy.run_module({module!r}, run_name='__main__')\n"
+                "except SystemExit:\n    pass\n"
+                f"heavy = ({heavy})\n"
+                "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n")
+        for _ in range(2):  # cold cache, then warm
+            proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
+                                  capture_output=True, text=True,
+                                  env={k: v for k, v in os.environ.items()
+                                       if k != "SCHEMACTL_PARSE_CACHE"})
+            assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
+            assert '"command": "validate"' in proc.stdout
     assert db_path(tmp_path).exists()
 
 
