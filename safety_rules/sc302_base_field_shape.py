@@ -55,7 +55,8 @@ class BaseFieldShape(Rule):
             tdef = ch.after
             if tdef is None or tdef.deprecated:
                 continue
-            keys = tdef.primary_key
+            # A column defined twice is SC405's; here it is one key column, not two.
+            keys = list(dict.fromkeys(tdef.primary_key))
             if len(keys) > 1:
                 key_field = next((bf.name for bf in ctx.config.base_fields if bf.primary_key),
                                  None)
