@@ -67,4 +67,20 @@ def validate(files: list[str], as_json: bool) -> NoReturn:
     except KeyboardInterrupt:
         output.print_error("interrupted")
         code = 130
-    sys.exit(code)
+    _exit(code)
+
+
+def _exit(code: int) -> NoReturn:
+    """End the process once its answer is out, without tearing the interpreter down.
+
+    Freeing some two hundred modules and everything they hold costs a cold validate about
+    10 ms, more than its rules; nothing is left to do (no thread, no atexit handler, and
+    the parse cache commits each write, as it survives a kill). When the output cannot be
+    flushed (a closed pipe) the normal exit reports it, as the click path does.
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        sys.exit(code)
+    os._exit(code)

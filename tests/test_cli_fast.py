@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,12 +87,43 @@ def test_only_a_plain_validate_takes_the_lean_path(tmp_path: Path) -> None:
 
 
 def test_lean_path_imports_neither_click_nor_the_heavy_stack(files: Path) -> None:
-    code = ("import sys, runpy; sys.argv = ['schemactl', 'validate', 'good.yaml', '--json']\n"
-            "try:\n    runpy.run_module('schemactl', run_name='__main__')\n"
-            "except SystemExit:\n    pass\n"
+    # The lean path ends with os._exit once its output is flushed: list the modules then.
+    code = ("import os, runpy, sys\n"
+            "sys.argv = ['schemactl', 'validate', 'good.yaml', '--json']\n"
             "heavy = ('click', 'sqlalchemy', 'alembic', 'git', 'jsonschema', 'rich', 'psycopg')\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n")
+            "end = os._exit\n"
+            "def loaded(code):\n"
+            "    print(sorted(m for m in sys.modules if m.split('.')[0] in heavy), flush=True)\n"
+            "    end(code)\n"
+            "os._exit = loaded\n"
+            "runpy.run_module('schemactl', run_name='__main__')\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=files, capture_output=True,
                           text=True, env=_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
     assert '"ok": true' in proc.stdout
+
+
+def test_lean_path_ends_git_and_keeps_the_parse_cache(files: Path) -> None:
+    """Ending with os._exit loses nothing: the parse cache the first run wrote is whole and
+    answers the second run as a run without the cache does, and git's batch reader ends."""
+    import sqlite3
+
+    from schemactl.model.repo import CACHE_PATH
+
+    def validate(cache: str) -> tuple[int, str]:
+        proc = subprocess.run([sys.executable, "-m", "schemactl", "validate", "rejected.yaml",
+                               "--json"], cwd=files, capture_output=True, text=True,
+                              env={**_env(), "SCHEMACTL_PARSE_CACHE": cache}, timeout=120)
+        return proc.returncode, proc.stdout
+
+    first, second, without = validate("on"), validate("on"), validate("off")
+    assert first == second == without and first[0] == 1
+    with sqlite3.connect(files / CACHE_PATH) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT count(*) FROM meta").fetchone()[0] >= 1
+    deadline = time.monotonic() + 10  # git sees its input end and exits: give it a moment
+    while f"git -C {files} cat-file" in subprocess.run(["ps", "-eo", "args"],
+                                                       capture_output=True, text=True).stdout:
+        assert time.monotonic() < deadline, "git cat-file outlived the validate"
+        time.sleep(0.05)

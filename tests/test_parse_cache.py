@@ -237,11 +237,17 @@ def test_validate_imports_nothing_heavy(tmp_path: Path) -> None:
                                             "'rich', 'psycopg'"),
                           ("schemactl", "'click', 'sqlalchemy', 'alembic', 'git', "
                                         "'jsonschema', 'rich', 'psycopg'")):
-        code = ("import sys, runpy; sys.argv = ['schemactl', 'validate', 'one.yaml', '--json']\n"
-                f"try:\n    runpy.run_module({module!r}, run_name='__main__')\n"
-                "except SystemExit:\n    pass\n"
+        # The lean path ends with os._exit once its output is flushed: list the modules then.
+        code = ("import os, runpy, sys\n"
+                "sys.argv = ['schemactl', 'validate', 'one.yaml', '--json']\n"
                 f"heavy = ({heavy})\n"
-                "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n")
+                "def loaded():\n"
+                "    print(sorted(m for m in sys.modules if m.split('.')[0] in heavy), "
+                "flush=True)\n"
+                "end = os._exit\n"
+                "os._exit = lambda code: (loaded(), end(code))\n"
+                f"try:\n    runpy.run_module({module!r}, run_name='__main__')\n"
+                "except SystemExit:\n    loaded()\n")
         for _ in range(2):  # cold cache, then warm
             proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
                                   capture_output=True, text=True,
