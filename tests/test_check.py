@@ -284,16 +284,21 @@ def test_round_trip_on_an_ephemeral_embedded_database(pr: Path, cli: Any) -> Non
 
     propose(pr, PROJECTS.replace("varchar(200)}", "varchar(200)}\n  - {name: budget, type: "
                                                   "integer, default: 0}\n"))
-    before = set(Path(tempfile.gettempdir()).iterdir())
-    res = cli("check", "--base", "base", "--json", "--ephemeral", cwd=pr)
-    assert res.code == 0, res
-    rt = res.json["round_trip"]
-    assert rt["ok"] and len(rt["steps"]) == 4
-    assert not (pr / ".schemactl" / "pgdata").exists()  # the repository's own server untouched
-    # Only what --ephemeral makes: other processes may use the temporary folder meanwhile.
-    leftovers = {p for p in set(Path(tempfile.gettempdir()).iterdir()) - before
-                 if p.name.startswith("schemactl-check-")}
-    assert leftovers == set()
+    # A temporary folder of its own (short: the server's socket lives there), so that other
+    # processes' folders meanwhile are not taken for leftovers.
+    tmp = Path(tempfile.mkdtemp(prefix="sc-eph-"))
+    try:
+        res = cli("check", "--base", "base", "--json", "--ephemeral", cwd=pr,
+                  env={"TMPDIR": str(tmp)})
+        assert res.code == 0, res
+        rt = res.json["round_trip"]
+        assert rt["ok"] and len(rt["steps"]) == 4
+        assert not (pr / ".schemactl" / "pgdata").exists()  # the repository's server untouched
+        assert list(tmp.iterdir()) == []  # the ephemeral server's folder is gone
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_round_trip_failure_reports_the_sql(pr: Path, db: Target) -> None:
