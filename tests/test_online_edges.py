@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from schemactl import api
 from schemactl.adapters.database import Target, connect
 from tests.test_online_table import apply, catalog, git, one, propose, relkind
@@ -205,6 +207,31 @@ def test_rename_of_a_table_another_references_moves_that_key_and_rolls_back(
     assert relkind(db, "nodes") is None
     assert fk_target(db, "tags") == [("fk_tags_node_id_items", "items")]
     assert api.status(repo, database_url=db.url).to_json()["drift"] == []
+
+
+def test_revert_of_a_table_rename_no_database_applied(repo: Path, cli: Any) -> None:
+    """propose --revert of the head rename: every definition its commit changed comes back
+    (the old name's, the referrer's), the migration goes, and check accepts the revert;
+    --replace of it is refused (revert, then propose again)."""
+    from schemactl.codegen import sumfile
+    from schemactl.errors import ConflictError
+
+    propose(repo, NODES)
+    propose(repo, TAGS)
+    before = git(repo, "ls-files", "-s", "dynamic_schema", "migrations")
+    rev = str(propose(repo, ITEMS).migration["revision"])
+    git(repo, "branch", "with-rename")
+    with pytest.raises(ConflictError) as refused:
+        api.propose(repo, stdin=ITEMS.replace("title, type: varchar(200)",
+                                              "title, type: varchar(300)"),
+                    actor="user:test", replace=True)
+    assert refused.value.code == "unknown_proposal" and "--revert" in (refused.value.hint or "")
+    out = cli("propose", "--revert", rev, "--json", cwd=repo)
+    assert out.code == 0 and out.json["reverted"] == rev, out
+    assert git(repo, "ls-files", "-s", "dynamic_schema", "migrations") == before
+    assert sumfile.verify(repo) == [] and git(repo, "status", "--porcelain") == ""
+    data = api.check(repo, base="with-rename").to_json()
+    assert data["ok"] and data["violations"] == [], data
 
 
 LABELS = """table: labels

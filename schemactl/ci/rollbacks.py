@@ -125,18 +125,18 @@ def _verify_unapplied_undo(root: Path, sha: str, parent: str, body: str, action:
             defs.append(path)
         elif path != sumfile.SUM_PATH:
             return None
-    if removed != [head.path] or not set(defs) <= {head.definition}:
+    restored = {head.definition: head.before, **dict(head.others)}
+    if removed != [head.path] or not set(defs) <= set(restored):
         return None
     if _applied_reasons(root, head.revision, (sha, *audit_revs)):
         return None
-    restored = {head.definition: head.before}
     if action == "revert":
         if added or trailers.get("Schemactl-Reverts") != head.revision \
                 or trailers.get("Schemactl-Revision") != head.parent \
-                or gitops.read_at(root, sha, head.definition) != head.before:
+                or any(gitops.read_at(root, sha, p) != b for p, b in restored.items()):
             return None
         return RollbackCommit(sha, (head.name,), restored)
-    if len(added) != 1 or trailers.get("Schemactl-Replaces") != head.revision:
+    if len(added) != 1 or head.others or trailers.get("Schemactl-Replaces") != head.revision:
         return None
     if not _is_replacement(root, sha, head, added[0], trailers.get("Schemactl-Revision")):
         return None

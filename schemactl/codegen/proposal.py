@@ -7,7 +7,7 @@ so the three can never disagree about a revision id, a file name or a file's tex
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,6 +86,9 @@ class HeadProposal:
     definition: str         # dynamic_schema/<table>.yaml
     before: bytes | None    # that definition before the proposal (None: it made the table)
     sequence: int           # the migration's place in the chain (its replacement's too)
+    # the other definitions an online table rename changed (the old name's file, removed,
+    # and the referencing tables'), each with its bytes before the proposal
+    others: tuple[tuple[str, bytes | None], ...] = ()
 
     @property
     def path(self) -> str:
@@ -129,18 +132,45 @@ def head_proposal(root: Path, rev: str = "HEAD") -> HeadProposal:
                                           "--name-only", "--root", commit, "--",
                                           "dynamic_schema").split("\0")
                if p.startswith("dynamic_schema/")]
-    if len(changed) != 1:
+    has_parent = bool(gitops.git_text(root, "rev-list", "--parents", "-n", "1",
+                                      commit).split()[1:])
+
+    def before_of(path: str) -> bytes | None:
+        return gitops.read_at(root, f"{commit}^", path) if has_parent else None
+
+    main = changed[0] if len(changed) == 1 else _renamed_table_file(root, commit, changed,
+                                                                    before_of)
+    if main is None:
         raise ConflictError(f"the commit that added {top.name} changed {len(changed)} "
                             "definitions, not one: cannot tell what it proposed",
                             code="unknown_proposal",
                             hint="change it with a reviewed commit instead")
     parent_rev = top.down_revisions[0]
     sequence = 1 + next(i for i, m in enumerate(chain) if m.revision == top.revision)
-    before = gitops.read_at(root, f"{commit}^", changed[0]) if gitops.git_text(
-        root, "rev-list", "--parents", "-n", "1", commit).split()[1:] else None
     return HeadProposal(name=top.name, revision=str(top.revision), parent=parent_rev,
-                        source=source, commit=commit, table=Path(changed[0]).stem,
-                        definition=changed[0], before=before, sequence=sequence)
+                        source=source, commit=commit, table=Path(main).stem,
+                        definition=main, before=before_of(main), sequence=sequence,
+                        others=tuple((p, before_of(p)) for p in changed if p != main))
+
+
+def _renamed_table_file(root: Path, commit: str, changed: list[str],
+                        before_of: Callable[[str], bytes | None]) -> str | None:
+    """The definition an online table rename's proposal made (its other changes: the old
+    name's file removed, the referencing tables' pointed at the new name), else None."""
+    from schemactl.adapters import gitops
+    from schemactl.errors import SchemactlError
+    from schemactl.model.parsing import parse_definition
+
+    made = [p for p in changed if before_of(p) is None]
+    gone = [p for p in changed if gitops.read_at(root, commit, p) is None]
+    if len(made) != 1 or len(gone) != 1:
+        return None
+    try:
+        tdef = parse_definition(gitops.read_at(root, commit, made[0]) or b"", made[0])
+        old = parse_definition(before_of(gone[0]) or b"", gone[0])
+    except SchemactlError:
+        return None
+    return made[0] if tdef.renamed_from and tdef.renamed_from == old.table else None
 
 
 def proposal_origin(root: Path, rev: str, name: str) -> str | None:

@@ -171,7 +171,7 @@ def _before_def(repo: SchemaRepo, head: HeadProposal) -> TableDef | None:
 def _revert_files(repo: SchemaRepo, head: HeadProposal) -> dict[str, bytes | None]:
     from schemactl.codegen import sumfile
 
-    return {head.definition: head.before, head.path: None,
+    return {head.definition: head.before, **dict(head.others), head.path: None,
             sumfile.SUM_PATH: sumfile.sum_text(repo.root, removed=[head.name]).encode()}
 
 
@@ -256,6 +256,13 @@ def replace_head(repo: SchemaRepo, tdef: TableDef, *, actor: str, dry_run: bool 
 
     def work() -> ProposeResult:
         head = _head(repo)
+        if head.others:
+            raise ConflictError(
+                f"the head migration {head.revision} renames a table online (its proposal "
+                f"changed {1 + len(head.others)} definitions): it is not replaced",
+                code="unknown_proposal",
+                hint=f"revert it (`schemactl propose --revert {head.revision}`), then propose "
+                     "again")
         if tdef.table != head.table:
             raise BadInputError(
                 f"the head migration {head.revision} changes {head.table}, not {tdef.table}: "
@@ -308,12 +315,14 @@ def _revert_head(repo: SchemaRepo, head: HeadProposal, actor: str, dry_run: bool
     message = (f"revert {head.revision}: {head.definition} back to its state before "
                f"{head.commit[:12]}" if head.before is not None else
                f"revert {head.revision}: remove {head.definition}, which it created")
+    if head.others:  # a table rename: the old name's file and its referrers' come back
+        message += f"; {', '.join(p for p, _ in head.others)} back as they were"
     base = ProposeResult(command="propose", table=head.table, reverted=head.revision,
                          definition=head.definition, dry_run=dry_run,
                          databases_checked=checked)
     if dry_run:
         return replace(base, message=f"would {message}")
-    _ensure_clean(repo, [head.definition, "migrations/versions"])
+    _ensure_clean(repo, [head.definition, *(p for p, _ in head.others), "migrations/versions"])
     sha = _write_and_commit(
         repo.root, _revert_files(repo, head), message,
         {"Schemactl-Action": "revert", "Schemactl-Revision": head.parent,
