@@ -157,12 +157,11 @@ class SchemactlGroup(click.Group):
                     SystemExit):
                 raise
             except Exception as raw:
-                from schemactl.errors import translate
+                from schemactl.errors import internal, translate
 
-                known = translate(raw)
-                if known is None or os.environ.get("SCHEMACTL_DEBUG"):
+                if os.environ.get("SCHEMACTL_DEBUG"):
                     raise
-                raise known from raw
+                raise (translate(raw) or internal(raw)) from raw
         except SchemactlError as exc:
             output.report_error(_command_name(self, args) or "schemactl", exc,
                                 bool(wants_json or (ctx.obj and ctx.obj.json)))

@@ -39,7 +39,7 @@ def plain_validate(argv: list[str]) -> list[str] | None:
 
 def validate(files: list[str], as_json: bool) -> NoReturn:
     """`schemactl validate FILE... [--json]`, as `schemactl.cli` runs it; exits."""
-    from schemactl.errors import SchemactlError, translate
+    from schemactl.errors import SchemactlError, internal, translate
     from schemactl.ui import output
 
     try:
@@ -57,10 +57,9 @@ def validate(files: list[str], as_json: bool) -> NoReturn:
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as raw:
-            known = translate(raw)
-            if known is None or os.environ.get("SCHEMACTL_DEBUG"):
+            if os.environ.get("SCHEMACTL_DEBUG"):
                 raise
-            raise known from raw
+            raise (translate(raw) or internal(raw)) from raw
     except SchemactlError as exc:
         output.report_error("validate", exc, as_json)
         code = exc.exit_code

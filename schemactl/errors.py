@@ -113,3 +113,17 @@ def translate(exc: BaseException) -> SchemactlError | None:
                              hint="check that the server answers; `schemactl status` says "
                                   "where the run stopped, and the next apply finishes it")
     return None
+
+
+def internal(exc: BaseException) -> SchemactlError:
+    """A bug (an exception :func:`translate` does not know) as one line, exit 3.
+
+    Unattended callers still get their JSON object and an exit code that says "not your
+    input": the run's journal, lock and audit rules hold whatever failed, and
+    ``SCHEMACTL_DEBUG=1`` shows the traceback for a report.
+    """
+    text = " ".join(str(exc).split())[:300]
+    return EnvironmentError_(
+        f"internal error: {type(exc).__name__}{': ' + text if text else ''}", code="internal",
+        hint="a bug in schemactl: `schemactl status` shows where things stand; rerun with "
+             "SCHEMACTL_DEBUG=1 for the traceback to report")

@@ -113,3 +113,27 @@ def test_check_formats_go_through_one_emit(repo: Path, fmt: str) -> None:
         assert one_object(res.stdout)["command"] == "check"
     else:
         assert res.stdout.strip()
+
+
+def test_a_bug_is_one_line_exit_3_and_still_one_json_object(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception nothing expects (a bug) reaches an agent as an error object, not a
+    traceback and exit 1, which would read as "your change was rejected"."""
+    from schemactl import api
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("a\nsurprise")
+
+    monkeypatch.setattr(api, "status", broken)
+    res = run("status", "--json", cwd=repo)
+    assert res.exit_code == 3
+    data = one_object(res.stdout)
+    assert data["error"]["code"] == "internal", data
+    assert data["error"]["message"] == "internal error: RuntimeError: a surprise"
+    assert "SCHEMACTL_DEBUG=1" in data["error"]["hint"]
+    human = run("status", cwd=repo)
+    assert human.exit_code == 3 and "Traceback" not in human.output + human.stderr
+    assert "internal error: RuntimeError" in human.stderr
+    monkeypatch.setenv("SCHEMACTL_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        run("status", cwd=repo)
