@@ -217,3 +217,22 @@ def test_one_database_through_two_urls_has_one_journal(repo: Path, db: Target, c
     commits = [m for m in git_log(repo) if "Schemactl-Revision: 0003_tags" in m]
     assert len(commits) == 1, commits
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_only_an_apply_carries_on_an_interrupted_apply() -> None:
+    """What of an interrupted run a new run's audit entry takes over (recovery.done_by)."""
+    from schemactl.pipeline.journal import Journal
+    from schemactl.pipeline.recovery import done_by
+
+    def run(action: str, revisions: list[str]) -> Journal:
+        return Journal(id="j", action=action, step="upgrade", database="d", actor="a",
+                       revision_before="0002", revision_target=revisions[-1],
+                       revisions=revisions)
+
+    apply_run = run("apply", ["0003", "0004"])
+    assert done_by(apply_run, "0003", ["0004"], "apply") == ["0003"]
+    assert done_by(apply_run, "0002", ["0003", "0004"], "apply") == []  # nothing committed
+    assert done_by(apply_run, "0003", ["0004"], "rollback") == []
+    assert done_by(None, "0003", ["0004"], "apply") == []
+    # A rollback of 0004 then 0003, killed at 0003: an apply now redoes 0004 on its own.
+    assert done_by(run("rollback", ["0004", "0003"]), "0003", ["0004"], "apply") == []

@@ -128,10 +128,16 @@ def recover(repo: SchemaRepo, target: Target, lock_conn: psycopg.Connection[Any]
                        message="finished an interrupted run"), None
 
 
-def done_by(redo: journal.Journal | None, before: str | None,
-             todo: list[str]) -> list[str]:
-    """The revisions of ``redo`` (an interrupted run) already in the database at ``before``."""
-    if redo is None or before is None or before not in redo.revisions or before in todo:
+def done_by(redo: journal.Journal | None, before: str | None, todo: list[str],
+            action: str) -> list[str]:
+    """The revisions of ``redo`` (an interrupted apply) already in the database at ``before``,
+    when this run (``action``, revisions ``todo``) is an apply that carries it on.
+
+    Only an apply continues an apply: a database part-way through an interrupted rollback,
+    or a rollback after an interrupted apply, keeps each run's own entry.
+    """
+    if redo is None or redo.action != "apply" or action != "apply" or before is None \
+            or before not in redo.revisions or before in todo:
         return []
     return redo.revisions[: redo.revisions.index(before) + 1]
 

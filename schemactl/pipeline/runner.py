@@ -195,7 +195,7 @@ def run_pipeline(repo: SchemaRepo, target: Target, actor: str, plan: Plan, *,
         # Revisions an interrupted run committed before it died have no audit entry of their
         # own (a run's entry is written with its last migration): this run's entry covers
         # them, from where that run started.
-        done = recovery.done_by(redo, before, op.revisions)
+        done = recovery.done_by(redo, before, op.revisions, op.action)
         j = journal.new(repo, key=journal.key_of(target), id=run_id, action=op.action,
                         database=target.display, actor=actor,
                         revision_before=redo.revision_before if done and redo else before,
