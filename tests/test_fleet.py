@@ -392,3 +392,35 @@ def test_targets_config_is_checked(repo: Path, cli) -> None:  # type: ignore[no-
         res = cli(*args, "--json", cwd=repo)
         assert res.code == 2 and needle in res.json["error"]["message"], res
     assert git(repo, "status", "--porcelain").strip() == "M schemactl.toml"
+
+
+def test_migration_headers_are_read_one_thread_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPython 3.11's ast fails ("AST constructor recursion depth mismatch") when two threads
+    convert source at once, which a fleet's targets did reading migration headers."""
+    import ast
+    import threading
+
+    from schemactl.adapters import migrator
+
+    inside, overlaps = [0], [0]
+    real = ast.literal_eval
+
+    def watched(text: str) -> object:
+        inside[0] += 1
+        if inside[0] > 1:
+            overlaps[0] += 1
+        time.sleep(0.001)  # widen the window another thread would need
+        inside[0] -= 1
+        return real(text)
+
+    monkeypatch.setattr(migrator.ast, "literal_eval", watched)
+    source = 'revision = "0003_a"\ndown_revision = ("0002_b", "0002_c")\n'
+    threads = [threading.Thread(target=lambda: [migrator.parse_header(source)
+                                                for _ in range(20)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps[0] == 0
+    assert migrator.parse_header(source) == ("0003_a", ("0002_b", "0002_c"))

@@ -77,6 +77,10 @@ class RevisionFile:
 
 
 _ASSIGN = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+)$", re.MULTILINE)
+# CPython 3.11's ast keeps its node-conversion depth per interpreter, not per thread: two
+# threads in ast.literal_eval at once (a fleet's targets reading migration headers) can
+# fail with "SystemError: AST constructor recursion depth mismatch". One at a time.
+_AST_LOCK = threading.Lock()
 
 
 def parse_header(source: bytes | str) -> tuple[str | None, tuple[str, ...]]:
@@ -87,7 +91,8 @@ def parse_header(source: bytes | str) -> tuple[str | None, tuple[str, ...]]:
         if m.group(1) in values:
             continue
         try:
-            values[m.group(1)] = ast.literal_eval(m.group(2).strip())
+            with _AST_LOCK:
+                values[m.group(1)] = ast.literal_eval(m.group(2).strip())
         except (ValueError, SyntaxError):
             values[m.group(1)] = None
     rev = values.get("revision")

@@ -277,15 +277,3 @@ def _write_and_commit(root: Path, files: dict[str, bytes | None], subject: str,
             raise _ParentMoved("HEAD moved while the proposal was committed") from exc
         raise
 
-
-def revisions_archives(source: str) -> list[dict[str, str]]:
-    """The ``ARCHIVES`` list of a migration file (what its downgrade moves), read statically."""
-    import ast
-
-    tree = ast.parse(source)
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "ARCHIVES" for t in node.targets):
-            value = ast.literal_eval(node.value)
-            return [dict(v) for v in value]
-    return []
