@@ -54,6 +54,20 @@ def _indexes(db: Target) -> list[tuple[str, bool]]:
 
 
 
+def _kill_inside_the_last_migration(repo: Path, db: Target) -> None:
+    """kill -9 an apply whose last migration (an index on notes.body) has built its index
+    and written its version row, its transaction not committed; wait until it is gone."""
+    proc = _popen(repo, "apply", "--json", "--database-url", db.url,
+                  env={"SCHEMACTL_TEST_PAUSE_AT": "migration",
+                       "SCHEMACTL_TEST_PAUSE_SECONDS": "60"})
+    try:
+        _wait_for(lambda: ("ix_notes_body", True) in _indexes(db) and idle_in_transaction(db))
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    _wait_for(lambda: not idle_in_transaction(db))
+
+
 def _converged(repo: Path, db: Target, cli, revision: str, fingerprint: tuple[int, str]) -> None:  # type: ignore[no-untyped-def]
     """After recovery: one success row, one audit line, one commit, clean git, no drift."""
     assert revision_of(db) == revision
@@ -80,16 +94,7 @@ def test_killed_after_concurrent_index_before_version_moved(repo: Path, db: Targ
     insert_notes(db, 200)
     add_index(repo, "0003_ix_body", "0002_notes", "body")
     fingerprint = notes_fingerprint(db)
-    # "migration": the last migration's version row is written, its transaction not committed.
-    proc = _popen(repo, "apply", "--json", "--database-url", db.url,
-                  env={"SCHEMACTL_TEST_PAUSE_AT": "migration",
-                       "SCHEMACTL_TEST_PAUSE_SECONDS": "60"})
-    try:
-        _wait_for(lambda: ("ix_notes_body", True) in _indexes(db) and idle_in_transaction(db))
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    _wait_for(lambda: not idle_in_transaction(db))
+    _kill_inside_the_last_migration(repo, db)
     assert revision_of(db) == "0002_notes"
     st = cli("status", "--json", "--database-url", db.url, cwd=repo)
     assert st.code == 0, st
@@ -113,15 +118,7 @@ def test_killed_between_two_migrations_the_redo_audits_both(  # type: ignore[no-
     assert cli("apply", "--json", "--database-url", db.url, cwd=repo).code == 0
     add_column(repo, "0003_tags", "0002_notes", "tags")
     add_index(repo, "0004_ix_body", "0003_tags", "body")
-    proc = _popen(repo, "apply", "--json", "--database-url", db.url,
-                  env={"SCHEMACTL_TEST_PAUSE_AT": "migration",
-                       "SCHEMACTL_TEST_PAUSE_SECONDS": "60"})
-    try:
-        _wait_for(lambda: ("ix_notes_body", True) in _indexes(db) and idle_in_transaction(db))
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    _wait_for(lambda: not idle_in_transaction(db))
+    _kill_inside_the_last_migration(repo, db)
     assert revision_of(db) == "0003_tags"  # the first migration committed, the second not
     res = cli("apply", "--json", "--database-url", db.url, cwd=repo, timeout=120)
     assert res.code == 0, res
