@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from schemactl.model.naming import ARCHIVE_SCHEMA, DYNAMIC_SCHEMA
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)
 class CoreColumn:
+    """A column of a protected core table."""
+
     type: str
     nullable: bool = True
     primary_key: bool = False

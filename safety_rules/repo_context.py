@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from schemactl.model.config import Config
 from schemactl.model.definitions import TableDef
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)

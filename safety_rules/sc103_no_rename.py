@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 from schemactl.model.definitions import TableDef, normalise_type
 from schemactl.model.online import ColumnChange, online_problem, renamed_source
@@ -11,6 +10,10 @@ from schemactl.model.online import ColumnChange, online_problem, renamed_source
 from .base import OpsContext, Rule, RuleContext, TableChange
 from .core_tables import sa_type_name
 from .violation import Violation
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _signature(tdef: TableDef) -> tuple[str, ...]:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
 
 from schemactl.model.online import ColumnChange, online_problem
 
 from .base import OpsContext, Rule, RuleContext
 from .typing_rules import default_problem
 from .violation import Violation
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class NoSetNotNull(Rule):

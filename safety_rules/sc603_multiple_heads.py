@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from .base import Rule
 from .violation import Violation
 
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
 if TYPE_CHECKING:
     from .repo_context import RepoContext
 

@@ -6,7 +6,9 @@ application SQLAlchemy metadata of the core and dynamic tables.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -8,7 +8,9 @@ catches them in one place and never shows a traceback for them.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class SchemactlError(Exception):

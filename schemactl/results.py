@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _plain(value: Any) -> Any:

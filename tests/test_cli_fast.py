@@ -88,20 +88,24 @@ def test_only_a_plain_validate_takes_the_lean_path(tmp_path: Path) -> None:
 
 def test_lean_path_imports_neither_click_nor_the_heavy_stack(files: Path) -> None:
     # The lean path ends with os._exit once its output is flushed: list the modules then.
+    # From the second run on (schemactl.toml's parsed copy kept), not even typing, tomllib
+    # or subprocess: each is milliseconds of a cold start.
     code = ("import os, runpy, sys\n"
             "sys.argv = ['schemactl', 'validate', 'good.yaml', '--json']\n"
-            "heavy = ('click', 'sqlalchemy', 'alembic', 'git', 'jsonschema', 'rich', 'psycopg')\n"
+            "heavy = ('click', 'sqlalchemy', 'alembic', 'git', 'jsonschema', 'rich', 'psycopg',\n"
+            "         'typing', 'tomllib', 'subprocess', 'pkgutil')\n"
             "end = os._exit\n"
             "def loaded(code):\n"
             "    print(sorted(m for m in sys.modules if m.split('.')[0] in heavy), flush=True)\n"
             "    end(code)\n"
             "os._exit = loaded\n"
             "runpy.run_module('schemactl', run_name='__main__')\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=files, capture_output=True,
-                          text=True, env=_env(), timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    for _attempt in ("first", "second"):
+        proc = subprocess.run([sys.executable, "-c", code], cwd=files, capture_output=True,
+                              text=True, env=_env(), timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert '"ok": true' in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
-    assert '"ok": true' in proc.stdout
 
 
 def test_lean_path_ends_git_and_keeps_the_parse_cache(files: Path) -> None:
@@ -127,3 +131,17 @@ def test_lean_path_ends_git_and_keeps_the_parse_cache(files: Path) -> None:
                                                        capture_output=True, text=True).stdout:
         assert time.monotonic() < deadline, "git cat-file outlived the validate"
         time.sleep(0.05)
+
+
+def test_lean_path_with_standard_input_closed(files: Path) -> None:
+    """git's pipes then take the lowest descriptors (0 among them), which a spawn cannot
+    hand on as they are: the reader falls back to subprocess and answers the same."""
+    code = ("import os, runpy, sys\n"
+            "os.close(0)\n"
+            "sys.argv = ['schemactl', 'validate', 'good.yaml', 'rejected.yaml', '--json']\n"
+            "runpy.run_module('schemactl', run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=files, capture_output=True,
+                          text=True, env=_env(), timeout=120)
+    want = _run("schemactl.cli", ["validate", "good.yaml", "rejected.yaml", "--json"], files)
+    assert (proc.returncode, proc.stdout) == want[:2]
+    assert proc.returncode == 1 and '"SC301"' in proc.stdout

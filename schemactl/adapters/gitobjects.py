@@ -7,11 +7,29 @@ one small process for a tree id, one `ls-tree` or `diff-tree` listing, one
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from schemactl.adapters.gitops import _git
 from schemactl.errors import BadInputError
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def run_git(root: Path, *args: str, input: bytes | None = None) -> bytes:
+    """Run plain git (no GitPython): the read paths of validate must start fast.
+
+    Raises:
+        BadInputError: git failed (its message).
+    """
+    import subprocess
+
+    proc = subprocess.run(["git", "-C", str(root), *args], input=input, capture_output=True)
+    if proc.returncode != 0:
+        raise BadInputError(f"git {args[0]}: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
 
 
 def folder_tree(root: Path, rev: str, folder: str) -> str | None:
@@ -39,38 +57,77 @@ class BatchReader:
     """One `git cat-file --batch` process answering object requests in turn.
 
     A small repository's definitions at a revision cost this one process (commit, folder
-    tree, blobs), not one per step.
+    tree, blobs), not one per step. It is started with ``os.posix_spawnp`` where there is
+    one: ``import subprocess`` (threading, selectors, signal, locale) cost a cold
+    `validate` more than this process does.
     """
 
     def __init__(self, root: Path) -> None:
-        import subprocess
+        argv = ["git", "-C", str(root), "cat-file", "--batch"]
+        self.pid: int | None = None
+        self.proc: Any = None
+        spawned = _spawn(argv)
+        if spawned is None:
+            import subprocess
 
-        self.proc = subprocess.Popen(["git", "-C", str(root), "cat-file", "--batch"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL)
+            self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        else:
+            self.pid, self.stdin, self.stdout = spawned
 
     def get(self, names: list[str]) -> list[tuple[str, str, bytes] | None]:
         """(id, type, bytes) per object name (any revision syntax), None when missing."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write("".join(f"{n}\n" for n in names).encode())
-        self.proc.stdin.flush()
+        self.stdin.write("".join(f"{n}\n" for n in names).encode())
+        self.stdin.flush()
         out: list[tuple[str, str, bytes] | None] = []
         for _ in names:
-            header = self.proc.stdout.readline().split()
+            header = self.stdout.readline().split()
             if len(header) != 3:
                 out.append(None)
                 continue
             size = int(header[2])
-            data = self.proc.stdout.read(size + 1)[:size]
+            data = self.stdout.read(size + 1)[:size]
             out.append((header[0].decode(), header[1].decode(), data))
         return out
 
     def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.proc.wait()
+        self.stdin.close()
+        self.stdout.close()
+        if self.proc is not None:
+            self.proc.wait()
+        elif self.pid is not None:
+            os.waitpid(self.pid, 0)
+
+
+def _spawn(argv: list[str]) -> tuple[int, Any, Any] | None:
+    """(pid, its stdin, its stdout) of ``argv`` started with pipes and stderr to /dev/null,
+    or None where subprocess should do it (no posix_spawnp; a pipe end among fds 0-2, which
+    a dup2 onto itself would leave close-on-exec)."""
+    if not hasattr(os, "posix_spawnp"):
+        return None
+    import signal
+
+    r_in, w_in = os.pipe()
+    r_out, w_out = os.pipe()
+    fds = (r_in, w_in, r_out, w_out)
+    if min(fds) <= 2:
+        for fd in fds:
+            os.close(fd)
+        return None
+    actions = [(os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1),
+               (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
+    try:
+        # Python ignores SIGPIPE; the child gets the default back, as subprocess gives it.
+        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions,
+                              setsigdef=(signal.SIGPIPE,))
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    os.close(r_in)
+    os.close(w_out)
+    return pid, open(w_in, "wb"), open(r_out, "rb")
 
 
 def parse_tree(data: bytes, id_len: int) -> list[tuple[str, str]]:
@@ -108,7 +165,7 @@ def folder_at(reader: BatchReader, rev: str, folder: str
 def tree_blobs(root: Path, tree: str) -> list[tuple[str, str]]:
     """(name, blob id) of every file directly in a tree: one `git ls-tree`, nothing read."""
     out = []
-    for item in _git(root, "ls-tree", "-z", tree).split(b"\0"):
+    for item in run_git(root, "ls-tree", "-z", tree).split(b"\0"):
         if item:
             meta, raw_name = item.split(b"\t", 1)
             _mode, kind, obj = meta.split()
@@ -120,7 +177,7 @@ def tree_blobs(root: Path, tree: str) -> list[tuple[str, str]]:
 def tree_changes(root: Path, old: str, new: str) -> list[tuple[str, str | None]]:
     """(name, new blob id or None when removed) of the files that differ between two trees."""
     out: list[tuple[str, str | None]] = []
-    fields = _git(root, "diff-tree", "-z", "--no-renames", old, new).split(b"\0")
+    fields = run_git(root, "diff-tree", "-z", "--no-renames", old, new).split(b"\0")
     for meta, raw_name in zip(fields[0::2], fields[1::2], strict=False):
         if not meta.startswith(b":"):
             continue
@@ -137,7 +194,8 @@ def read_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
     wanted = list(dict.fromkeys(blobs))
     if not wanted:
         return {}
-    batch = _git(root, "cat-file", "--batch", input="".join(f"{o}\n" for o in wanted).encode())
+    batch = run_git(root, "cat-file", "--batch",
+                    input="".join(f"{o}\n" for o in wanted).encode())
     out: dict[str, bytes] = {}
     pos = 0
     for obj in wanted:

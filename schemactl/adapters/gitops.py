@@ -11,11 +11,12 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from schemactl.adapters.gitobjects import read_blobs, run_git, tree_blobs
 from schemactl.adapters.gitstate import clear_stale_index_lock
 from schemactl.errors import BadInputError, EnvironmentError_
 
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
 if TYPE_CHECKING:
     import git
 
@@ -211,27 +212,19 @@ def user_name(root: Path) -> str | None:
 
 @dataclass(frozen=True)
 class TreeFile:
+    """A file of a commit's tree: its path and bytes."""
+
     path: str
     data: bytes
 
 
-def _git(root: Path, *args: str, input: bytes | None = None) -> bytes:
-    """Run plain git (no GitPython): the read paths of validate must start fast."""
-    import subprocess
-
-    proc = subprocess.run(["git", "-C", str(root), *args], input=input, capture_output=True)
-    if proc.returncode != 0:
-        raise BadInputError(f"git {args[0]}: {proc.stderr.decode(errors='replace').strip()}")
-    return proc.stdout
-
-
 def git_text(root: Path, *args: str) -> str:
-    """The output of a plain git command as text (see :func:`_git`).
+    """The output of a plain git command as text (see `gitobjects.run_git`).
 
     Raises:
         BadInputError: git failed (an unknown revision, not a repository).
     """
-    return _git(root, *args).decode("utf-8", errors="replace")
+    return run_git(root, *args).decode("utf-8", errors="replace")
 
 
 def files_at(root: Path, rev: str, folder: str) -> list[TreeFile]:
@@ -249,28 +242,11 @@ def files_at(root: Path, rev: str, folder: str) -> list[TreeFile]:
             return []  # a repository without commits has no definitions yet
         raise BadInputError(f"unknown git revision {rev!r}")
     sha = probe.stdout.decode().strip()
-    listing = _git(root, "ls-tree", "-z", f"{sha}:{folder}") if _has_path(root, sha, folder) \
-        else b""
-    entries = []
-    for item in listing.split(b"\0"):
-        if not item:
-            continue
-        meta, raw_name = item.split(b"\t", 1)
-        _mode, kind, obj = meta.split()
-        if kind == b"blob":
-            entries.append((raw_name.decode(), obj.decode()))
-    if not entries:
+    if not _has_path(root, sha, folder):
         return []
-    batch = _git(root, "cat-file", "--batch", input="".join(f"{o}\n" for _, o in entries).encode())
-    out: list[TreeFile] = []
-    pos = 0
-    for name, _obj in entries:
-        header_end = batch.index(b"\n", pos)
-        size = int(batch[pos:header_end].split()[2])
-        data = batch[header_end + 1: header_end + 1 + size]
-        pos = header_end + 1 + size + 1
-        out.append(TreeFile(path=f"{folder}/{name}", data=data))
-    return out
+    entries = tree_blobs(root, f"{sha}:{folder}")
+    data = read_blobs(root, [obj for _, obj in entries])
+    return [TreeFile(path=f"{folder}/{name}", data=data[obj]) for name, obj in entries]
 
 
 def _has_path(root: Path, sha: str, folder: str) -> bool:

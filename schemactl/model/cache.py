@@ -23,12 +23,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
 
+from schemactl.model.config import package_version
 from schemactl.model.definitions import TableDef
 from schemactl.model.records import model_schema, table_from_record, to_record
 from schemactl.model.repo import CACHE_PATH
 from schemactl.model.tableset import fact_keys
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 CACHE_DIR = CACHE_PATH.parent
 CACHE_FILE = CACHE_PATH.name
@@ -53,14 +57,6 @@ CREATE TABLE worktree (path TEXT PRIMARY KEY, size INTEGER NOT NULL,
                        mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
                        inode INTEGER NOT NULL, blob TEXT NOT NULL, seen_ns INTEGER NOT NULL);
 """
-
-
-def package_version() -> str:
-    """schemactl's version: ``schemactl.__version__``, read from the package this module
-    belongs to (always imported before it) rather than imported upwards across layers."""
-    import sys
-
-    return str(getattr(sys.modules.get("schemactl"), "__version__", "unknown"))
 
 
 def cache_version() -> str:

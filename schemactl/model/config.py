@@ -6,16 +6,25 @@ reader of a schema repository sees every setting in one file.
 
 from __future__ import annotations
 
+import _thread
+import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from schemactl.errors import BadInputError
 
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
+
 CONFIG_FILE = "schemactl.toml"
+# Local, git-ignored caches (`.schemactl/` is in the repository's .gitignore): the parse
+# cache (schemactl.model.cache) and the parsed copy of schemactl.toml below.
+CACHE_DIR = Path(".schemactl") / "cache"
+CONFIG_MEMO = "config.json"
+_MEMO_LAYOUT = 1  # bump when what the memo holds changes
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,8 @@ DEFAULT_BASE_FIELDS: tuple[BaseField, ...] = (
 
 @dataclass(frozen=True)
 class Limits:
+    """[limits]: the size of one definition."""
+
     max_columns: int = 100
     max_indexes: int = 20
     max_definition_bytes: int = 64 * 1024
@@ -73,6 +84,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class Waiver:
+    """[[rules.waivers]]: one rule waived for a table or column, with the reason."""
+
     rule: str
     reason: str
     table: str | None = None
@@ -215,6 +228,69 @@ def _online(raw: dict[str, Any]) -> tuple[int, int, int]:
     return batch, budget, pause
 
 
+def _parsed_toml(repo_root: Path, text: str) -> dict[str, Any]:
+    """``text`` parsed as TOML, through a JSON copy kept beside the parse cache.
+
+    A cold command (an agent's `validate FILE` in a loop) spent more on importing and
+    running tomllib than on its rules. The copy holds the exact text it was parsed from,
+    so a changed file is never answered from it; one that does not read back whole (a
+    partial write, a checksum that does not match, another layout or version) is parsed
+    again and replaced. A file whose values JSON cannot hold unchanged (TOML dates) is
+    not copied.
+
+    Raises:
+        BadInputError: the text is not valid TOML.
+    """
+    import json
+    import zlib
+
+    if os.environ.get("SCHEMACTL_PARSE_CACHE", "").strip().lower() == "off":
+        return _toml(text)
+    memo = repo_root / CACHE_DIR / CONFIG_MEMO
+    tag = f"{package_version()}/{_MEMO_LAYOUT}"
+    try:
+        saved = json.loads(memo.read_bytes())
+        body = saved["data"]
+        if saved["tag"] == tag and saved["text"] == text and \
+                saved["crc"] == zlib.crc32(f"{text}\0{body}".encode("utf-8", "surrogatepass")):
+            data = json.loads(body)
+            if isinstance(data, dict):
+                return data
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
+        pass
+    data = _toml(text)
+    try:
+        body = json.dumps(data, sort_keys=True)
+        if json.loads(body) != data:
+            return data
+        crc = zlib.crc32(f"{text}\0{body}".encode("utf-8", "surrogatepass"))
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        part = memo.with_name(f"{memo.name}.{os.getpid()}.{_thread.get_ident()}.part")
+        part.write_text(json.dumps({"tag": tag, "text": text, "data": body, "crc": crc}),
+                        encoding="utf-8")
+        os.replace(part, memo)
+    except (OSError, TypeError, ValueError):
+        pass  # an unwritable repository (or a TOML date) is parsed each time
+    return data
+
+
+def _toml(text: str) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInputError(f"{CONFIG_FILE}: {exc}", hint="fix the TOML syntax") from exc
+
+
+def package_version() -> str:
+    """schemactl's version: ``schemactl.__version__``, read from the package this module
+    belongs to (always imported before it) rather than imported upwards across layers."""
+    import sys
+
+    return str(getattr(sys.modules.get("schemactl"), "__version__", "unknown"))
+
+
 def load_config(repo_root: Path) -> Config:
     """Read `schemactl.toml` at the repository root; a missing file means all defaults.
 
@@ -225,9 +301,10 @@ def load_config(repo_root: Path) -> Config:
     if not path.exists():
         return Config()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
         raise BadInputError(f"{path.name}: {exc}", hint="fix the TOML syntax") from exc
+    data = _parsed_toml(repo_root, text)
     try:
         rules = data.get("rules", {})
         severities = {code.upper(): str(sev) for code, sev in rules.get("severity", {}).items()}

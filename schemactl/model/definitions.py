@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any
 
 from schemactl.errors import BadInputError
 from schemactl.model.constraints import (
@@ -23,6 +22,10 @@ from schemactl.model.constraints import (
     predicates_to_dict,
     reference_to_value,
 )
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 Scalar = str | int | float | bool | None
 
@@ -85,6 +88,8 @@ def normalise_type(text: str) -> str:
 
 @dataclass(frozen=True)
 class Column:
+    """One column of a dynamic table, normalised."""
+
     name: str
     type: str
     nullable: bool = True
@@ -150,6 +155,8 @@ class Column:
 
 @dataclass(frozen=True)
 class Index:
+    """One index of a dynamic table, normalised."""
+
     columns: tuple[str, ...]
     unique: bool = False
     using: str | None = None

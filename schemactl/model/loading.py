@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from schemactl.model.definitions import DefinitionError, TableDef, is_definition_file
 from schemactl.model.parsing import parse_definition
 from schemactl.model.tableset import DictTables, TableSet
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)

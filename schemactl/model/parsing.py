@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any
 
 from schemactl.errors import BadInputError
 from schemactl.model.definitions import (
@@ -25,6 +24,10 @@ from schemactl.model.definitions import (
     TableDef,
     normalise_type,
 )
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 TABLE_KEYS = {"table", "comment", "columns", "indexes", "deprecated"}
 COLUMN_KEYS = {"name", "type", "nullable", "default", "primary_key", "unique", "references",

@@ -12,7 +12,6 @@ import hashlib
 import types
 import typing
 from functools import cache
-from typing import Any
 
 from schemactl.model.constraints import (
     ColumnCheck,
@@ -22,6 +21,10 @@ from schemactl.model.constraints import (
     TableReference,
 )
 from schemactl.model.definitions import Column, Index, TableDef
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 MODEL_CLASSES: tuple[type, ...] = (TableDef, Column, Index, ColumnCheck, Generated,
                                    IndexPredicate, TableCheck, TableReference)

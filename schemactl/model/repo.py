@@ -7,10 +7,10 @@ from functools import cached_property
 from pathlib import Path
 
 from schemactl.errors import BadInputError
-from schemactl.model.config import CONFIG_FILE, Config, load_config
+from schemactl.model.config import CACHE_DIR, CONFIG_FILE, Config, load_config
 
 # The parse cache's file (schemactl.model.cache), relative to the repository root.
-CACHE_PATH = Path(".schemactl") / "cache" / "definitions.sqlite3"
+CACHE_PATH = CACHE_DIR / "definitions.sqlite3"
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
 
 from schemactl.model.cache import CacheUnusable, DefinitionCache
 from schemactl.model.definitions import TableDef
 from schemactl.model.tableset import TableSet
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_DEPTH = 32  # deltas on deltas before a tree is stored whole again
 KEEP = 8  # recently used trees kept (with the trees their deltas rest on)

@@ -13,12 +13,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from safety_rules.violation import Violation
 from schemactl.model.config import Config
 from schemactl.model.definitions import TableDef
 from schemactl.model.tableset import as_table_set
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 # Above this size nothing is read, whatever the configured limit: input is bounded.
 HARD_MAX_BYTES = 16 * 1024 * 1024

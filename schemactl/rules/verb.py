@@ -18,6 +18,8 @@ from schemactl.results import Result
 
 @dataclass(frozen=True)
 class ValidateResult(Result):
+    """What `validate` answers."""
+
     tables: list[str]
     rules_run: list[str]
     waived: list[dict[str, object]] = field(default_factory=list)

@@ -10,9 +10,11 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
 if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
     from rich.console import Console
 
 
@@ -31,7 +33,7 @@ def err() -> Console:
 
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
-Renderer = Callable[[dict[str, Any]], None]
+Renderer: TypeAlias = "Callable[[dict[str, Any]], None]"
 _RENDERERS: dict[str, Renderer] = {}
 
 
