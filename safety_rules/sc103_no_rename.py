@@ -7,13 +7,15 @@ from collections.abc import Callable, Iterable, Iterator
 from schemactl.model.definitions import TableDef, normalise_type
 from schemactl.model.online import ColumnChange, online_problem, renamed_source
 
-from .base import OpsContext, Rule, RuleContext, TableChange
+from .base import Rule, RuleContext, TableChange
 from .core_tables import sa_type_name
 from .violation import Violation
 
 TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
 if TYPE_CHECKING:
     from typing import Any
+
+    from .ops_context import OpsContext
 
 
 def _signature(tdef: TableDef) -> tuple[str, ...]:

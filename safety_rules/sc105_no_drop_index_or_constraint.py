@@ -8,8 +8,12 @@ from collections.abc import Iterator
 from schemactl.model.definitions import Index, TableDef
 from schemactl.model.online import rename_columns, retarget
 
-from .base import OpsContext, Rule, RuleContext
+from .base import Rule, RuleContext
 from .violation import Violation
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from .ops_context import OpsContext
 
 
 class NoDropIndexOrConstraint(Rule):

@@ -7,13 +7,15 @@ from dataclasses import replace
 
 from schemactl.model.online import ColumnChange, online_problem
 
-from .base import OpsContext, Rule, RuleContext
+from .base import Rule, RuleContext
 from .typing_rules import default_problem
 from .violation import Violation
 
 TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
 if TYPE_CHECKING:
     from typing import Any
+
+    from .ops_context import OpsContext
 
 
 class NoSetNotNull(Rule):

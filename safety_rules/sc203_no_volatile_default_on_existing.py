@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from .base import OpsContext, Rule, RuleContext
+from .base import Rule, RuleContext
 from .typing_rules import VOLATILE_DEFAULTS, default_function
 from .typing_rules_ops import server_default_text
 from .violation import Violation
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from .ops_context import OpsContext
 
 # Compiled by `re` on first use: only a migration adding a column to an existing table
 # needs it, never a cold validate.

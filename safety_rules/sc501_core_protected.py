@@ -8,9 +8,13 @@ from schemactl.model.constraints import TableReference
 from schemactl.model.definitions import TableDef
 from schemactl.model.naming import DYNAMIC_SCHEMA
 
-from .base import OpsContext, Rule, RuleContext
+from .base import Rule, RuleContext
 from .core_tables import PROTECTED_PREFIXES, PROTECTED_TABLES, SYSTEM_SCHEMAS
 from .violation import Violation
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from .ops_context import OpsContext
 
 
 class CoreProtected(Rule):

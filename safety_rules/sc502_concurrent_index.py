@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .base import OpsContext, Rule, RuleContext
+from .base import Rule, RuleContext
 from .violation import Violation
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from .ops_context import OpsContext
 
 
 class ConcurrentIndex(Rule):

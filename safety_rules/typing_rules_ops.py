@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .base import OpItem, OpsContext
 from .core_tables import sa_type_name
 
 TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
 if TYPE_CHECKING:
     from typing import Any
+
+    from .ops_context import OpItem, OpsContext
 
 
 def altered_types(ctx: OpsContext) -> Iterator[tuple[OpItem, str, str]]:

@@ -88,7 +88,7 @@ def check_operations(upgrade_ops: Any, current: Mapping[str, TableDef],
         allow_waivers: False for agents.
         core: as for :func:`check_definitions`.
     """
-    from safety_rules.base import OpsContext
+    from safety_rules.ops_context import OpsContext
 
     kwargs: dict[str, Any] = {"core": core} if core is not None else {}
     ctx = OpsContext(upgrade_ops=upgrade_ops, current=current, proposed=proposed,
