@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import _thread
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 from schemactl.errors import BadInputError
 
 TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
 if TYPE_CHECKING:
     from typing import Any
+
+    from schemactl.model.targets import TargetSpec
 
 CONFIG_FILE = "schemactl.toml"
 # Local, git-ignored caches (`.schemactl/` is in the repository's .gitignore): the parse
@@ -90,85 +90,6 @@ class Waiver:
     reason: str
     table: str | None = None
     column: str | None = None
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """A named database of the fleet (DESIGN.md, Fleet): how to reach it, never a password.
-
-    Exactly one of ``url`` (no password in it: libpq's PGPASSWORD, .pgpass or service file
-    supply it), ``url_env`` (the environment variable holding the whole URL) or
-    ``database`` (a database on the repository's embedded server).
-    """
-
-    name: str
-    url: str | None = None
-    url_env: str | None = None
-    database: str | None = None
-    group: str | None = None
-
-    @property
-    def source(self) -> str:
-        """Where the URL comes from, safe to show."""
-        if self.url is not None:
-            return self.url
-        if self.url_env is not None:
-            return f"${self.url_env}"
-        return f"embedded/{self.database}"
-
-
-# Pattern text, compiled by `re` on first use: most repositories name no targets.
-_TARGET_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-def _has_password(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        in_netloc = parts.password is not None
-    except ValueError:
-        return False
-    return in_netloc or any(k.lower() == "password" for k, _ in parse_qsl(parts.query))
-
-
-def _targets(raw: Any) -> tuple[TargetSpec, ...]:
-    if not isinstance(raw, dict):
-        raise BadInputError(f"{CONFIG_FILE}: [targets] must be a table of [targets.NAME]")
-    out = []
-    for name, item in raw.items():
-        where = f"{CONFIG_FILE}: targets.{name}"
-        if not re.match(_TARGET_NAME, str(name)):
-            raise BadInputError(f"{where}: a target name is letters, digits, '_', '.' or '-'")
-        if not isinstance(item, dict):
-            raise BadInputError(f"{where} must be a table (url, url_env or database; group)")
-        unknown = sorted(set(item) - {"url", "url_env", "database", "group"})
-        if unknown:
-            raise BadInputError(f"{where}: unknown key(s) {', '.join(unknown)}",
-                                hint="a target has url, url_env or database, and group")
-        given = [k for k in ("url", "url_env", "database") if k in item]
-        if len(given) != 1:
-            raise BadInputError(f"{where} needs exactly one of url, url_env or database",
-                                hint='url = "postgresql://app@db1:5432/app" or '
-                                     'url_env = "PROD_DATABASE_URL"')
-        values = {k: item[k] for k in ("url", "url_env", "database", "group") if k in item}
-        for k, v in values.items():
-            if not isinstance(v, str) or not v:
-                raise BadInputError(f"{where}.{k} must be a non-empty string")
-        url = values.get("url")
-        if url is not None and _has_password(url):
-            # Never echo the URL: it holds the secret.
-            raise BadInputError(
-                f"{where}.url holds a password; {CONFIG_FILE} is committed to git",
-                hint="remove it from the URL and let libpq find it (PGPASSWORD, ~/.pgpass, "
-                     "a service file), or name an environment variable: url_env = \"VAR\"",
-                code="password_in_config")
-        env = values.get("url_env")
-        if env is not None and not re.match(_ENV_NAME, env):
-            raise BadInputError(f"{where}.url_env must name an environment variable",
-                                hint='url_env = "STAGING_DATABASE_URL"')
-        out.append(TargetSpec(name=str(name), url=url, url_env=env,
-                              database=values.get("database"), group=values.get("group")))
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -291,6 +212,14 @@ def package_version() -> str:
     return str(getattr(sys.modules.get("schemactl"), "__version__", "unknown"))
 
 
+def _targets(raw: Any) -> tuple[TargetSpec, ...]:
+    if raw is None:
+        return ()  # most repositories name no targets: their module is not imported
+    from schemactl.model.targets import targets_from_toml
+
+    return targets_from_toml(raw, CONFIG_FILE)
+
+
 def load_config(repo_root: Path) -> Config:
     """Read `schemactl.toml` at the repository root; a missing file means all defaults.
 
@@ -373,7 +302,7 @@ def load_config(repo_root: Path) -> Config:
             online_batch_rows=_online(data.get("online", {}))[0],
             online_batch_ms=_online(data.get("online", {}))[1],
             online_pause_ms=_online(data.get("online", {}))[2],
-            targets=_targets(data.get("targets", {})),
+            targets=_targets(data.get("targets")),
         )
     except (TypeError, ValueError, KeyError) as exc:
         raise BadInputError(f"{CONFIG_FILE}: invalid value ({exc})") from exc

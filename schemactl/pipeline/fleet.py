@@ -32,8 +32,8 @@ from schemactl.errors import (
     EnvironmentError_,
     SchemactlError,
 )
-from schemactl.model.config import TargetSpec
 from schemactl.model.repo import SchemaRepo
+from schemactl.model.targets import TargetSpec
 from schemactl.pipeline import journal
 from schemactl.pipeline.committing import commit_with_retry
 from schemactl.pipeline.operation import NO_GUARD, Guard
