@@ -108,3 +108,24 @@ def test_an_unwritable_cache_folder_still_loads(tmp_path: Path) -> None:
     root = _repo(tmp_path)
     (root / ".schemactl").write_text("a file where the folder would be")
     assert load_config(root).limits.max_columns == 30
+
+
+def test_a_full_disk_leaves_no_partial_copy(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    root = _repo(tmp_path)
+    real = Path.write_text
+
+    def full(self: Path, data: str, *args: object, **kwargs: object) -> int:
+        if self.name.endswith(".part"):
+            real(self, data[:10])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", full)
+    assert load_config(root).limits.max_columns == 30
+    assert sorted(p.name for p in (root / CACHE_DIR).iterdir()) == []
+    monkeypatch.undo()
+    assert load_config(root).limits.max_columns == 30
+    assert _memo(root).exists()

@@ -162,8 +162,8 @@ def _parsed_toml(repo_root: Path, text: str) -> dict[str, Any]:
     Raises:
         BadInputError: the text is not valid TOML.
     """
+    import binascii
     import json
-    import zlib
 
     if os.environ.get("SCHEMACTL_PARSE_CACHE", "").strip().lower() == "off":
         return _toml(text)
@@ -173,7 +173,7 @@ def _parsed_toml(repo_root: Path, text: str) -> dict[str, Any]:
         saved = json.loads(memo.read_bytes())
         body = saved["data"]
         if saved["tag"] == tag and saved["text"] == text and \
-                saved["crc"] == zlib.crc32(f"{text}\0{body}".encode("utf-8", "surrogatepass")):
+                saved["crc"] == binascii.crc32(f"{text}\0{body}".encode("utf-8", "surrogatepass")):
             data = json.loads(body)
             if isinstance(data, dict):
                 return data
@@ -184,14 +184,21 @@ def _parsed_toml(repo_root: Path, text: str) -> dict[str, Any]:
         body = json.dumps(data, sort_keys=True)
         if json.loads(body) != data:
             return data
-        crc = zlib.crc32(f"{text}\0{body}".encode("utf-8", "surrogatepass"))
+        crc = binascii.crc32(f"{text}\0{body}".encode("utf-8", "surrogatepass"))
+    except (TypeError, ValueError):
+        return data  # a TOML date: parsed each time
+    part = memo.with_name(f"{memo.name}.{os.getpid()}.{_thread.get_ident()}.part")
+    try:
         memo.parent.mkdir(parents=True, exist_ok=True)
-        part = memo.with_name(f"{memo.name}.{os.getpid()}.{_thread.get_ident()}.part")
         part.write_text(json.dumps({"tag": tag, "text": text, "data": body, "crc": crc}),
                         encoding="utf-8")
         os.replace(part, memo)
-    except (OSError, TypeError, ValueError):
-        pass  # an unwritable repository (or a TOML date) is parsed each time
+    except OSError:
+        # An unwritable repository (or a full disk) parses each time, and leaves no part.
+        try:
+            part.unlink(missing_ok=True)
+        except OSError:
+            pass
     return data
 
 
