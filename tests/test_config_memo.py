@@ -129,3 +129,14 @@ def test_a_full_disk_leaves_no_partial_copy(tmp_path: Path,
     monkeypatch.undo()
     assert load_config(root).limits.max_columns == 30
     assert _memo(root).exists()
+
+
+def test_the_copy_keeps_the_order_of_the_file(tmp_path: Path) -> None:
+    """Targets are run and reported in the order schemactl.toml lists them."""
+    root = tmp_path
+    (root / CONFIG_FILE).write_text('[targets.zeta]\ndatabase = "z"\n\n'
+                                    '[targets.alpha]\ndatabase = "a"\n\n'
+                                    '[targets.mid]\ndatabase = "m"\n')
+    first = [t.name for t in load_config(root).targets]
+    assert _memo(root).exists()
+    assert first == [t.name for t in load_config(root).targets] == ["zeta", "alpha", "mid"]

@@ -181,7 +181,7 @@ def _parsed_toml(repo_root: Path, text: str) -> dict[str, Any]:
         pass
     data = _toml(text)
     try:
-        body = json.dumps(data, sort_keys=True)
+        body = json.dumps(data)  # in the file's order: targets are listed in it
         if json.loads(body) != data:
             return data
         crc = binascii.crc32(f"{text}\0{body}".encode("utf-8", "surrogatepass"))
