@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from schemactl.model.constraints import TableReference
 from schemactl.model.definitions import Column, TableDef, parse_type
 from schemactl.model.naming import pk_name, uq_name
 from schemactl.model.tableset import key_index_names
@@ -13,6 +12,10 @@ from .base import Rule, RuleContext
 from .core_tables import ALEMBIC_RELATIONS, CORE_INDEXES
 from .typing_rules import STRING_TYPES
 from .violation import Violation
+
+TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
+if TYPE_CHECKING:
+    from schemactl.model.constraints import TableReference
 
 
 def is_whole_key(tdef: TableDef, columns: tuple[str, ...]) -> bool:

@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 
-from schemactl.model.constraints import STORAGE_METHODS, STORAGE_PARAMETERS
 from schemactl.model.definitions import Column, Index, TableDef
 from schemactl.model.literals import NUMERIC_BASES as NUMBER_TYPES
 from schemactl.model.literals import TIME_BASES as TIME_TYPES
@@ -250,6 +249,9 @@ class ValidConstraints(Rule):
             yield self._v(tdef, f"index {iname}: {method} takes no include columns",
                           hint="include columns work with btree and gist")
         for key, value in idx.storage:
+            # Imported here: most definitions have no storage parameters.
+            from schemactl.model.constraints import STORAGE_METHODS, STORAGE_PARAMETERS
+
             lo, hi = STORAGE_PARAMETERS[key]
             if method not in STORAGE_METHODS[key]:
                 yield self._v(tdef, f"index {iname}: {method} takes no storage parameter "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schemactl.model.constraints import TableReference
 from schemactl.model.definitions import TableDef
 from schemactl.model.naming import DYNAMIC_SCHEMA
 
@@ -14,6 +13,8 @@ from .violation import Violation
 
 TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
 if TYPE_CHECKING:
+    from schemactl.model.constraints import TableReference
+
     from .ops_context import OpsContext
 
 

@@ -12,20 +12,20 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from schemactl.errors import BadInputError
-from schemactl.model.constraints import (
-    ColumnCheck,
-    Generated,
-    IndexPredicate,
-    TableCheck,
-    TableReference,
-    index_keys_to_value,
-    predicates_to_dict,
-    reference_to_value,
-)
 
 TYPE_CHECKING = False  # typing is for the type checker: a cold validate never imports it
 if TYPE_CHECKING:
     from typing import Any
+
+    # The structured additions' classes: their module is imported when a definition has
+    # one (a check, a structured key, a partial or expression index), not for every parse.
+    from schemactl.model.constraints import (
+        ColumnCheck,
+        Generated,
+        IndexPredicate,
+        TableCheck,
+        TableReference,
+    )
 
 Scalar = str | int | float | bool | None
 
@@ -136,6 +136,8 @@ class Column:
         if self.unique:
             out["unique"] = True
         if self.references:
+            from schemactl.model.constraints import reference_to_value
+
             out["references"] = reference_to_value(self.references, self.on_delete,
                                                    self.on_update)
         if self.comment:
@@ -198,6 +200,8 @@ class Index:
         return tuple(c if f is None else f"{f}_{c}" for c, f in self.keys)
 
     def to_dict(self) -> dict[str, Any]:
+        from schemactl.model.constraints import index_keys_to_value, predicates_to_dict
+
         out: dict[str, Any] = {"columns": index_keys_to_value(self.columns, self.functions)}
         if self.unique:
             out["unique"] = True

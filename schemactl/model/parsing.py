@@ -270,8 +270,9 @@ def from_dict(obj: Any, source: str = "<definition>", text: str = "", size: int 
     return TableDef(table=table, columns=tuple(columns), indexes=tuple(indexes),
                     comment=comment, deprecated=bool(obj.get("deprecated", False)),
                     renamed_from=table_renamed_from, source=source, size=size, text=text,
-                    checks=_table_checks(obj, source),
-                    references=_table_references(obj, source))
+                    checks=_table_checks(obj, source) if obj.get("checks") is not None else (),
+                    references=_table_references(obj, source)
+                    if obj.get("references") is not None else ())
 
 
 # -- structured additions (schemactl.model.constraints) ------------------------------
@@ -290,11 +291,35 @@ def _structure(name: str) -> Any:
     return read
 
 
-_column_structures = _structure("column_structures")
-_index_structures = _structure("index_structures")
-_index_keys = _structure("index_keys")
+_structured_column = _structure("column_structures")
+_structured_index = _structure("index_structures")
+_structured_keys = _structure("index_keys")
 _table_checks = _structure("table_checks")
 _table_references = _structure("table_references")
+
+# Most columns and indexes have none of the structured additions: they are read here
+# without importing schemactl.model.constraints (a cold validate's import, 4 ms).
+
+
+def _column_structures(rc: Mapping[str, Any], where: str) -> dict[str, Any]:
+    ref = rc.get("references")
+    if rc.get("check") is None and rc.get("generated") is None and \
+            (ref is None or isinstance(ref, str)):
+        return {"references": ref}
+    return dict(_structured_column(rc, where))
+
+
+def _index_structures(ri: Mapping[str, Any], where: str) -> dict[str, Any]:
+    if all(ri.get(key) is None for key in ("where", "include", "with")):
+        return {}
+    return dict(_structured_index(ri, where))
+
+
+def _index_keys(raw: Any, where: str) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
+    if isinstance(raw, list) and all(isinstance(entry, str) for entry in raw):
+        return tuple(raw), ()
+    keys: tuple[tuple[str, ...], tuple[str | None, ...]] = _structured_keys(raw, where)
+    return keys
 
 
 def _online_markers(rc: Mapping[str, Any], where: str, source: str) -> tuple[str | None, Any]:

@@ -32,7 +32,10 @@ MODEL_CLASSES: tuple[type, ...] = (TableDef, Column, Index, ColumnCheck, Generat
 
 @cache
 def _hints(cls: Any) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    # The model modules import these names for the type checker only (a cold validate
+    # imports neither typing nor the constraint classes): supply them here.
+    names = {c.__name__: c for c in MODEL_CLASSES} | {"Any": typing.Any}
+    return typing.get_type_hints(cls, localns=names)
 
 
 def _nested(annotation: Any) -> tuple[bool, type | None]:
