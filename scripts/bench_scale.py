@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_scale.py [--small 10] [--large 10000] [--runs 7]
     .venv/bin/python scripts/bench_scale.py --only cold [--runs 15]   # the cold line only
+    .venv/bin/python scripts/bench_scale.py --only cold --also OTHER/.venv/bin/python
 
 Builds two repositories in a temporary folder (`schemactl init`, N committed definitions,
 one bulk migration, the sum file), then measures as new processes, after one warm-up run
@@ -13,7 +14,8 @@ each, alternating small and large:
 - cold `schemactl validate one.yaml --json` (small repository; `python -m schemactl`, the
   console script's program) against `python -c pass`, bytecode compiled first, saying
   whether schemactl is an editable install (its path finder runs in both processes) or a
-  wheel;
+  wheel; `--also PYTHON` measures other interpreters (another checkout's or a wheel's
+  virtual environment) in the same interleaved loop;
 - the offline parts of `apply` of a one-table change, each in a new process (a database
   of 10,000 tables is not built here): the agent policy (`unsafe_findings`: the rules
   over the change from the database's revision to HEAD) and the definitions drift
@@ -213,39 +215,60 @@ def _server_rss() -> float:
     return float("nan")
 
 
-def install_kind() -> str:
-    """How the interpreter finds schemactl: an editable install's finder (loaded at every
+def install_kind(python: str = sys.executable) -> str:
+    """How an interpreter finds schemactl: an editable install's finder (loaded at every
     start, `python -c pass` included) or the installed files of a wheel."""
-    if any(m.startswith("__editable___schemactl") for m in sys.modules):
-        return "editable install"
-    return "wheel install"
+    probe = subprocess.run([python, "-c", "import sys; print(any(m.startswith("
+                            "'__editable___schemactl') for m in sys.modules))"],
+                           capture_output=True, text=True, check=True).stdout
+    return "editable install" if probe.strip() == "True" else "wheel install"
 
 
-def cold_validate(repo: Path, base: Path, runs: int) -> float:
-    """Cold `validate one.yaml --json` against `python -c pass`, interleaved; the ratio."""
+def _timed(python: str, args: list[str], cwd: Path | None = None) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run([python, *args], cwd=cwd, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{python} {' '.join(args)}: exit {proc.returncode}\n"
+                         f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return took
+
+
+def cold_validate(repo: Path, base: Path, runs: int, also: list[str] | None = None) -> float:
+    """Cold `validate one.yaml --json` against `python -c pass`, interleaved; the ratio of
+    this interpreter (``also``: other interpreters, e.g. another checkout's virtual
+    environment, measured in the same loop and printed beside it)."""
     import compileall
 
-    # The packages the measured processes import (a wheel's, or this checkout's), compiled
-    # first: the figure is a cold process with bytecode, as an installed program runs.
-    where = subprocess.run([sys.executable, "-c", "import schemactl, safety_rules; "
-                            "print(schemactl.__file__); print(safety_rules.__file__)"],
-                           cwd=repo, capture_output=True, text=True, check=True).stdout
-    for init in where.split():
-        compileall.compile_dir(str(Path(init).parent), quiet=1)
+    pythons = [sys.executable, *(also or [])]
+    for python in pythons:
+        # The packages the measured processes import (a wheel's, or a checkout's), compiled
+        # first: the figure is a cold process with bytecode, as an installed program runs.
+        where = subprocess.run([python, "-c", "import schemactl, safety_rules; "
+                                "print(schemactl.__file__); print(safety_rules.__file__)"],
+                               cwd=repo, capture_output=True, text=True, check=True).stdout
+        for init in where.split():
+            compileall.compile_dir(str(Path(init).parent), quiet=1)
     tiny = base / "tiny.yaml"
     tiny.write_text(definition("tiny"))
-    bare, cold = [], []
-    run(repo, "validate", str(tiny), "--json", module="schemactl")
+    command = ["-m", "schemactl", "validate", str(tiny), "--json"]
+    times: dict[str, tuple[list[float], list[float]]] = {p: ([], []) for p in pythons}
+    for python in pythons:
+        _timed(python, command, repo)
     for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        bare.append(time.perf_counter() - start)
-        cold.append(run(repo, "validate", str(tiny), "--json", module="schemactl"))
-    mb, mc = statistics.median(bare), statistics.median(cold)
-    print(f"\ncold `validate one.yaml --json` ({repo.name} repository, {install_kind()}, "
-          f"median of {runs}): {mc * 1000:.1f} ms; `python -c pass`: {mb * 1000:.1f} ms; "
-          f"ratio {mc / mb:.2f} (target <= 3.5)", flush=True)
-    return mc / mb
+        for python in pythons:
+            times[python][0].append(_timed(python, ["-c", "pass"]))
+            times[python][1].append(_timed(python, command, repo))
+    ratios = {}
+    for python in pythons:
+        mb, mc = statistics.median(times[python][0]), statistics.median(times[python][1])
+        ratios[python] = mc / mb
+        who = "" if python == sys.executable else f" [{python}]"
+        print(f"\ncold `validate one.yaml --json` ({repo.name} repository, "
+              f"{install_kind(python)}, median of {runs}){who}: {mc * 1000:.1f} ms; "
+              f"`python -c pass`: {mb * 1000:.1f} ms; ratio {mc / mb:.2f} (target <= 3.5)",
+              flush=True)
+    return ratios[sys.executable]
 
 
 def main() -> int:
@@ -253,6 +276,9 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=10)
     parser.add_argument("--large", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--also", action="append", metavar="PYTHON",
+                        help="With --only cold: also measure this interpreter (another "
+                             "checkout's or a wheel's virtual environment) in the same loop.")
     parser.add_argument("--only", choices=["cold"],
                         help="Measure only this part: `cold` builds the small repository "
                              "and times the cold validate against `python -c pass`.")
@@ -263,7 +289,7 @@ def main() -> int:
         try:
             build(base / "small", opts.small)
             print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {load()}")
-            failed = cold_validate(base / "small", base, max(10, opts.runs)) > 3.5
+            failed = cold_validate(base / "small", base, max(10, opts.runs), opts.also) > 3.5
             print(load())
         finally:
             shutil.rmtree(base, ignore_errors=True)
