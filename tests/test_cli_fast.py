@@ -145,3 +145,21 @@ def test_lean_path_with_standard_input_closed(files: Path) -> None:
     want = _run("schemactl.cli", ["validate", "good.yaml", "rejected.yaml", "--json"], files)
     assert (proc.returncode, proc.stdout) == want[:2]
     assert proc.returncode == 1 and '"SC301"' in proc.stdout
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_spawned_git_gets_the_default_signals_back() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ; a child started by the batch reader's spawn must
+    not inherit that (git killed by a closed pipe, not writing on into it)."""
+    from schemactl.adapters.gitobjects import _spawn
+
+    spawned = _spawn(["sh", "-c", "grep SigIgn /proc/self/status"])
+    assert spawned is not None
+    pid, stdin, stdout = spawned
+    stdin.close()
+    line = stdout.read().decode()
+    stdout.close()
+    os.waitpid(pid, 0)
+    ignored = int(line.split()[1], 16)
+    for signum in (13, 25):  # SIGPIPE, SIGXFSZ on Linux
+        assert not ignored & (1 << (signum - 1)), line

@@ -118,9 +118,10 @@ def _spawn(argv: list[str]) -> tuple[int, Any, Any] | None:
     actions = [(os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1),
                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
     try:
-        # Python ignores SIGPIPE; the child gets the default back, as subprocess gives it.
+        # Python ignores SIGPIPE and SIGXFSZ; the child gets the defaults back, as
+        # subprocess gives them.
         pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions,
-                              setsigdef=(signal.SIGPIPE,))
+                              setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
     except BaseException:
         for fd in fds:
             os.close(fd)
