@@ -86,10 +86,9 @@ def build(repo: Path, n: int) -> None:
     git(repo, "-c", "user.name=bench", "-c", "user.email=b@b", "commit", "-q", "-m", "tables")
 
 
-def run(repo: Path, *args: str, ok: tuple[int, ...] = (0,), module: str = "schemactl.cli"
-        ) -> float:
+def run(repo: Path, *args: str, ok: tuple[int, ...] = (0,)) -> float:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=repo,
+    proc = subprocess.run([sys.executable, "-m", "schemactl.cli", *args], cwd=repo,
                           capture_output=True, text=True)
     took = time.perf_counter() - start
     if proc.returncode not in ok:

@@ -149,6 +149,13 @@ def _online(raw: dict[str, Any]) -> tuple[int, int, int]:
     return batch, budget, pause
 
 
+def cache_mode() -> str:
+    """``SCHEMACTL_PARSE_CACHE``: "off" uses no cache (nor schemactl.toml's parsed copy),
+    "on" always the parse cache, "auto" (anything else) once a repository is large."""
+    mode = os.environ.get("SCHEMACTL_PARSE_CACHE", "auto").strip().lower()
+    return mode if mode in ("on", "off") else "auto"
+
+
 def _parsed_toml(repo_root: Path, text: str) -> dict[str, Any]:
     """``text`` parsed as TOML, through a JSON copy kept beside the parse cache.
 
@@ -165,7 +172,7 @@ def _parsed_toml(repo_root: Path, text: str) -> dict[str, Any]:
     import binascii
     import json
 
-    if os.environ.get("SCHEMACTL_PARSE_CACHE", "").strip().lower() == "off":
+    if cache_mode() == "off":
         return _toml(text)
     memo = repo_root / CACHE_DIR / CONFIG_MEMO
     tag = f"{package_version()}/{_MEMO_LAYOUT}"

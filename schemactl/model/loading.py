@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemactl.model.config import cache_mode
 from schemactl.model.definitions import DefinitionError, TableDef, is_definition_file
 from schemactl.model.parsing import parse_definition
 from schemactl.model.tableset import DictTables, TableSet
@@ -183,16 +184,9 @@ def keep_warm(enabled: bool = True) -> None:
         _warm_sets.clear()
 
 
-def _cache_mode() -> str:
-    import os
-
-    mode = os.environ.get("SCHEMACTL_PARSE_CACHE", "auto").strip().lower()
-    return mode if mode in ("on", "off") else "auto"
-
-
 def open_cache(root: Path, *, create: bool) -> Any:
     """The repository's DefinitionCache, or None (disabled, absent and not wanted, broken)."""
-    mode = _cache_mode()
+    mode = cache_mode()
     if mode == "off":
         return None
     key = root.resolve()
@@ -331,7 +325,7 @@ def tables_at_rev(root: Path, rev: str = "HEAD") -> TableSet:
                 return DictTables({})
             tree = found_tree
             entries = [(f"{FOLDER}/{n}", b) for n, b in names if is_definition_file(n)]
-            if len(entries) < MIN_CACHED or _cache_mode() == "off":
+            if len(entries) < MIN_CACHED or cache_mode() == "off":
                 objs = reader.get([b for _, b in entries])
                 data = {b: o[2] for (_, b), o in zip(entries, objs, strict=True) if o}
                 return _parse_blobs(root, entries, where, data)
